@@ -1,0 +1,594 @@
+"""Replay a read trace (docs: trace-format.md) through real TensorFlow or the Python model.
+
+Engines:
+
+- ``tf`` (:class:`TfReplayer`): real TensorFlow in a :class:`emulator.tf_worker.TfWorker`
+  subprocess, talking TLS to the front of a :class:`emulator.session.GcsEmulator`; reads are
+  positional ``RandomAccessFile::Read`` calls through the project's native ops (see
+  :mod:`emulator.tf_engine`). Requests are what the front's ledger recorded.
+- ``model`` (:func:`run_model`): :class:`emulator.gcs_model.GcsFilesystemModel` on a virtual
+  clock over a :class:`emulator.transport.MemoryTransport` holding the trace's deterministic
+  content; requests are what the model's transport says it would send.
+
+:func:`compare` gives the first difference between two results.
+
+How one TF process replays many traces without them seeing each other:
+
+- every trace gets its own bucket names (``<run>-<n>-<bucket>``), so TF's stat cache (keyed by
+  path) and block cache keys (keyed by path) cannot collide; requests are mapped back to the
+  trace's names before they are compared;
+- before each trace the block cache is replaced by a brand-new one with the trace's parameters
+  (:func:`emulator.tf_engine.fresh_cache` forces a reset even when the parameters are unchanged,
+  which also drops the file-signature map), and every handle is closed after it.
+
+What cannot be changed after ``import tensorflow`` decides which process a trace runs in
+(:func:`env_group`): the stat cache max age (``GCS_STAT_CACHE_MAX_AGE``) and, for traces that
+open a file while the cache is off, the buffered reader's buffer size, which is the block size
+the filesystem was constructed with (``GCS_READAHEAD_BUFFER_SIZE_BYTES``; the configure op does
+not change it). :meth:`TfReplayer.run_many` runs traces grouped by that key, one process per group.
+
+Semantics fixed here for both engines: the filesystem's construction-time block size (the
+buffered reader's buffer) is the trace's initial ``config.block_size``, or TF's default 64 MiB
+when ``config`` is null; ``configure`` ops never change it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DEFAULT_BLOCK_SIZE",
+    "Difference",
+    "EnvGroup",
+    "ReplayError",
+    "TfReplayer",
+    "compare",
+    "env_group",
+    "load_trace",
+    "object_content",
+    "run_model",
+    "run_tf",
+]
+
+MiB = 1024 * 1024
+#: TF 2.21's default block size (also the buffered reader's default buffer).
+DEFAULT_BLOCK_SIZE = 64 * MiB
+#: TF 2.21's default stat cache max age in seconds.
+DEFAULT_STAT_CACHE_MAX_AGE = 5
+
+_TF_OPS = frozenset({"open", "read", "close", "stat", "configure"})
+_BACKEND_OPS = frozenset({"overwrite", "delete", "sleep"})
+
+
+class ReplayError(RuntimeError):
+    """A trace could not be replayed (bad trace, or an engine failed outside the trace's ops)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Trace access
+
+
+def load_trace(source: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
+    """Load and validate a trace; returns it as a plain dict (``ReplayError`` if invalid).
+
+    Validation is :mod:`emulator.trace`'s; this only normalises the result to the JSON dict form
+    both engines walk.
+    """
+    from emulator import trace as trace_mod
+
+    try:
+        if isinstance(source, Mapping):
+            loaded = trace_mod.validate_trace(dict(source))
+        else:
+            loaded = trace_mod.load_trace(source)
+    except (OSError, ValueError) as exc:
+        raise ReplayError(str(exc)) from exc
+    return _trace_dict(loaded)
+
+
+def _trace_dict(loaded: Any) -> dict[str, Any]:
+    if isinstance(loaded, Mapping):
+        return dict(loaded)
+    for name in ("to_dict", "as_dict"):
+        if hasattr(loaded, name):
+            return dict(getattr(loaded, name)())
+    raise ReplayError(f"cannot use a trace of type {type(loaded).__name__}")
+
+
+def object_content(name: str, version: int, size: int) -> bytes:
+    """Deterministic content of version ``version`` of object ``name`` (trace-format.md)."""
+    from emulator import trace as trace_mod
+
+    return trace_mod.object_content(name, version, size)
+
+
+def _config_tuple(config: Mapping[str, Any] | None) -> tuple[int, int, int]:
+    if config is None:
+        return (DEFAULT_BLOCK_SIZE, 0, 0)
+    return (int(config["block_size"]), int(config["max_bytes"]), int(config["max_staleness"]))
+
+
+def _bucket_of(name: str) -> str:
+    return name.split("/", 1)[0]
+
+
+def _trace_buckets(trace: Mapping[str, Any]) -> list[str]:
+    names = list(trace.get("objects") or {})
+    names += [op["object"] for op in trace["ops"] if "object" in op]
+    return sorted({_bucket_of(n) for n in names})
+
+
+# --------------------------------------------------------------------------------------------
+# Grouping traces by what must be fixed before `import tensorflow`
+
+
+@dataclass(frozen=True, order=True)
+class EnvGroup:
+    """Import-time settings a trace needs. ``buffer_size`` None = any (cache never off at open)."""
+
+    stat_cache_max_age: int
+    buffer_size: int | None
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that give a TF process these settings."""
+        env = {"GCS_STAT_CACHE_MAX_AGE": str(self.stat_cache_max_age)}
+        if self.buffer_size is not None and self.buffer_size != DEFAULT_BLOCK_SIZE:
+            env["GCS_READAHEAD_BUFFER_SIZE_BYTES"] = str(self.buffer_size)
+        return env
+
+
+def env_group(trace: Mapping[str, Any]) -> EnvGroup:
+    """The import-time settings ``trace`` needs (see the module docstring)."""
+    stat_age = trace.get("stat_cache_max_age")
+    stat_age = DEFAULT_STAT_CACHE_MAX_AGE if stat_age is None else int(stat_age)
+    initial = _config_tuple(trace.get("config"))
+    cache_on = initial[0] > 0 and initial[1] > 0
+    needs_buffer = False
+    for op in trace["ops"]:
+        if op["op"] == "configure":
+            block, max_bytes, _ = _config_tuple(op.get("config"))
+            cache_on = block > 0 and max_bytes > 0
+        elif op["op"] == "open" and not cache_on:
+            needs_buffer = True
+    return EnvGroup(stat_age, initial[0] if needs_buffer else None)
+
+
+def _merge_groups(groups: Iterable[EnvGroup]) -> dict[EnvGroup, EnvGroup]:
+    """Map each group to the process group it runs in (``buffer_size=None`` joins any)."""
+    groups = set(groups)
+    concrete = sorted(g for g in groups if g.buffer_size is not None)
+    mapping: dict[EnvGroup, EnvGroup] = {g: g for g in concrete}
+    for g in sorted(g for g in groups if g.buffer_size is None):
+        same_age = [c for c in concrete if c.stat_cache_max_age == g.stat_cache_max_age]
+        mapping[g] = same_age[0] if same_age else g
+    return mapping
+
+
+# --------------------------------------------------------------------------------------------
+# Results and comparison
+
+
+def _read_record(op: Mapping[str, Any], returned: int, sha: str, error: str | None) -> dict:
+    return {
+        "handle": op["handle"],
+        "offset": int(op["offset"]),
+        "n": int(op["n"]),
+        "returned": int(returned),
+        "sha256": sha,
+        "error": error,
+    }
+
+
+@dataclass(frozen=True)
+class Difference:
+    """The first place two results differ. ``left``/``right`` are None when a list ran out."""
+
+    section: str  # "requests" | "reads"
+    index: int
+    left_engine: str
+    right_engine: str
+    left: Any
+    right: Any
+    left_op: Any = None  # index into the trace's ops that produced the item, when known
+    right_op: Any = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "section": self.section,
+            "index": self.index,
+            self.left_engine if self.left_engine != self.right_engine else "left": self.left,
+            self.right_engine if self.left_engine != self.right_engine else "right": self.right,
+            "left_op": self.left_op,
+            "right_op": self.right_op,
+        }
+
+    def describe(self, trace: Mapping[str, Any] | None = None) -> str:
+        """Several human-readable lines naming the differing item and the op behind it."""
+
+        def op_text(idx: Any) -> str:
+            if idx is None or trace is None or not (0 <= idx < len(trace["ops"])):
+                return ""
+            return f" (during op #{idx}: {json.dumps(trace['ops'][idx])})"
+
+        what = "request" if self.section == "requests" else "read"
+        return "\n".join(
+            [
+                f"first difference: {what} #{self.index}",
+                f"  {self.left_engine:>6}: {json.dumps(self.left)}{op_text(self.left_op)}",
+                f"  {self.right_engine:>6}: {json.dumps(self.right)}{op_text(self.right_op)}",
+            ]
+        )
+
+
+def compare(left: Mapping[str, Any], right: Mapping[str, Any]) -> Difference | None:
+    """First difference between two results (requests first, then reads); None if equal.
+
+    Only ``requests`` and ``reads`` take part; ``request_ops`` (which op sent each request) is
+    carried into the difference for context.
+    """
+    for section in ("requests", "reads"):
+        a, b = list(left[section]), list(right[section])
+        for i in range(max(len(a), len(b))):
+            x = a[i] if i < len(a) else None
+            y = b[i] if i < len(b) else None
+            if x != y:
+                return Difference(
+                    section,
+                    i,
+                    str(left.get("engine", "left")),
+                    str(right.get("engine", "right")),
+                    x,
+                    y,
+                    _op_index(left, section, i),
+                    _op_index(right, section, i),
+                )
+    return None
+
+
+def _op_index(result: Mapping[str, Any], section: str, i: int) -> int | None:
+    key = "request_ops" if section == "requests" else "read_ops"
+    ops = result.get(key) or []
+    return ops[i] if i < len(ops) else None
+
+
+# --------------------------------------------------------------------------------------------
+# TF engine
+
+
+class TfReplayer:
+    """Replays traces in real TensorFlow; one TF subprocess per :class:`EnvGroup` at a time.
+
+    Uses ``emulator`` (a :class:`emulator.session.GcsEmulator`) when given, else starts (and on
+    :meth:`close` stops) its own. Thread-unsafe: one trace at a time.
+    """
+
+    def __init__(self, emulator: Any = None, *, backend: str = "embedded") -> None:
+        self._own_emulator = emulator is None
+        if emulator is None:
+            from emulator.session import GcsEmulator
+
+            emulator = GcsEmulator(backend)
+            if hasattr(emulator, "__enter__"):
+                emulator = emulator.__enter__() or emulator
+        self.emulator = emulator
+        self._run_id = uuid.uuid4().hex[:6]
+        self._counter = itertools.count(1)
+        self._worker: Any = None
+        self._worker_group: EnvGroup | None = None
+        self.workers_started = 0
+
+    # -- lifecycle
+    def close(self) -> None:
+        self._stop_worker()
+        if self._own_emulator and self.emulator is not None:
+            emulator, self.emulator = self.emulator, None
+            if hasattr(emulator, "__exit__"):
+                emulator.__exit__(None, None, None)
+            else:
+                emulator.close()
+
+    def __enter__(self) -> TfReplayer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _stop_worker(self) -> None:
+        worker, self._worker, self._worker_group = self._worker, None, None
+        if worker is not None:
+            worker.__exit__(None, None, None) if hasattr(worker, "__exit__") else worker.close()
+
+    def _worker_for(self, group: EnvGroup) -> Any:
+        if self._worker is not None and self._worker_group == group:
+            return self._worker
+        self._stop_worker()
+        from emulator.tf_worker import TfWorker
+
+        env = dict(self.emulator.tf_env())
+        env.update(group.env())
+        # A retriable error must not make TF sleep 1 s, 2 s, 4 s, ... between attempts.
+        env["GCS_RETRY_CONFIG_INIT_DELAY_TIME_US"] = "0"
+        worker = TfWorker(env)
+        if hasattr(worker, "__enter__"):
+            worker = worker.__enter__() or worker
+        self._worker, self._worker_group = worker, group
+        self.workers_started += 1
+        self._call("params()")  # load the native ops now, so failures name the build
+        return worker
+
+    def _call(self, expr: str, **variables: Any) -> Any:
+        code = "from emulator import tf_engine as _E\nresult = _E." + expr
+        return self._worker.run(code, **variables)
+
+    # -- running
+    def run_many(self, traces: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Run traces grouped by :class:`EnvGroup` (fewest TF processes); results in input order."""
+        traces = list(traces)
+        groups = [env_group(t) for t in traces]
+        process_group = _merge_groups(groups)
+        order = sorted(range(len(traces)), key=lambda i: process_group[groups[i]])
+        results: list[dict[str, Any] | None] = [None] * len(traces)
+        for i in order:
+            results[i] = self.run(traces[i], group=process_group[groups[i]])
+        return results  # type: ignore[return-value]
+
+    def run(self, trace: Mapping[str, Any], *, group: EnvGroup | None = None) -> dict[str, Any]:
+        """Run one (validated) trace; returns the result dict (trace-format.md)."""
+        group = group or env_group(trace)
+        needed = env_group(trace)
+        if needed.stat_cache_max_age != group.stat_cache_max_age or (
+            needed.buffer_size is not None and needed.buffer_size != group.buffer_size
+        ):
+            raise ReplayError(f"trace needs {needed}, cannot run in {group}")
+        self._worker_for(group)
+        run = _TfTraceRun(self, trace, f"r{self._run_id}-{next(self._counter)}")
+        try:
+            return run.execute()
+        finally:
+            run.cleanup()
+
+
+class _TfTraceRun:
+    """One trace in the TF engine: real names, object versions, ledger bookkeeping."""
+
+    def __init__(self, replayer: TfReplayer, trace: Mapping[str, Any], prefix: str) -> None:
+        self.r = replayer
+        self.trace = trace
+        self.backend = replayer.emulator.backend
+        self.ledger = replayer.emulator.ledger
+        self.buckets = {b: _real_bucket(prefix, b) for b in _trace_buckets(trace)}
+        self.reverse = {real: b for b, real in self.buckets.items()}
+        self.versions: dict[str, int] = {}
+        self.handles: dict[str, str] = {}
+        self.prefix = prefix
+
+    def real_name(self, name: str) -> tuple[str, str]:
+        bucket, _, obj = name.partition("/")
+        return self.buckets[bucket], obj
+
+    def gs_path(self, name: str) -> str:
+        bucket, obj = self.real_name(name)
+        return f"gs://{bucket}/{obj}"
+
+    def put(self, name: str, size: int) -> None:
+        version = self.versions.get(name, 0) + 1
+        self.versions[name] = version
+        bucket, obj = self.real_name(name)
+        self.backend.put_object(bucket, obj, object_content(name, version, int(size)))
+
+    def execute(self) -> dict[str, Any]:
+        for real in self.buckets.values():
+            self.backend.create_bucket(real)
+        for name, size in (self.trace.get("objects") or {}).items():
+            self.put(name, size)
+        self.r._call("fresh_cache(*args)", args=list(_config_tuple(self.trace.get("config"))))
+        _wait_quiet(self.ledger)
+        start = self.ledger.mark()
+        marks: list[tuple[int, int]] = []  # (ledger mark before op, op index)
+        reads: list[dict[str, Any]] = []
+        read_ops: list[int] = []
+        for index, op in enumerate(self.trace["ops"]):
+            marks.append((self.ledger.mark(), index))
+            outcome = self.run_op(op)
+            if op["op"] == "read":
+                reads.append(
+                    _read_record(op, outcome["returned"], outcome["sha256"], outcome["error"])
+                )
+                read_ops.append(index)
+        _wait_quiet(self.ledger)
+        requests, request_ops = self.collect(start, marks)
+        return {
+            "engine": "tf",
+            "requests": requests,
+            "reads": reads,
+            "request_ops": request_ops,
+            "read_ops": read_ops,
+        }
+
+    def run_op(self, op: Mapping[str, Any]) -> Any:
+        kind = op["op"]
+        if kind in ("open", "read", "close"):
+            handle = op["handle"]
+            if kind == "open":
+                self.handles[handle] = f"{self.prefix}:{handle}:{len(self.handles)}"
+            real_handle = self.handles.get(handle, f"{self.prefix}:{handle}:unopened")
+            path = self.gs_path(op["object"]) if kind == "open" else None
+            result = self.r._call(
+                "run_op(op, path, handle)", op=dict(op), path=path, handle=real_handle
+            )
+            if kind == "close":
+                self.handles.pop(handle, None)
+            return result
+        if kind == "stat":
+            return self.r._call("run_op(op, path)", op=dict(op), path=self.gs_path(op["object"]))
+        if kind == "configure":
+            return self.r._call("run_op(op)", op=dict(op))
+        if kind == "overwrite":
+            self.put(op["object"], op["size"])
+            return None
+        if kind == "delete":
+            bucket, obj = self.real_name(op["object"])
+            self.backend.delete_object(bucket, obj)
+            return None
+        if kind == "sleep":
+            time.sleep(float(op["seconds"]))
+            return None
+        raise ReplayError(f"unknown op {kind!r}")
+
+    def collect(self, start: int, marks: list[tuple[int, int]]) -> tuple[list[dict], list[int]]:
+        """The trace's requests (mapped back to trace names) and the op index of each."""
+        requests: list[dict[str, Any]] = []
+        request_ops: list[int] = []
+        for rec in self.ledger.since(start):
+            if getattr(rec, "bucket", None) not in self.reverse:
+                continue
+            requests.append(self.unmap(rec.as_trace_request()))
+            request_ops.append(_op_for_seq(marks, rec))
+        return requests, request_ops
+
+    def unmap(self, request: dict[str, Any]) -> dict[str, Any]:
+        out = dict(request)
+        for key in ("object", "bucket"):
+            value = out.get(key)
+            if isinstance(value, str):
+                bucket, sep, rest = value.partition("/")
+                if bucket in self.reverse:
+                    out[key] = self.reverse[bucket] + sep + rest
+        if isinstance(out.get("range"), tuple):
+            out["range"] = list(out["range"])
+        return out
+
+    def cleanup(self) -> None:
+        try:
+            if self.r._worker is not None:
+                self.r._call("close_all()")
+        finally:
+            for real in self.buckets.values():
+                # best effort: the names are unique to this run, so a leftover collides with nothing
+                with contextlib.suppress(Exception):
+                    self.backend.delete_bucket(real)
+
+
+def _real_bucket(prefix: str, bucket: str) -> str:
+    name = re.sub(r"[^a-z0-9_.-]", "-", f"{prefix}-{bucket}".lower())
+    return name[:63].rstrip("-_.")
+
+
+def _op_for_seq(marks: list[tuple[int, int]], rec: Any) -> int | None:
+    """The last op whose pre-op ledger mark is <= the record's position."""
+    seq = getattr(rec, "seq", None)
+    if seq is None:
+        return None
+    found = None
+    for mark, index in marks:
+        if mark <= seq:
+            found = index
+    return found
+
+
+def _wait_quiet(ledger: Any) -> None:
+    """Let the front finish recording requests whose responses TF has already consumed."""
+    if hasattr(ledger, "wait_quiet"):
+        ledger.wait_quiet()
+    else:
+        time.sleep(0.05)
+
+
+def run_tf(trace: Mapping[str, Any], *, emulator: Any = None, backend: str = "embedded") -> dict:
+    """Run one trace through real TensorFlow (starts an emulator unless one is given)."""
+    with TfReplayer(emulator, backend=backend) as replayer:
+        return replayer.run(trace)
+
+
+# --------------------------------------------------------------------------------------------
+# Model engine
+
+
+def run_model(trace: Mapping[str, Any]) -> dict[str, Any]:
+    """Run one (validated) trace through the model on a virtual clock; returns the result."""
+    from gcs_hook.params import BlockCacheParams
+
+    from emulator.clock import VirtualClock
+    from emulator.errors import GcsError
+    from emulator.gcs_model import GcsFilesystemModel
+    from emulator.transport import MemoryTransport
+
+    store = MemoryTransport()
+    versions: dict[str, int] = {}
+
+    def put(name: str, size: int) -> None:
+        versions[name] = versions.get(name, 0) + 1
+        bucket, _, obj = name.partition("/")
+        store.put(bucket, obj, object_content(name, versions[name], size))
+
+    for name, size in (trace.get("objects") or {}).items():
+        put(name, int(size))
+    clock = VirtualClock()
+    stat_age = trace.get("stat_cache_max_age")
+    block, max_bytes, staleness = _config_tuple(trace.get("config"))
+    model = GcsFilesystemModel(
+        store,
+        BlockCacheParams(block_size=block, max_bytes=max_bytes, max_staleness=staleness),
+        stat_cache_max_age=DEFAULT_STAT_CACHE_MAX_AGE if stat_age is None else int(stat_age),
+        clock=clock,
+    )
+    handles: dict[str, Any] = {}
+    reads: list[dict[str, Any]] = []
+    read_ops: list[int] = []
+    request_ops: list[int] = []
+    for index, op in enumerate(trace["ops"]):
+        kind = op["op"]
+        if kind == "open":
+            handles[op["handle"]] = model.open(op["object"])
+        elif kind == "close":
+            handles.pop(op["handle"], None)
+        elif kind == "read":
+            result = handles[op["handle"]].read(int(op["offset"]), int(op["n"]))
+            data = bytes(result.data)
+            error = result.error
+            code = getattr(error, "code", error) if error is not None else None
+            reads.append(_read_record(op, len(data), hashlib.sha256(data).hexdigest(), code))
+            read_ops.append(index)
+        elif kind == "stat":
+            with contextlib.suppress(GcsError):
+                model.stat(op["object"])
+        elif kind == "configure":
+            model.reset_block_cache(*_config_tuple(op.get("config")))
+        elif kind == "overwrite":
+            put(op["object"], int(op["size"]))
+        elif kind == "delete":
+            with contextlib.suppress(GcsError):  # deleting a missing object changes nothing
+                store.delete(*op["object"].split("/", 1))
+        elif kind == "sleep":
+            clock.advance(float(op["seconds"]))
+        else:
+            raise ReplayError(f"unknown op {kind!r}")
+        request_ops.extend([index] * (len(store.requests) - len(request_ops)))
+    return {
+        "engine": "model",
+        "requests": list(store.requests),
+        "reads": reads,
+        "request_ops": request_ops,
+        "read_ops": read_ops,
+    }
+
+
+def public_result(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The result as trace-format.md defines it (engine, requests, reads) — for printing."""
+    return {k: result[k] for k in ("engine", "requests", "reads")}
+
+
+def trace_paths(directory: str | os.PathLike) -> list[Path]:
+    """All ``*.json`` traces in ``directory``, sorted by name."""
+    return sorted(Path(directory).glob("*.json"))
