@@ -1,0 +1,223 @@
+"""Compile the C++ ops in ``gcs_hook/native/`` against the installed TensorFlow, once per user.
+
+Invariants:
+
+- The shared library is cached under :func:`cache_root` in a directory named after the
+  TensorFlow version and a hash of everything that affects the binary (sources, headers,
+  TensorFlow's compile/link flags, the header layout, the compiler path). Changing any of them
+  builds a new library; an unchanged setup never recompiles.
+- Builds are atomic and serialised by a file lock: the compiler writes a temporary file in the
+  target directory which is then ``os.replace``-d into place, so a reader never sees a partial
+  library and two processes building at once both succeed (the second finds the first's result).
+- Missing prerequisites (compiler, jsoncpp headers, TensorFlow or its GCS headers) raise ONE
+  :class:`NativeBuildError` naming everything that has to be installed.
+- TensorFlow 2.16–2.21 are supported: the GCS filesystem headers live in ``tsl/platform/cloud/``
+  (older wheels) or ``xla/tsl/platform/cloud/`` (newer); which one exists decides
+  ``-DGCS_HOOK_XLA_TSL=0|1``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import filelock
+
+SOURCE_DIR = Path(__file__).resolve().parent / "native"
+LIBRARY_NAME = "gcs_hook_ops.so"
+BASE_FLAGS = ("-std=c++17", "-shared", "-fPIC", "-O2", "-Wno-deprecated-declarations")
+JSONCPP_INCLUDE_CANDIDATES = ("/usr/include/jsoncpp", "/usr/local/include/jsoncpp", "/usr/include")
+LAYOUTS = {  # header that must exist -> value of GCS_HOOK_XLA_TSL
+    "xla/tsl/platform/cloud/gcs_file_system.h": 1,
+    "tsl/platform/cloud/gcs_file_system.h": 0,
+}
+LOCK_TIMEOUT_S = 900.0
+
+INSTALL_COMPILER = "a C++17 compiler: apt-get install -y g++ (or set CXX)"
+INSTALL_JSONCPP = (
+    "jsoncpp headers (json/json.h): apt-get install -y libjsoncpp-dev "
+    "(or set GCS_HOOK_JSONCPP_INCLUDE to the directory holding json/json.h)"
+)
+INSTALL_TF = "TensorFlow 2.16-2.21: pip install 'tensorflow-cpu>=2.16,<2.22'"
+
+
+class NativeBuildError(RuntimeError):
+    """The native ops cannot be built; the message names what to install or what failed."""
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """Everything needed to build (and to name) the shared library."""
+
+    compiler: str
+    tf_version: str
+    sources: tuple[Path, ...]
+    command_flags: tuple[str, ...] = field(repr=False)
+    link_flags: tuple[str, ...] = field(repr=False)
+    key: str = ""
+
+    @property
+    def output(self) -> Path:
+        return cache_root() / f"tf{self.tf_version}-{self.key[:16]}" / LIBRARY_NAME
+
+    def command(self, out: Path) -> list[str]:
+        return [
+            self.compiler,
+            *self.command_flags,
+            *(str(s) for s in self.sources),
+            "-o",
+            str(out),
+            *self.link_flags,
+        ]
+
+
+def cache_root() -> Path:
+    """``$GCS_HOOK_CACHE_DIR``, else ``$XDG_CACHE_HOME/gcs-hook/ops``, else ``~/.cache/gcs-hook/ops``."""
+    explicit = os.environ.get("GCS_HOOK_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "gcs-hook" / "ops"
+
+
+def find_compiler() -> str | None:
+    """``$CXX`` if set (and found), else ``g++``, else ``c++``; ``None`` if none exists."""
+    for name in (os.environ.get("CXX"), "g++", "c++"):
+        if name:
+            path = shutil.which(name)
+            if path:
+                return path
+    return None
+
+
+def find_jsoncpp_include() -> str | None:
+    """Directory that holds ``json/json.h`` (``$GCS_HOOK_JSONCPP_INCLUDE`` first)."""
+    explicit = os.environ.get("GCS_HOOK_JSONCPP_INCLUDE")
+    candidates = (explicit,) if explicit else JSONCPP_INCLUDE_CANDIDATES
+    for d in candidates:
+        if d and os.path.isfile(os.path.join(d, "json", "json.h")):
+            return d
+    return None
+
+
+def find_layout(tf_include: str) -> int | None:
+    """``1`` for ``xla/tsl/...`` headers, ``0`` for ``tsl/...`` headers, ``None`` if neither."""
+    for header, value in LAYOUTS.items():
+        if os.path.isfile(os.path.join(tf_include, header)):
+            return value
+    return None
+
+
+def _tensorflow():
+    try:
+        import tensorflow as tf
+    except Exception as exc:  # ImportError, or a broken install
+        raise NativeBuildError(
+            f"Cannot build gcs-hook's native ops: TensorFlow does not import ({type(exc).__name__}). "
+            f"Install {INSTALL_TF}."
+        ) from None
+    return tf
+
+
+def problems() -> list[str]:
+    """What is missing for a build (empty list = ready); used by ``gcs-hook doctor``."""
+    found: list[str] = []
+    if find_compiler() is None:
+        found.append(f"no C++ compiler found; install {INSTALL_COMPILER}")
+    if find_jsoncpp_include() is None:
+        found.append(f"jsoncpp headers not found; install {INSTALL_JSONCPP}")
+    try:
+        tf = _tensorflow()
+    except NativeBuildError:
+        found.append(f"TensorFlow does not import; install {INSTALL_TF}")
+    else:
+        include = tf.sysconfig.get_include()
+        if find_layout(include) is None:
+            found.append(
+                f"TensorFlow {tf.__version__} has no GCS filesystem headers under {include} "
+                f"(looked for {' or '.join(LAYOUTS)}); install {INSTALL_TF}"
+            )
+    return found
+
+
+def plan() -> BuildPlan:
+    """Work out the build; raises one :class:`NativeBuildError` listing every missing piece."""
+    missing = problems()
+    if missing:
+        raise NativeBuildError("Cannot build gcs-hook's native ops: " + "; ".join(missing) + ".")
+    tf = _tensorflow()
+    compiler = find_compiler()
+    jsoncpp = find_jsoncpp_include()
+    layout = find_layout(tf.sysconfig.get_include())
+    assert compiler and jsoncpp and layout is not None  # checked by problems()
+    sources = tuple(sorted(SOURCE_DIR.glob("*.cc")))
+    headers = tuple(sorted(SOURCE_DIR.glob("*.h")))
+    compile_flags = tuple(tf.sysconfig.get_compile_flags())
+    link_flags = tuple(tf.sysconfig.get_link_flags())
+    flags = (
+        *BASE_FLAGS,
+        *compile_flags,
+        f"-DGCS_HOOK_XLA_TSL={layout}",
+        f"-I{SOURCE_DIR}",
+        f"-I{jsoncpp}",
+    )
+    digest = hashlib.sha256()
+    for part in (tf.__version__, compiler, *flags, *link_flags):
+        digest.update(part.encode() + b"\0")
+    for path in (*sources, *headers):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return BuildPlan(
+        compiler=compiler,
+        tf_version=tf.__version__,
+        sources=sources,
+        command_flags=flags,
+        link_flags=link_flags,
+        key=digest.hexdigest(),
+    )
+
+
+def build(*, force: bool = False) -> Path:
+    """Return the path of the compiled library, building it first if needed (thread/process safe)."""
+    p = plan()
+    out = p.output
+    if out.is_file() and not force:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = filelock.FileLock(str(out.parent) + ".lock", timeout=LOCK_TIMEOUT_S)
+    try:
+        with lock:
+            if out.is_file() and not force:
+                return out  # another process built it while we waited
+            _compile(p, out)
+    except filelock.Timeout:
+        raise NativeBuildError(
+            f"Timed out after {LOCK_TIMEOUT_S:.0f} s waiting for the build lock {lock.lock_file}"
+        ) from None
+    return out
+
+
+def _compile(p: BuildPlan, out: Path) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=".build-", suffix=".so", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        cmd = p.command(tmp)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            lines = proc.stderr.strip().splitlines()
+            errors = [line for line in lines if "error" in line]
+            tail = "\n".join(errors[:20] if errors else lines[-40:])
+            raise NativeBuildError(
+                f"Compiling gcs-hook's native ops against TensorFlow {p.tf_version} failed "
+                f"(exit {proc.returncode}).\nCommand: {' '.join(cmd)}\n{tail}"
+            )
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
