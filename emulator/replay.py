@@ -88,10 +88,7 @@ def load_trace(source: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
     from emulator import trace as trace_mod
 
     try:
-        if isinstance(source, Mapping):
-            loaded = trace_mod.validate_trace(dict(source))
-        else:
-            loaded = trace_mod.load_trace(source)
+        loaded = trace_mod.load_trace(dict(source) if isinstance(source, Mapping) else source)
     except (OSError, ValueError) as exc:
         raise ReplayError(str(exc)) from exc
     return _trace_dict(loaded)
@@ -517,7 +514,6 @@ def run_tf(trace: Mapping[str, Any], *, emulator: Any = None, backend: str = "em
 
 def run_model(trace: Mapping[str, Any]) -> dict[str, Any]:
     """Run one (validated) trace through the model on a virtual clock; returns the result."""
-    from gcs_hook.params import BlockCacheParams
 
     from emulator.clock import VirtualClock
     from emulator.errors import GcsError
@@ -536,10 +532,9 @@ def run_model(trace: Mapping[str, Any]) -> dict[str, Any]:
         put(name, int(size))
     clock = VirtualClock()
     stat_age = trace.get("stat_cache_max_age")
-    block, max_bytes, staleness = _config_tuple(trace.get("config"))
     model = GcsFilesystemModel(
         store,
-        BlockCacheParams(block_size=block, max_bytes=max_bytes, max_staleness=staleness),
+        trace.get("config"),
         stat_cache_max_age=DEFAULT_STAT_CACHE_MAX_AGE if stat_age is None else int(stat_age),
         clock=clock,
     )
@@ -556,15 +551,13 @@ def run_model(trace: Mapping[str, Any]) -> dict[str, Any]:
         elif kind == "read":
             result = handles[op["handle"]].read(int(op["offset"]), int(op["n"]))
             data = bytes(result.data)
-            error = result.error
-            code = getattr(error, "code", error) if error is not None else None
-            reads.append(_read_record(op, len(data), hashlib.sha256(data).hexdigest(), code))
+            reads.append(_read_record(op, len(data), hashlib.sha256(data).hexdigest(), result.code))
             read_ops.append(index)
         elif kind == "stat":
             with contextlib.suppress(GcsError):
                 model.stat(op["object"])
         elif kind == "configure":
-            model.reset_block_cache(*_config_tuple(op.get("config")))
+            model.configure_block_cache(op.get("config"))
         elif kind == "overwrite":
             put(op["object"], int(op["size"]))
         elif kind == "delete":

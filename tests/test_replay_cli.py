@@ -1,0 +1,130 @@
+"""``gcs-hook replay``: the model engine, bad input (one line, exit 2, nothing run), and one
+end-to-end ``--compare`` through the installed console script (real TF in a subprocess)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from emulator.replay import object_content
+from gcs_hook.cli import replay_cmd
+
+TRACES = Path(__file__).parent / "traces"
+runner = CliRunner()
+
+
+def _app() -> typer.Typer:
+    """A fresh app with only ``replay`` registered (a callback keeps it a command group, as in
+    the real ``gcs-hook`` app with all its subcommands)."""
+    app = typer.Typer(pretty_exceptions_enable=False)
+    app.callback()(lambda: None)
+    replay_cmd.register(app)
+    return app
+
+
+def _invoke(*args: str):
+    return runner.invoke(_app(), ["replay", *args])
+
+
+def _error_line(result) -> str:
+    text = result.stderr if result.stderr else result.output
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    assert len(lines) == 1, text
+    assert lines[0].startswith("gcs-hook: error: ")
+    return lines[0]
+
+
+def test_model_engine_json_is_the_result_format():
+    result = _invoke(str(TRACES / "t02_read_spans_blocks.json"), "--engine", "model", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert set(out) == {"engine", "requests", "reads"}
+    assert out["engine"] == "model"
+    assert out["requests"] == [
+        {"kind": "metadata", "object": "bkt/a.bin"},
+        {"kind": "media", "object": "bkt/a.bin", "range": [0, 1048575]},
+        {"kind": "media", "object": "bkt/a.bin", "range": [1048576, 2097151]},
+    ]
+    data = object_content("bkt/a.bin", 1, 3000000)[1048000:1050000]
+    assert out["reads"][0] == {
+        "handle": "h",
+        "offset": 1048000,
+        "n": 2000,
+        "returned": 2000,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "error": None,
+    }
+    assert out["reads"][1] == out["reads"][0]  # second read served from the cache
+
+
+def test_model_engine_text_output_lists_requests_and_reads():
+    result = _invoke(str(TRACES / "t03_eof_inside_last_block.json"))  # default engine: model
+    assert result.exit_code == 0, result.output
+    assert "engine model: 2 requests, 2 reads" in result.stdout
+    assert "media bkt/a.bin bytes=2097152-3145727" in result.stdout
+    assert "1000 B OUT_OF_RANGE" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--engine", "gpu", "T"], "--engine must be one of tf, model"),
+        (["--engine", "tf", "--compare", "T"], "either --engine or --compare"),
+        (["/nonexistent/trace.json"], "trace file not found"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(args, needle):
+    args = [str(TRACES / "t01_basic_two_blocks.json") if a == "T" else a for a in args]
+    result = _invoke(*args)
+    assert result.exit_code == 2
+    assert needle in _error_line(result)
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        ("{not json", "not valid JSON"),
+        (json.dumps({"objects": {}, "ops": [{"op": "read", "handle": "h", "n": 1}]}), "ops[0]"),
+        (json.dumps({"objects": {"nobucket": 5}, "ops": []}), "objects"),
+        (json.dumps({"ops": [], "surprise": 1}), "surprise"),
+    ],
+)
+def test_invalid_trace_exits_2_with_one_line(tmp_path, content, needle):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    result = _invoke(str(path), "--engine", "model")
+    assert result.exit_code == 2
+    line = _error_line(result)
+    assert "invalid trace" in line and needle in line
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_compare_end_to_end_through_the_console_script(tmp_path):
+    """``gcs-hook replay --compare`` starts its own fake GCS + front and a TF subprocess."""
+    exe = shutil.which("gcs-hook")
+    cmd = [exe] if exe else [sys.executable, "-c", "from gcs_hook.cli import main; main()"]
+    trace = TRACES / "t05_lru_one_file.json"
+    env = dict(os.environ, GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT="false")
+    proc = subprocess.run(
+        [*cmd, "replay", "--compare", str(trace), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["equal"] is True and out["difference"] is None
+    assert out["tf"]["requests"] == out["model"]["requests"]
+    assert len(out["tf"]["requests"]) == 9  # stat + 8 block GETs (LRU, not FIFO)
+    assert out["tf"]["reads"] == out["model"]["reads"]

@@ -1,0 +1,218 @@
+"""Differential test: every trace in tests/traces gives the same requests and reads in real
+TensorFlow (through the fake GCS front, one TF subprocess per import-time env group for the whole
+module) and in the Python model.
+
+Plus unit tests of the pieces that make the comparison trustworthy: grouping traces by
+import-time settings, per-trace isolation inside one TF process, and ``compare`` itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from emulator import replay
+from emulator.replay import EnvGroup, compare, env_group, load_trace, run_model
+
+TRACE_DIR = Path(__file__).parent / "traces"
+TRACE_PATHS = replay.trace_paths(TRACE_DIR)
+MiB = 1024 * 1024
+
+
+def _trace(stem: str) -> dict:
+    return load_trace(TRACE_DIR / f"{stem}.json")
+
+
+# ------------------------------------------------------------------------------------------
+# The suite itself
+
+
+def test_suite_has_enough_traces_and_all_validate():
+    assert len(TRACE_PATHS) >= 25
+    kinds = set()
+    for path in TRACE_PATHS:
+        trace = load_trace(path)
+        kinds.update(op["op"] for op in trace["ops"])
+    # every op kind of the format is exercised somewhere in the suite
+    assert {"open", "read", "close", "overwrite", "delete", "configure", "sleep", "stat"} <= kinds
+
+
+def test_suite_needs_few_tf_processes_and_little_sleep():
+    traces = [load_trace(p) for p in TRACE_PATHS]
+    processes = set(replay._merge_groups(env_group(t) for t in traces).values())
+    assert len(processes) <= 5
+    slept = sum(op["seconds"] for t in traces for op in t["ops"] if op["op"] == "sleep")
+    assert slept <= 10
+
+
+# ------------------------------------------------------------------------------------------
+# Grouping by import-time settings
+
+
+def test_env_group_cache_on_trace_runs_anywhere_with_its_stat_age():
+    assert env_group(_trace("t01_basic_two_blocks")) == EnvGroup(5, None)
+    assert env_group(_trace("t17_overwrite_between_opens_signature")) == EnvGroup(0, None)
+
+
+def test_env_group_buffered_traces_need_their_buffer_size():
+    assert env_group(_trace("t22_cache_off_default_buffer")) == EnvGroup(5, 64 * MiB)
+    assert env_group(_trace("t23_cache_off_small_buffer_refills")) == EnvGroup(5, 65536)
+    # cache turned off mid-run, then a file opened: the construction-time block size matters
+    assert env_group(_trace("t27_reconfigure_cache_off_open_handle")) == EnvGroup(5, 65536)
+
+
+def test_env_group_env_vars():
+    assert EnvGroup(5, 65536).env() == {
+        "GCS_STAT_CACHE_MAX_AGE": "5",
+        "GCS_READAHEAD_BUFFER_SIZE_BYTES": "65536",
+    }
+    assert EnvGroup(0, None).env() == {"GCS_STAT_CACHE_MAX_AGE": "0"}
+    assert EnvGroup(5, 64 * MiB).env() == {"GCS_STAT_CACHE_MAX_AGE": "5"}
+
+
+def test_merge_groups_free_traces_join_a_concrete_group_with_the_same_stat_age():
+    mapping = replay._merge_groups(
+        [EnvGroup(5, None), EnvGroup(5, 65536), EnvGroup(0, None), EnvGroup(5, 64 * MiB)]
+    )
+    assert mapping[EnvGroup(5, None)].stat_cache_max_age == 5
+    assert mapping[EnvGroup(5, None)].buffer_size is not None
+    assert mapping[EnvGroup(0, None)] == EnvGroup(0, None)
+    assert mapping[EnvGroup(5, 65536)] == EnvGroup(5, 65536)
+
+
+def test_real_bucket_names_are_valid_and_unique_per_trace():
+    a = replay._real_bucket("rabc123-1", "bkt")
+    b = replay._real_bucket("rabc123-2", "bkt")
+    assert a != b
+    for name in (a, b, replay._real_bucket("r1-7", "My_Bucket.x" * 10)):
+        assert 3 <= len(name) <= 63
+        assert name == name.lower()
+        assert name[0].isalnum() and name[-1].isalnum()
+
+
+# ------------------------------------------------------------------------------------------
+# compare
+
+
+def _result(engine: str) -> dict:
+    return {
+        "engine": engine,
+        "requests": [
+            {"kind": "metadata", "object": "bkt/a"},
+            {"kind": "media", "object": "bkt/a", "range": [0, 9]},
+        ],
+        "reads": [
+            {"handle": "h", "offset": 0, "n": 5, "returned": 5, "sha256": "x", "error": None}
+        ],
+        "request_ops": [1, 1],
+        "read_ops": [1],
+    }
+
+
+def test_compare_equal_results():
+    assert compare(_result("tf"), _result("model")) is None
+
+
+def test_compare_reports_first_request_difference_with_the_op():
+    tf, model = _result("tf"), _result("model")
+    model["requests"][1] = {"kind": "media", "object": "bkt/a", "range": [0, 19]}
+    model["reads"][0]["error"] = "OUT_OF_RANGE"  # later difference: not the first
+    diff = compare(tf, model)
+    assert (diff.section, diff.index) == ("requests", 1)
+    assert diff.left["range"] == [0, 9] and diff.right["range"] == [0, 19]
+    assert diff.left_op == 1
+    text = diff.describe({"ops": [{"op": "open"}, {"op": "read", "handle": "h"}]})
+    assert "request #1" in text and '"op": "read"' in text
+
+
+def test_compare_reports_missing_items_and_read_differences():
+    tf, model = _result("tf"), _result("model")
+    model["requests"].append({"kind": "media", "object": "bkt/a", "range": [10, 19]})
+    diff = compare(tf, model)
+    assert (diff.section, diff.index, diff.left) == ("requests", 2, None)
+    model = copy.deepcopy(tf)
+    model["engine"] = "model"
+    model["reads"][0]["sha256"] = "y"
+    diff = compare(tf, model)
+    assert (diff.section, diff.index) == ("reads", 0)
+    assert diff.as_dict()["tf"]["sha256"] == "x" and diff.as_dict()["model"]["sha256"] == "y"
+
+
+# ------------------------------------------------------------------------------------------
+# The model engine on its own
+
+
+def test_model_engine_t1_matches_the_documented_requests():
+    result = run_model(_trace("t01_basic_two_blocks"))
+    assert result["requests"] == [
+        {"kind": "metadata", "object": "bkt/a.bin"},
+        {"kind": "media", "object": "bkt/a.bin", "range": [0, 1048575]},
+        {"kind": "media", "object": "bkt/a.bin", "range": [1048576, 2097151]},
+    ]
+    content = replay.object_content("bkt/a.bin", 1, 3000000)
+    assert [r["sha256"] for r in result["reads"]] == [
+        hashlib.sha256(content[0:100]).hexdigest(),
+        hashlib.sha256(content[1500000:1501000]).hexdigest(),
+        hashlib.sha256(content[0:100]).hexdigest(),
+    ]
+    assert [r["error"] for r in result["reads"]] == [None, None, None]
+
+
+# ------------------------------------------------------------------------------------------
+# Real TF vs the model, every trace
+
+
+@pytest.fixture(scope="module")
+def tf_results(gcs_emulator):
+    """All suite traces through real TF, sharing the session's emulator (front + fake GCS)."""
+    traces = [load_trace(p) for p in TRACE_PATHS]
+    with replay.TfReplayer(gcs_emulator) as replayer:
+        results = replayer.run_many(traces)
+        workers = replayer.workers_started
+    assert workers <= 5
+    return {p.stem: r for p, r in zip(TRACE_PATHS, results, strict=True)}
+
+
+@pytest.mark.tf
+def test_tf_engine_t1_matches_the_documented_requests(tf_results):
+    """An anchor independent of the model: tf-gcs-semantics.md §6 T1 request for request."""
+    assert tf_results["t01_basic_two_blocks"]["requests"] == [
+        {"kind": "metadata", "object": "bkt/a.bin"},
+        {"kind": "media", "object": "bkt/a.bin", "range": [0, 1048575]},
+        {"kind": "media", "object": "bkt/a.bin", "range": [1048576, 2097151]},
+    ]
+
+
+@pytest.mark.tf
+def test_tf_engine_reads_return_the_objects_bytes(tf_results):
+    """Successful reads of never-overwritten objects return exactly the deterministic content."""
+    checked = 0
+    for path in TRACE_PATHS:
+        trace = load_trace(path)
+        if any(op["op"] in ("overwrite", "delete") for op in trace["ops"]):
+            continue
+        handles = {op["handle"]: op["object"] for op in trace["ops"] if op["op"] == "open"}
+        for rd in tf_results[path.stem]["reads"]:
+            name = handles[rd["handle"]]
+            if rd["error"] is not None or name not in trace["objects"]:
+                continue
+            data = replay.object_content(name, 1, trace["objects"][name])
+            expected = data[rd["offset"] : rd["offset"] + rd["n"]]
+            assert rd["returned"] == len(expected), (path.stem, rd)
+            assert rd["sha256"] == hashlib.sha256(expected).hexdigest(), (path.stem, rd)
+            checked += 1
+    assert checked >= 50
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("path", TRACE_PATHS, ids=[p.stem for p in TRACE_PATHS])
+def test_trace_tf_and_model_agree(path, tf_results):
+    trace = load_trace(path)
+    tf = tf_results[path.stem]
+    model = run_model(trace)
+    diff = compare(tf, model)
+    assert diff is None, f"{path.name}\n{diff.describe(trace)}"
+    assert len(tf["reads"]) == sum(op["op"] == "read" for op in trace["ops"])
