@@ -1,0 +1,381 @@
+"""The read-trace format and its result format (/work/shared/docs/trace-format.md).
+
+- :func:`load_trace` parses and validates a trace (path, JSON text or dict) into a
+  :class:`Trace`; any problem raises :class:`TraceError` naming where it is
+  (``ops[3] (read): 'n' must be an integer >= 0``). Validation is complete before anything runs.
+- :func:`object_content` is the deterministic content every engine uses: version ``v`` of object
+  ``NAME`` is the concatenation of ``sha256(f"{NAME}|{v}|{i}")`` digests for i = 0, 1, ...,
+  cut to ``size``.
+- :class:`TraceResult` / :class:`ReadRecord` are the result format; two engines agree on a
+  trace when their ``requests`` and ``reads`` lists are equal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "CacheConfig",
+    "CloseOp",
+    "ConfigureOp",
+    "DeleteOp",
+    "Op",
+    "OpenOp",
+    "OverwriteOp",
+    "ReadOp",
+    "ReadRecord",
+    "SleepOp",
+    "StatOp",
+    "Trace",
+    "TraceError",
+    "TraceResult",
+    "dump_trace",
+    "load_result",
+    "load_trace",
+    "object_content",
+    "sha256_hex",
+]
+
+
+class TraceError(ValueError):
+    """A trace or result document is malformed; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """Block cache parameters in bytes, bytes, seconds (what a ``BlockCacheParams`` carries)."""
+
+    block_size: int
+    max_bytes: int
+    max_staleness: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "block_size": self.block_size,
+            "max_bytes": self.max_bytes,
+            "max_staleness": self.max_staleness,
+        }
+
+
+@dataclass(frozen=True)
+class OpenOp:
+    handle: str
+    object: str
+    op: str = field(default="open", init=False)
+
+
+@dataclass(frozen=True)
+class ReadOp:
+    handle: str
+    offset: int
+    n: int
+    op: str = field(default="read", init=False)
+
+
+@dataclass(frozen=True)
+class CloseOp:
+    handle: str
+    op: str = field(default="close", init=False)
+
+
+@dataclass(frozen=True)
+class OverwriteOp:
+    object: str
+    size: int
+    op: str = field(default="overwrite", init=False)
+
+
+@dataclass(frozen=True)
+class StatOp:
+    object: str
+    op: str = field(default="stat", init=False)
+
+
+@dataclass(frozen=True)
+class ConfigureOp:
+    config: CacheConfig
+    op: str = field(default="configure", init=False)
+
+
+@dataclass(frozen=True)
+class SleepOp:
+    seconds: float
+    op: str = field(default="sleep", init=False)
+
+
+@dataclass(frozen=True)
+class DeleteOp:
+    object: str
+    op: str = field(default="delete", init=False)
+
+
+Op = OpenOp | ReadOp | CloseOp | OverwriteOp | StatOp | ConfigureOp | SleepOp | DeleteOp
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A validated trace. ``config`` None = TF's defaults; ``stat_cache_max_age`` None = TF's."""
+
+    objects: dict[str, int]
+    ops: tuple[Op, ...]
+    config: CacheConfig | None = None
+    stat_cache_max_age: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"config": self.config.as_dict() if self.config else None}
+        if self.stat_cache_max_age is not None:
+            out["stat_cache_max_age"] = self.stat_cache_max_age
+        out["objects"] = dict(self.objects)
+        ops = []
+        for op in self.ops:
+            d: dict[str, Any] = {"op": op.op}
+            for k, v in op.__dict__.items():
+                if k != "op":
+                    d[k] = v.as_dict() if isinstance(v, CacheConfig) else v
+            ops.append(d)
+        out["ops"] = ops
+        return out
+
+
+def _int(value: Any, where: str, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TraceError(f"{where}: {name!r} must be an integer >= 0, got {value!r}")
+    return value
+
+
+def _str(value: Any, where: str, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise TraceError(f"{where}: {name!r} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _object_name(value: Any, where: str, name: str = "object") -> str:
+    text = _str(value, where, name)
+    bucket, _, path = text.partition("/")
+    if not bucket or not path or text.startswith("gs://"):
+        raise TraceError(f"{where}: {name!r} must look like 'bucket/path', got {value!r}")
+    return text
+
+
+def _config(value: Any, where: str) -> CacheConfig | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TraceError(f"{where}: config must be an object or null, got {value!r}")
+    unknown = set(value) - {"block_size", "max_bytes", "max_staleness"}
+    if unknown:
+        raise TraceError(f"{where}: unknown config keys {sorted(unknown)}")
+    for key in ("block_size", "max_bytes"):
+        if key not in value:
+            raise TraceError(f"{where}: config lacks {key!r}")
+    return CacheConfig(
+        _int(value["block_size"], where, "block_size"),
+        _int(value["max_bytes"], where, "max_bytes"),
+        _int(value.get("max_staleness", 0), where, "max_staleness"),
+    )
+
+
+_OP_FIELDS = {
+    "open": {"handle", "object"},
+    "read": {"handle", "offset", "n"},
+    "close": {"handle"},
+    "overwrite": {"object", "size"},
+    "stat": {"object"},
+    "configure": {"config"},
+    "sleep": {"seconds"},
+    "delete": {"object"},
+}
+
+
+def _op(raw: Any, where: str) -> Op:
+    if not isinstance(raw, dict):
+        raise TraceError(f"{where}: an op must be an object, got {raw!r}")
+    kind = raw.get("op")
+    if kind not in _OP_FIELDS:
+        raise TraceError(f"{where}: unknown op {kind!r} (known: {sorted(_OP_FIELDS)})")
+    where = f"{where} ({kind})"
+    missing = _OP_FIELDS[kind] - set(raw)
+    if missing:
+        raise TraceError(f"{where}: missing {sorted(missing)}")
+    extra = set(raw) - _OP_FIELDS[kind] - {"op", "comment"}
+    if extra:
+        raise TraceError(f"{where}: unknown keys {sorted(extra)}")
+    if kind == "open":
+        return OpenOp(_str(raw["handle"], where, "handle"), _object_name(raw["object"], where))
+    if kind == "read":
+        return ReadOp(
+            _str(raw["handle"], where, "handle"),
+            _int(raw["offset"], where, "offset"),
+            _int(raw["n"], where, "n"),
+        )
+    if kind == "close":
+        return CloseOp(_str(raw["handle"], where, "handle"))
+    if kind == "overwrite":
+        return OverwriteOp(_object_name(raw["object"], where), _int(raw["size"], where, "size"))
+    if kind == "stat":
+        return StatOp(_object_name(raw["object"], where))
+    if kind == "configure":
+        cfg = _config(raw["config"], where)
+        if cfg is None:
+            raise TraceError(f"{where}: config must be an object")
+        return ConfigureOp(cfg)
+    if kind == "sleep":
+        seconds = raw["seconds"]
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not math.isfinite(seconds)
+            or seconds < 0
+        ):
+            raise TraceError(f"{where}: 'seconds' must be a finite number >= 0, got {seconds!r}")
+        return SleepOp(float(seconds))
+    return DeleteOp(_object_name(raw["object"], where))
+
+
+def _check_handles(ops: tuple[Op, ...]) -> None:
+    """Reads and closes must name a handle that is open at that point; opens a fresh one."""
+    open_handles: set[str] = set()
+    for i, op in enumerate(ops):
+        if isinstance(op, OpenOp):
+            if op.handle in open_handles:
+                raise TraceError(f"ops[{i}] (open): handle {op.handle!r} is already open")
+            open_handles.add(op.handle)
+        elif isinstance(op, ReadOp | CloseOp):
+            if op.handle not in open_handles:
+                raise TraceError(f"ops[{i}] ({op.op}): handle {op.handle!r} is not open")
+            if isinstance(op, CloseOp):
+                open_handles.discard(op.handle)
+
+
+def load_trace(source: str | os.PathLike | dict | Trace) -> Trace:
+    """Parse and validate a trace from a path, JSON text, or an already-parsed dict."""
+    if isinstance(source, Trace):
+        return source
+    if isinstance(source, dict):
+        doc = source
+    else:
+        text = str(source)
+        if isinstance(source, os.PathLike) or not text.lstrip().startswith("{"):
+            try:
+                with open(source, encoding="utf-8") as fh:
+                    text = fh.read()
+            except OSError as e:
+                raise TraceError(f"cannot read trace {source!s}: {e.strerror}") from None
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise TraceError(f"trace is not valid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise TraceError("a trace must be a JSON object")
+    unknown = set(doc) - {"config", "stat_cache_max_age", "objects", "ops", "comment", "name"}
+    if unknown:
+        raise TraceError(f"trace: unknown top-level keys {sorted(unknown)}")
+    config = _config(doc.get("config"), "config")
+    age = doc.get("stat_cache_max_age")
+    if age is not None:
+        age = _int(age, "trace", "stat_cache_max_age")
+    objects_raw = doc.get("objects", {})
+    if not isinstance(objects_raw, dict):
+        raise TraceError("trace: 'objects' must be an object mapping 'bucket/path' to a size")
+    objects = {
+        _object_name(name, "objects", "name"): _int(size, f"objects[{name!r}]", "size")
+        for name, size in objects_raw.items()
+    }
+    ops_raw = doc.get("ops")
+    if not isinstance(ops_raw, list):
+        raise TraceError("trace: 'ops' must be a list")
+    ops = tuple(_op(raw, f"ops[{i}]") for i, raw in enumerate(ops_raw))
+    _check_handles(ops)
+    return Trace(objects=objects, ops=ops, config=config, stat_cache_max_age=age)
+
+
+def dump_trace(trace: Trace) -> str:
+    """JSON text of a trace (round-trips through :func:`load_trace`)."""
+    return json.dumps(trace.to_dict(), indent=1)
+
+
+def object_content(name: str, version: int, size: int) -> bytes:
+    """Deterministic bytes of version ``version`` of object ``name`` ("bucket/path")."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ValueError(f"size must be an integer >= 0, got {size!r}")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"version must be an integer >= 1, got {version!r}")
+    prefix = f"{name}|{version}|".encode()
+    sha = hashlib.sha256
+    count = (size + 31) // 32
+    out = b"".join(sha(prefix + str(i).encode()).digest() for i in range(count))
+    return out[:size]
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class ReadRecord:
+    """One ``read`` op's outcome: bytes returned (partial data with an error counts), their
+    SHA-256 (``None`` when an engine moves no bytes), and the TF status code name or None."""
+
+    handle: str
+    offset: int
+    n: int
+    returned: int
+    sha256: str | None
+    error: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "handle": self.handle,
+            "offset": self.offset,
+            "n": self.n,
+            "returned": self.returned,
+            "sha256": self.sha256,
+            "error": self.error,
+        }
+
+
+@dataclass
+class TraceResult:
+    engine: str
+    requests: list[dict]
+    reads: list[ReadRecord]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "requests": list(self.requests),
+            "reads": [r.as_dict() for r in self.reads],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+
+def load_result(source: str | os.PathLike | dict) -> TraceResult:
+    """Parse a result document (path, JSON text or dict); TraceError if malformed."""
+    if isinstance(source, dict):
+        doc = source
+    else:
+        text = str(source)
+        if isinstance(source, os.PathLike) or not text.lstrip().startswith("{"):
+            with open(source, encoding="utf-8") as fh:
+                text = fh.read()
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise TraceError(f"result is not valid JSON: {e}") from None
+    try:
+        reads = [
+            ReadRecord(
+                r["handle"], r["offset"], r["n"], r["returned"], r.get("sha256"), r.get("error")
+            )
+            for r in doc["reads"]
+        ]
+        return TraceResult(str(doc["engine"]), list(doc["requests"]), reads)
+    except (KeyError, TypeError) as e:
+        raise TraceError(f"malformed result document: {e!r}") from None
