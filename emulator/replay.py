@@ -42,7 +42,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -267,10 +267,19 @@ class TfReplayer:
     """Replays traces in real TensorFlow; one TF subprocess per :class:`EnvGroup` at a time.
 
     Uses ``emulator`` (a :class:`emulator.session.GcsEmulator`) when given, else starts (and on
-    :meth:`close` stops) its own. Thread-unsafe: one trace at a time.
+    :meth:`close` stops) its own. ``worker_factory(env)`` makes the TF process (default:
+    :class:`emulator.tf_worker.TfWorker`; anything with ``run(code, **variables)`` and
+    ``close()`` works). Thread-unsafe: one trace at a time.
     """
 
-    def __init__(self, emulator: Any = None, *, backend: str = "embedded") -> None:
+    def __init__(
+        self,
+        emulator: Any = None,
+        *,
+        backend: str = "embedded",
+        worker_factory: Callable[[dict[str, str]], Any] | None = None,
+    ) -> None:
+        self._worker_factory = worker_factory
         self._own_emulator = emulator is None
         if emulator is None:
             from emulator.session import GcsEmulator
@@ -310,14 +319,16 @@ class TfReplayer:
         if self._worker is not None and self._worker_group == group:
             return self._worker
         self._stop_worker()
-        from emulator.tf_worker import TfWorker
-
         env = dict(self.emulator.tf_env())
         env.update(group.env())
         # A retriable error must not make TF sleep 1 s, 2 s, 4 s, ... between attempts.
         env["GCS_RETRY_CONFIG_INIT_DELAY_TIME_US"] = "0"
-        worker = TfWorker(env)
-        if hasattr(worker, "__enter__"):
+        if self._worker_factory is not None:
+            worker = self._worker_factory(env)
+        else:
+            from emulator.tf_worker import TfWorker
+
+            worker = TfWorker(env)
             worker = worker.__enter__() or worker
         self._worker, self._worker_group = worker, group
         self.workers_started += 1
@@ -483,13 +494,17 @@ def _real_bucket(prefix: str, bucket: str) -> str:
 
 
 def _op_for_seq(marks: list[tuple[int, int]], rec: Any) -> int | None:
-    """The last op whose pre-op ledger mark is <= the record's position."""
+    """The op during which the request arrived: the last op whose pre-op mark is < its seq.
+
+    The front numbers requests on arrival (``mark()`` is the last number handed out), so this
+    is exact for a single-threaded trace even when the record itself is appended later.
+    """
     seq = getattr(rec, "seq", None)
     if seq is None:
         return None
     found = None
     for mark, index in marks:
-        if mark <= seq:
+        if mark < seq:
             found = index
     return found
 
@@ -497,7 +512,10 @@ def _op_for_seq(marks: list[tuple[int, int]], rec: Any) -> int | None:
 def _wait_quiet(ledger: Any) -> None:
     """Let the front finish recording requests whose responses TF has already consumed."""
     if hasattr(ledger, "wait_quiet"):
-        ledger.wait_quiet()
+        # nothing in flight is what matters: TF runs one request at a time and has consumed
+        # each response before the op returns
+        if not ledger.wait_quiet(quiet_s=0.01, timeout=30.0):
+            raise ReplayError("the front's ledger did not settle within 30 s")
     else:
         time.sleep(0.05)
 
