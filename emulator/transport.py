@@ -6,7 +6,7 @@ request it sends in trace-format form (``/work/shared/docs/trace-format.md``)::
 
     {"kind": "metadata", "object": "bkt/a.bin"}
     {"kind": "media", "object": "bkt/a.bin", "range": [0, 1048575]}
-    {"kind": "list", "bucket": "bkt", "prefix": "a.bin/"}
+    {"kind": "list", "object": "bkt"}   # as the ledger records it (no prefix)
 
 Invariants shared by every transport:
 
@@ -25,6 +25,7 @@ recorded as sent and then fails with the given status code, as a server error wo
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from emulator.errors import GcsError, NotFoundError, error_for_code, error_for_h
 
 __all__ = [
     "GcsClientTransport",
+    "FsspecTransport",
     "GcsfsTransport",
     "MemoryTransport",
     "ObjectStat",
@@ -168,7 +170,7 @@ class _InMemoryObjects(_RecordingTransport):
         return ObjectStat(self._size(payload), generation)
 
     def list_prefix(self, bucket: str, prefix: str, max_results: int) -> list[str]:
-        self._send({"kind": "list", "bucket": bucket, "prefix": prefix})
+        self._send({"kind": "list", "object": bucket})
         names = sorted(n for (b, n) in list(self._objects) if b == bucket and n.startswith(prefix))
         return names[:max_results] if max_results > 0 else names
 
@@ -219,13 +221,83 @@ class MemoryTransport(_InMemoryObjects):
 
 def _require_no_hns() -> None:
     os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    gcsfs_log = logging.getLogger("gcsfs")
+    if not any(isinstance(f, _Drop416) for f in gcsfs_log.filters):
+        gcsfs_log.addFilter(_Drop416())
 
 
-class GcsfsTransport(_RecordingTransport):
+class _Drop416(logging.Filter):
+    """gcsfs logs a 416 (a read past the end, which TF treats as 0 bytes) as an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return _http_status(exc) != 416 if exc is not None else True
+
+
+class FsspecTransport(_RecordingTransport):
+    """Reads through any fsspec filesystem: ``info`` for metadata (its ``generation`` if it has
+    one, else a hash of its mtime/etag), ``cat_file(path, start, end)`` for ranged bytes. The
+    filesystem's listing cache is invalidated before each ``info`` so every stat is a request."""
+
+    def __init__(self, fs: Any, *, record: bool = True) -> None:
+        super().__init__(record=record)
+        self.fs = fs
+
+    def stat(self, bucket: str, name: str) -> ObjectStat:
+        self._send({"kind": "metadata", "object": f"{bucket}/{name}"})
+        path = f"{bucket}/{name}"
+        try:
+            info = self._object_info(bucket, name)
+        except GcsError:
+            raise
+        except FileNotFoundError as e:
+            raise NotFoundError(f"No such object: {path}") from e
+        except Exception as e:  # noqa: BLE001 - mapped to a TF status
+            raise _map_exception(e) from e
+        if info.get("type") == "directory":
+            raise NotFoundError(f"No such object: {path}")
+        generation = info.get("generation")
+        if generation is None:
+            marker = info.get("mtime") or info.get("LastModified") or info.get("ETag") or ""
+            generation = hash(str(marker)) & ((1 << 63) - 1)
+        return ObjectStat(int(info["size"]), int(generation))
+
+    def _object_info(self, bucket: str, name: str) -> dict:
+        path = f"{bucket}/{name}"
+        self.fs.invalidate_cache(path)
+        return self.fs.info(path)
+
+    def read_range(self, bucket: str, name: str, start: int, n: int) -> bytes:
+        self._send({"kind": "media", "object": f"{bucket}/{name}", "range": [start, start + n - 1]})
+        try:
+            data = self.fs.cat_file(f"{bucket}/{name}", start=start, end=start + n)
+        except FileNotFoundError as e:
+            raise NotFoundError(f"No such object: {bucket}/{name}") from e
+        except Exception as e:  # noqa: BLE001 - mapped to a TF status
+            if _http_status(e) == 416:
+                return b""
+            raise _map_exception(e) from e
+        self._received(len(data))
+        return data
+
+    def list_prefix(self, bucket: str, prefix: str, max_results: int) -> list[str]:
+        self._send({"kind": "list", "object": bucket})
+        try:
+            names = self.fs.find(f"{bucket}/{prefix}")
+        except FileNotFoundError:
+            return []
+        except Exception as e:  # noqa: BLE001
+            raise _map_exception(e) from e
+        out = [n.split("/", 1)[1] for n in names if "/" in n]
+        return out[:max_results] if max_results > 0 else out
+
+
+class GcsfsTransport(FsspecTransport):
     """Reads through a ``gcsfs.GCSFileSystem`` (any endpoint: real GCS or the front's plain URL).
 
-    gcsfs's own caches are bypassed: metadata comes from a fresh object GET each time and bytes
-    from ``cat_file(path, start, end)`` (one ranged GET, no read-ahead).
+    gcsfs's own caches are bypassed: metadata comes from one object GET each time and bytes
+    from ``cat_file(path, start, end)`` (one ranged GET, no read-ahead); listing is one
+    ``objects.list`` call. Sets ``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false`` if unset.
     """
 
     def __init__(
@@ -236,7 +308,6 @@ class GcsfsTransport(_RecordingTransport):
         record: bool = True,
         **gcsfs_kwargs: Any,
     ) -> None:
-        super().__init__(record=record)
         _require_no_hns()
         if fs is None:
             import gcsfs
@@ -246,53 +317,31 @@ class GcsfsTransport(_RecordingTransport):
             if endpoint_url:
                 kwargs["endpoint_url"] = endpoint_url
             fs = gcsfs.GCSFileSystem(**kwargs)
-        self.fs = fs
-
-    def stat(self, bucket: str, name: str) -> ObjectStat:
-        self._send({"kind": "metadata", "object": f"{bucket}/{name}"})
-        try:
-            info = self._object_info(bucket, name)
-        except GcsError:
-            raise
-        except FileNotFoundError as e:
-            raise NotFoundError(f"No such object: {bucket}/{name}") from e
-        except Exception as e:  # noqa: BLE001 - mapped to a TF status
-            raise _map_exception(e) from e
-        return ObjectStat(int(info["size"]), int(info["generation"]))
+        super().__init__(fs, record=record)
 
     def _object_info(self, bucket: str, name: str) -> dict:
         from fsspec.asyn import sync
 
         return sync(self.fs.loop, self.fs._get_object, f"{bucket}/{name}")
 
-    def read_range(self, bucket: str, name: str, start: int, n: int) -> bytes:
-        self._send({"kind": "media", "object": f"{bucket}/{name}", "range": [start, start + n - 1]})
-        try:
-            data = self.fs.cat_file(f"{bucket}/{name}", start=start, end=start + n)
-        except FileNotFoundError as e:
-            raise NotFoundError(f"No such object: {bucket}/{name}") from e
-        except Exception as e:  # noqa: BLE001 - mapped to a TF status
-            status = _http_status(e)
-            if status == 416:
-                return b""
-            raise _map_exception(e) from e
-        self._received(len(data))
-        return data
-
     def list_prefix(self, bucket: str, prefix: str, max_results: int) -> list[str]:
-        self._send({"kind": "list", "bucket": bucket, "prefix": prefix})
+        self._send({"kind": "list", "object": bucket})
+        params: dict[str, Any] = {"prefix": prefix}
+        if max_results > 0:
+            params["maxResults"] = max_results
         try:
-            names = self.fs.find(f"{bucket}/{prefix}", maxdepth=None)
-        except FileNotFoundError:
-            return []
+            out = self.fs.call("GET", "b/{}/o", bucket, json_out=True, **params)
         except Exception as e:  # noqa: BLE001
             raise _map_exception(e) from e
-        out = [n.split("/", 1)[1] for n in names if "/" in n]
-        return out[:max_results] if max_results > 0 else out
+        return [item["name"] for item in out.get("items", [])]
 
 
 class GcsClientTransport(_RecordingTransport):
-    """Reads through ``google.cloud.storage`` (pass ``client`` or ``endpoint_url`` for the fake)."""
+    """Reads through ``google.cloud.storage`` (pass ``client`` or ``endpoint_url`` for the fake).
+
+    Note: the library itself sends one bucket-metadata GET with a client's first object lookup;
+    that request is the library's, not the model's, and is not in ``requests``.
+    """
 
     def __init__(
         self,
@@ -340,7 +389,7 @@ class GcsClientTransport(_RecordingTransport):
         return data
 
     def list_prefix(self, bucket: str, prefix: str, max_results: int) -> list[str]:
-        self._send({"kind": "list", "bucket": bucket, "prefix": prefix})
+        self._send({"kind": "list", "object": bucket})
         try:
             blobs = self.client.list_blobs(bucket, prefix=prefix, max_results=max_results or None)
             return [b.name for b in blobs]
