@@ -168,6 +168,9 @@ def test_model_engine_t1_matches_the_documented_requests():
 @pytest.fixture(scope="module")
 def tf_results(gcs_emulator):
     """All suite traces through real TF, sharing the session's emulator (front + fake GCS)."""
+    pytest.importorskip(
+        "tensorflow", reason="TensorFlow is not installed (pip install 'gcs-hook[tf]')"
+    )
     traces = [load_trace(p) for p in TRACE_PATHS]
     with replay.TfReplayer(gcs_emulator) as replayer:
         results = replayer.run_many(traces)
