@@ -335,7 +335,7 @@ def simulate_model(
     kw: dict[str, Any] = {}
     if stat_cache_max_age is not None:
         kw["stat_cache_max_age"] = stat_cache_max_age
-    sim = simulate(dict(trace), config.as_dict(), **kw)
+    sim = simulate(dict(trace), config.as_dict(), record_requests=True, **kw)
     requests = list(_requests_of(sim))
     cost = timing.cost(requests, trace["objects"])
     peak = int(getattr(sim, "peak_cache_bytes", 0) or 0)

@@ -17,10 +17,13 @@ How TF reads, as used by the synthesizers (TF 2.21; checked against recordings):
 - ``TFRecordDataset(buffer_size=256 KiB)`` wraps each file in a ``BufferedInputStream`` of
   256 KiB: the filesystem sees ``Read(k * 256 KiB, 256 KiB)`` for k = 0, 1, ... in order, each
   issued only when the record being parsed needs bytes past the buffer, until a read comes back
-  empty (EOF probe at the file's size) — see :data:`TFRECORD_EOF_PROBE`.
+  short (recorded: no further read at the file's size after a short read; a file whose size is
+  a multiple of 256 KiB needs one more read that comes back empty) — :data:`TFRECORD_EOF_PROBE`.
 - ``interleave(cycle_length, block_length)`` without parallelism: the deterministic round robin
   of ``InterleaveDataset`` (an exhausted slot is refilled from the next file when the cycle comes
   back to it).
+- ``tf.io.read_file`` (``ReadFileToString``) sends NO stat here (recorded): it reads
+  ``Read(k * 1 MiB, 1 MiB)`` until a read comes back short (:data:`READ_FILE_CHUNK`).
 - ``tf.io.gfile.GFile`` uses a 512 KiB ``BufferedInputStream``: a ``seek`` outside the buffer
   costs a 1-byte ``Read(target - 1, 1)`` (RandomAccessInputStream::SkipNBytes probes the last
   skipped byte) and the next ``read`` fills 512 KiB from the target.
@@ -41,6 +44,7 @@ import google_crc32c
 
 __all__ = [
     "GFILE_BUFFER",
+    "READ_FILE_CHUNK",
     "RECORD_OVERHEAD",
     "TFRECORD_BUFFER",
     "TFRECORD_EOF_PROBE",
@@ -65,8 +69,10 @@ RECORD_OVERHEAD = 16
 TFRECORD_BUFFER = 256 * KiB
 #: ``tf.io.gfile.GFile``'s read buffer (python/lib/io/file_io.py).
 GFILE_BUFFER = 512 * KiB
+#: ``tf.io.read_file`` reads whole files in chunks of this size (recorded).
+READ_FILE_CHUNK = 1 * MiB
 #: Whether the TFRecord reader sends one more read at the file size after a short read.
-TFRECORD_EOF_PROBE = True
+TFRECORD_EOF_PROBE = False
 
 _MASK_DELTA = 0xA282EAD8
 
@@ -492,7 +498,8 @@ class CheckpointRestore(Workload):
 
 @dataclass(frozen=True)
 class SmallFiles(Workload):
-    """Many small files, each read whole by ``tf.io.read_file`` (stat, then one read): stat-bound."""
+    """Many small files, each read whole by ``tf.io.read_file``: request-latency bound; with the
+    block cache on every read also stats through the stat cache (metadata requests)."""
 
     name: str = "small-files"
     files_count: int = 64
@@ -523,9 +530,14 @@ class SmallFiles(Workload):
         trace = _Trace(self.objects())
         for _epoch in range(self.epochs):
             for name, size in self.objects().items():
-                trace.stat(name)
                 handle = trace.open(name)
-                trace.read(handle, 0, size)
+                pos = 0
+                while True:
+                    trace.read(handle, pos, READ_FILE_CHUNK)
+                    got = max(0, min(READ_FILE_CHUNK, size - pos))
+                    pos += got
+                    if got < READ_FILE_CHUNK:
+                        break
                 trace.close(handle)
         return trace.build()
 

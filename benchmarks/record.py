@@ -1,0 +1,159 @@
+"""Record a workload's trace by running real TensorFlow through the front.
+
+The recording TF process gets ``GCS_READ_CACHE_BLOCK_SIZE_MB=0`` before ``import tensorflow``:
+block_size 0 disables the block cache AND makes the buffered reader's buffer 0 bytes, so every
+``RandomAccessFile::Read(offset, n)`` with n > 0 is exactly one ranged GET
+``bytes=offset-(offset+n-1)`` (verified: the synthesized reads of the TFRecord workloads equal the
+ledger request for request, see tests/test_workloads.py). The ledger then converts one-to-one:
+
+- media request with range [a, b] → ``read(offset=a, n=b-a+1)``;
+- metadata request → ``stat`` (what ``tf.io.gfile.stat``/``GetFileSize`` send);
+- list requests (``glob``/``list_files``) and bucket requests are left out: they do not depend
+  on the block cache (counted in :attr:`Recording.skipped`).
+
+Handles: each epoch runs as its own worker call and the ledger is marked between calls; within
+an epoch each object gets one handle, opened before its first request and closed at the end of
+the epoch (TF opens one RandomAccessFile per file per epoch in these workloads; with the cache
+on TF's reads do not depend on the handle, with it off they depend on the handle's buffer).
+
+Invariants: the trace's ``objects`` are the sizes written to the backend; ops are in the order
+the front received the requests; ``config`` is the recording configuration (block_size 0,
+cache off), so replaying the trace as-is reproduces the recorded requests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmarks.workloads import CheckpointRestore, RandomRecords, Workload
+
+__all__ = ["RECORDING_CONFIG", "RECORDING_ENV", "Recording", "ledger_to_ops", "record_workload"]
+
+#: Environment that makes every RandomAccessFile::Read exactly one ranged GET.
+RECORDING_ENV = {"GCS_READ_CACHE_BLOCK_SIZE_MB": "0", "GCS_READ_CACHE_MAX_SIZE_MB": "0"}
+#: The block cache in force while recording (bytes, bytes, seconds).
+RECORDING_CONFIG = {"block_size": 0, "max_bytes": 0, "max_staleness": 0}
+
+
+@dataclass
+class Recording:
+    """A recorded trace plus what the front saw."""
+
+    trace: dict[str, Any]
+    requests: list[dict[str, Any]]  # the ledger's requests that became ops, trace-format dicts
+    skipped: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    epoch_results: list[Any] = field(default_factory=list)
+
+
+def ledger_to_ops(
+    records: list[Any], handle_prefix: str, skipped: dict[str, int]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Ops (one epoch) and the matching trace-format requests from ledger records."""
+    ops: list[dict[str, Any]] = []
+    reqs: list[dict[str, Any]] = []
+    handles: dict[str, str] = {}
+    for rec in records:
+        obj = f"{rec.bucket}/{rec.object}" if rec.bucket and rec.object else None
+        if rec.kind == "media" and obj:
+            if rec.range is None:
+                raise ValueError(f"media request without Range for {obj}: recording config off?")
+            start, end = rec.range
+            if obj not in handles:
+                handles[obj] = f"{handle_prefix}{len(handles) + 1}"
+                ops.append({"op": "open", "handle": handles[obj], "object": obj})
+            ops.append(
+                {"op": "read", "handle": handles[obj], "offset": start, "n": end - start + 1}
+            )
+        elif rec.kind == "metadata" and obj:
+            ops.append({"op": "stat", "object": obj})
+        else:
+            skipped[rec.kind] = skipped.get(rec.kind, 0) + 1
+            continue
+        reqs.append(rec.as_trace_request())
+    for handle in handles.values():
+        ops.append({"op": "close", "handle": handle})
+    return ops, reqs
+
+
+def _upload(emulator: Any, workload: Workload) -> dict[str, int]:
+    sizes = {}
+    for name, data in workload.files():
+        bucket, _, path = name.partition("/")
+        emulator.backend.put_object(bucket, path, data)
+        sizes[name] = len(data)
+    return sizes
+
+
+def _write_checkpoint(emulator: Any, worker: Any, workload: CheckpointRestore) -> dict[str, int]:
+    sizes = {}
+    with tempfile.TemporaryDirectory(prefix="gcs-hook-ckpt-") as outdir:
+        files = worker.run(workload.tf_write_code(), outdir=outdir, timeout=300)
+        for fname in files:
+            path = f"ckpt/{fname}"
+            emulator.backend.put_object(workload.bucket, path, os.path.join(outdir, fname))
+            sizes[f"{workload.bucket}/{path}"] = os.path.getsize(os.path.join(outdir, fname))
+    return sizes
+
+
+def record_workload(
+    workload: Workload,
+    emulator: Any,
+    *,
+    worker: Any = None,
+    timeout: float = 600.0,
+) -> tuple[Recording, Workload]:
+    """Write ``workload``'s objects to ``emulator``'s backend, run it in TF, convert the ledger.
+
+    ``worker``: a TfWorker started with ``emulator.tf_env()`` + :data:`RECORDING_ENV` (one is
+    started and closed here if not given). Returns the recording and the workload (for the
+    checkpoint workload, with the written object sizes filled in).
+    """
+    from emulator.tf_worker import TfWorker
+
+    own_worker = worker is None
+    if own_worker:
+        env = dict(emulator.tf_env())
+        env.update(RECORDING_ENV)
+        worker = TfWorker(env)
+    t0 = time.monotonic()
+    try:
+        emulator.backend.create_bucket(workload.bucket)
+        if isinstance(workload, CheckpointRestore):
+            sizes = _write_checkpoint(emulator, worker, workload)
+            workload = workload.with_params(sizes=sizes)
+        else:
+            sizes = _upload(emulator, workload)
+        ops: list[dict[str, Any]] = []
+        requests: list[dict[str, Any]] = []
+        skipped: dict[str, int] = {}
+        results = []
+        ledger = emulator.ledger
+        for epoch in range(workload.epochs):
+            variables: dict[str, Any] = {"epoch": epoch}
+            if isinstance(workload, RandomRecords):
+                variables["offsets"] = workload.offsets(epoch)
+            mark = ledger.mark()
+            results.append(worker.run(workload.tf_epoch_code(), timeout=timeout, **variables))
+            with contextlib.suppress(AttributeError, TypeError):
+                ledger.wait_quiet()
+            recs = [r for r in ledger.since(mark) if r.bucket == workload.bucket]
+            epoch_ops, epoch_reqs = ledger_to_ops(recs, f"e{epoch}h", skipped)
+            ops += epoch_ops
+            requests += epoch_reqs
+    finally:
+        if own_worker:
+            worker.close()
+    trace = {
+        "config": dict(RECORDING_CONFIG),
+        "objects": sizes,
+        "ops": ops,
+        "comment": f"recorded from real TF: workload {workload.name} {workload.params()}",
+    }
+    rec = Recording(trace, requests, skipped, time.monotonic() - t0, results)
+    return rec, workload
