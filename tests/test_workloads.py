@@ -1,0 +1,164 @@
+"""Workloads: valid TFRecords, recorded traces from real TF, synthesizers, replay in the model."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from benchmarks.record import RECORDING_CONFIG, RECORDING_ENV, record_workload
+from benchmarks.sweep import CacheConfig, simulate_fast, simulate_model
+from benchmarks.workloads import (
+    RECORD_OVERHEAD,
+    CheckpointRestore,
+    InterleavedShards,
+    RandomRecords,
+    SequentialShards,
+    SmallFiles,
+    get_workload,
+    tfrecord_bytes,
+    workload_names,
+)
+from emulator.pytest_plugin import new_bucket_name
+
+KiB = 1024
+
+# small sizes: every workload below writes < 1.5 MB
+SMALL = [
+    SequentialShards(shards=2, records_per_shard=24, record_size=12_000),
+    # a shard of exactly 2 × 256 KiB: the reader needs one more (empty) read at EOF
+    SequentialShards(shards=1, records_per_shard=32, record_size=16 * KiB - RECORD_OVERHEAD),
+    InterleavedShards(
+        shards=5, records_per_shard=20, record_size=9_000, cycle_length=2, block_length=3
+    ),
+    RandomRecords(records=24, record_size=30_000),
+    SmallFiles(files_count=6, file_size=3_000),
+]
+
+
+def test_tfrecord_framing_is_length_crc_payload_crc() -> None:
+    data = tfrecord_bytes([b"abc", b""])
+    assert len(data) == 2 * RECORD_OVERHEAD + 3
+    (length,) = struct.unpack("<Q", data[:8])
+    assert length == 3 and data[12:15] == b"abc"
+    # a corrupted payload must be detected by TF (checked in the TF test below)
+
+
+def test_registry_and_parameters() -> None:
+    assert set(workload_names()) == {
+        "tfrecord-epochs",
+        "interleave",
+        "random-records",
+        "checkpoint-restore",
+        "small-files",
+    }
+    w = get_workload("tfrecord-epochs", shards=3, epochs=1)
+    assert w.shards == 3 and len(w.objects()) == 3
+    with pytest.raises(KeyError, match="unknown workload"):
+        get_workload("nope")
+
+
+@pytest.mark.parametrize("workload", SMALL, ids=lambda w: w.name)
+def test_objects_sizes_match_files(workload) -> None:
+    sizes = {name: len(data) for name, data in workload.files()}
+    assert sizes == workload.objects()
+
+
+def test_synthesized_sequential_reads_are_buffer_sized_in_order() -> None:
+    w = SequentialShards(shards=1, records_per_shard=40, record_size=10_000, epochs=1)
+    ops = [o for o in w.synthesize()["ops"] if o["op"] == "read"]
+    assert [(o["offset"], o["n"]) for o in ops] == [(0, 256 * KiB), (256 * KiB, 256 * KiB)]
+
+
+@pytest.mark.tf
+def test_tfrecord_files_are_read_by_tf(tf_worker) -> None:
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        for w in (SMALL[0], SMALL[2], SMALL[3]):
+            name, data = next(iter(w.files()))
+            path = os.path.join(d, name.replace("/", "_"))
+            with open(path, "wb") as f:
+                f.write(data)
+            records = tf_worker.run(
+                "result = [len(r.numpy()) for r in tf.data.TFRecordDataset(p)]", p=path
+            )
+            per_file = getattr(w, "records_per_shard", getattr(w, "records", None))
+            assert records == [w.record_size] * per_file
+        bad = bytearray(tfrecord_bytes([b"x" * 100]))
+        bad[20] ^= 0xFF
+        path = os.path.join(d, "bad.tfrecord")
+        with open(path, "wb") as f:
+            f.write(bytes(bad))
+        err = tf_worker.run(
+            "try:\n    list(tf.data.TFRecordDataset(p))\n    result = None\n"
+            "except tf.errors.DataLossError as e:\n    result = 'DataLoss'\n",
+            p=path,
+        )
+        assert err == "DataLoss"
+
+
+@pytest.fixture(scope="module")
+def recording_worker(gcs_emulator, tf_worker_factory):
+    return tf_worker_factory(dict(RECORDING_ENV))
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("workload", SMALL, ids=lambda w: f"{w.name}-{w.logical_bytes()}")
+def test_recorded_trace_equals_synthesized_and_replays(
+    workload, gcs_emulator, recording_worker
+) -> None:
+    w = workload.with_params(bucket=new_bucket_name("tune"))
+    try:
+        rec, w = record_workload(w, gcs_emulator, worker=recording_worker)
+        # every epoch read all its data through TF
+        assert len(rec.epoch_results) == w.epochs
+        assert rec.epoch_results[0] == rec.epoch_results[-1]
+        assert rec.trace["config"] == RECORDING_CONFIG
+
+        # one GET per RandomAccessFile::Read: the synthesizer (TF's reader logic) predicts the
+        # ledger request for request
+        def key(ops):
+            return [
+                (o["op"], o.get("object"), o.get("offset"), o.get("n"))
+                for o in ops
+                if o["op"] in ("read", "stat")
+            ]
+
+        synth = w.synthesize()
+        handle_obj = {o["handle"]: o["object"] for o in synth["ops"] if o["op"] == "open"}
+        rec_handle_obj = {o["handle"]: o["object"] for o in rec.trace["ops"] if o["op"] == "open"}
+
+        def with_obj(ops, hmap):
+            return [
+                (o["op"], o.get("object") or hmap.get(o.get("handle")), o.get("offset"), o.get("n"))
+                for o in ops
+                if o["op"] in ("read", "stat")
+            ]
+
+        assert with_obj(rec.trace["ops"], rec_handle_obj) == with_obj(synth["ops"], handle_obj)
+        assert key(rec.trace["ops"])  # non-empty
+        # the recorded trace replays in the model with the same requests as the recording
+        cfg = CacheConfig(**RECORDING_CONFIG)
+        _, model_reqs = simulate_model(rec.trace, cfg, keep_requests=True)
+        assert model_reqs == rec.requests
+        _, fast_reqs = simulate_fast(rec.trace, cfg, keep_requests=True, buffer_size=0)
+        assert fast_reqs == rec.requests
+    finally:
+        gcs_emulator.backend.delete_bucket(w.bucket)
+
+
+@pytest.mark.tf
+def test_checkpoint_restore_is_recorded_and_replays(gcs_emulator, recording_worker) -> None:
+    w = CheckpointRestore(variables=4, floats_per_variable=50_000, bucket=new_bucket_name("ck"))
+    try:
+        rec, w = record_workload(w, gcs_emulator, worker=recording_worker)
+        data = [n for n in w.objects() if ".data-" in n]
+        assert len(data) == 1 and w.objects()[data[0]] >= 4 * 50_000 * 4
+        reads = [o for o in rec.trace["ops"] if o["op"] == "read"]
+        assert reads and sum(o["n"] for o in reads) >= 4 * 50_000 * 4
+        _, model_reqs = simulate_model(rec.trace, CacheConfig(0, 0, 0), keep_requests=True)
+        assert model_reqs == rec.requests
+    finally:
+        gcs_emulator.backend.delete_bucket(w.bucket)
