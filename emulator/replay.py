@@ -378,6 +378,7 @@ class _TfTraceRun:
         self.buckets = {b: _real_bucket(prefix, b) for b in _trace_buckets(trace)}
         self.reverse = {real: b for b, real in self.buckets.items()}
         self.versions: dict[str, int] = {}
+        self.deleted: set[str] = set()
         self.handles: dict[str, str] = {}
         self.prefix = prefix
 
@@ -394,6 +395,7 @@ class _TfTraceRun:
         self.versions[name] = version
         bucket, obj = self.real_name(name)
         self.backend.put_object(bucket, obj, object_content(name, version, int(size)))
+        self.deleted.discard(name)
 
     def execute(self) -> dict[str, Any]:
         for real in self.buckets.values():
@@ -446,8 +448,11 @@ class _TfTraceRun:
             self.put(op["object"], op["size"])
             return None
         if kind == "delete":
-            bucket, obj = self.real_name(op["object"])
-            self.backend.delete_object(bucket, obj)
+            # deleting an object that does not exist (any more) changes nothing, in both engines
+            if self.versions.get(op["object"]) and op["object"] not in self.deleted:
+                bucket, obj = self.real_name(op["object"])
+                self.backend.delete_object(bucket, obj)
+                self.deleted.add(op["object"])
             return None
         if kind == "sleep":
             time.sleep(float(op["seconds"]))
@@ -603,3 +608,101 @@ def public_result(result: Mapping[str, Any]) -> dict[str, Any]:
 def trace_paths(directory: str | os.PathLike) -> list[Path]:
     """All ``*.json`` traces in ``directory``, sorted by name."""
     return sorted(Path(directory).glob("*.json"))
+
+
+# --------------------------------------------------------------------------------------------
+# Random traces (differential fuzzing of the model against real TF)
+
+
+def random_trace(seed: int, *, max_ops: int = 24) -> dict[str, Any]:
+    """A random but valid trace for differential testing; the same seed gives the same trace.
+
+    It aims at edges: block sizes that are not powers of two, ``max_bytes`` below, at and just
+    above multiples of the block size (or 0 = cache off), object sizes at/around block
+    multiples (and 0), reads at block edges, at/past EOF, ``n`` = 0 and ``n`` > ``max_bytes``,
+    overwrites that shrink or grow, deletes, reconfiguration, stats, several handles and files.
+    No ``sleep`` ops (random timing edges are not deterministic against a wall clock), and the
+    stat cache max age is 0 or the default, so such traces need at most two TF processes per
+    buffer size.
+    """
+    import random
+
+    rng = random.Random(seed)
+    block = rng.choice([4096, 10000, 32768, 65536])
+    max_bytes = rng.choice([0, block - 1, block, 2 * block + block // 2, 3 * block, 8 * block])
+
+    def size() -> int:
+        k = rng.randint(0, 5)
+        return max(0, rng.choice([k * block, k * block + rng.randint(1, block - 1), k * block - 1]))
+
+    names = [f"fz/o{i}.bin" for i in range(rng.randint(1, 3))]
+    objects = {name: size() for name in names}
+    config = {"block_size": block, "max_bytes": max_bytes, "max_staleness": 0}
+    ops: list[dict[str, Any]] = []
+    open_handles: dict[str, str] = {}
+    sizes = dict(objects)
+    counter = itertools.count()
+    for _ in range(rng.randint(4, max_ops)):
+        roll = rng.random()
+        if not open_handles or roll < 0.12:
+            handle = f"h{next(counter)}"
+            name = rng.choice([*names, "fz/missing.bin"] if rng.random() < 0.1 else names)
+            open_handles[handle] = name
+            ops.append({"op": "open", "handle": handle, "object": name})
+        elif roll < 0.78:
+            handle = rng.choice(sorted(open_handles))
+            known = sizes.get(open_handles[handle]) or 0
+            edge = rng.randint(0, max(1, known // block + 1)) * block
+            offset = max(
+                0,
+                rng.choice(
+                    [
+                        edge,
+                        edge - 1,
+                        edge + 1,
+                        rng.randint(0, known + block),
+                        known,
+                        known - 1,
+                        known + rng.randint(1, 2 * block),
+                    ]
+                ),
+            )
+            n = rng.choice(
+                [0, 1, 10, block - 1, block, block + 1, rng.randint(1, 3 * block), max_bytes + 1]
+            )
+            ops.append({"op": "read", "handle": handle, "offset": offset, "n": max(0, n)})
+        elif roll < 0.86:
+            name = rng.choice(names)
+            sizes[name] = size()
+            ops.append({"op": "overwrite", "object": name, "size": sizes[name]})
+        elif roll < 0.89:
+            name = rng.choice(names)
+            sizes.pop(name, None)
+            ops.append({"op": "delete", "object": name})
+        elif roll < 0.93:
+            new_block = rng.choice([block, block // 2, 4096])
+            ops.append(
+                {
+                    "op": "configure",
+                    "config": {
+                        "block_size": new_block,
+                        "max_bytes": rng.choice([0, new_block, 3 * new_block, max_bytes]),
+                        "max_staleness": 0,
+                    },
+                }
+            )
+        elif roll < 0.96:
+            ops.append({"op": "stat", "object": rng.choice(names)})
+        else:
+            handle = rng.choice(sorted(open_handles))
+            del open_handles[handle]
+            ops.append({"op": "close", "handle": handle})
+    trace = {
+        "comment": f"random_trace({seed})",
+        "config": config,
+        "objects": objects,
+        "ops": ops,
+    }
+    if rng.random() < 0.4:
+        trace["stat_cache_max_age"] = 0
+    return load_trace(trace)
