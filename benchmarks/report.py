@@ -1,0 +1,258 @@
+"""Tune report: rich table, CSV/JSON, PNG plots, and the recommendation line to paste.
+
+Files written by :func:`write_report` into the output directory:
+
+- ``sweep.csv`` — one row per configuration (``PointResult.as_row``);
+- ``summary.json`` — workload, timing, budget, recommendation, every row, measured runs;
+- ``heatmap.png`` — three panels over the grid (x = block_size, y = max_bytes, at
+  max_staleness 0): predicted epoch time, bytes fetched per epoch, requests per epoch; the
+  recommended cell is outlined, cells over the memory budget are hatched;
+- ``predicted_vs_measured.png`` — when measured runs exist: predicted vs measured seconds.
+
+The recommendation is the fastest configuration whose ``max_bytes`` fits the budget
+(:func:`benchmarks.sweep.best_under_budget`), printed as
+``ConfigureGcsHook(block_cache=BlockCacheParams(block_size=..., max_bytes=..., max_staleness=...))``
+(a cache-off winner is printed as ``ConfigureGcsHook()`` — TF 2.21's default is cache off, which
+``BlockCacheParams`` cannot express).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from benchmarks.sweep import PointResult, best_under_budget
+
+__all__ = [
+    "format_bytes",
+    "heatmap_png",
+    "measured_png",
+    "recommendation_line",
+    "rich_table",
+    "write_report",
+]
+
+
+def format_bytes(n: float) -> str:
+    """1536 → '1.5 KiB'; exact powers print without decimals ('256 MiB')."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= size:
+            v = n / size
+            return f"{v:.0f} {unit}" if v == int(v) else f"{v:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def _size_expr(n: int) -> str:
+    for exp, unit in ((30, "GiB"), (20, "MiB"), (10, "KiB")):
+        if n >= 2**exp and n % 2**exp == 0:
+            return f"{n >> exp} * 2**{exp}"
+    return str(n)
+
+
+def recommendation_line(result: PointResult | None) -> str:
+    """The Python line to paste for ``result``'s configuration."""
+    if result is None:
+        return "# no configuration fits the memory budget"
+    c = result.config
+    if not c.cache_on:
+        return "ConfigureGcsHook()  # keep TF 2.21's default: block cache off"
+    return (
+        "ConfigureGcsHook(block_cache=BlockCacheParams("
+        f"block_size={_size_expr(c.block_size)}, max_bytes={_size_expr(c.max_bytes)}, "
+        f"max_staleness={c.max_staleness}))"
+    )
+
+
+def rich_table(
+    results: Sequence[PointResult], *, best: PointResult | None, budget: int, top: int = 12
+) -> Any:
+    """A rich Table of the ``top`` fastest configurations fitting the budget, plus TF's default."""
+    from rich.table import Table
+
+    table = Table(title="Predicted cost per configuration (fastest first)")
+    for col in ("block_size", "max_bytes", "staleness", "epoch time", "fetched/epoch", "req/epoch"):
+        table.add_column(col, justify="right")
+    fitting = sorted(
+        (r for r in results if r.config.max_bytes <= budget),
+        key=lambda r: (r.predicted_s, r.requests),
+    )
+    shown = fitting[:top]
+    default = next((r for r in results if not r.config.cache_on), None)
+    if default is not None and default not in shown:
+        shown.append(default)
+    for r in shown:
+        c = r.config
+        style = "bold green" if r is best else ("dim" if not c.cache_on else None)
+        table.add_row(
+            format_bytes(c.block_size) if c.cache_on else "-",
+            format_bytes(c.max_bytes) if c.cache_on else "off (TF default)",
+            f"{c.max_staleness} s" if c.max_staleness else "0",
+            f"{r.epoch_s:.2f} s",
+            format_bytes(r.bytes_fetched / max(1, r.epochs)),
+            f"{r.requests_per_epoch:.0f}",
+            style=style,
+        )
+    return table
+
+
+def _grid(results: Sequence[PointResult], staleness: int):
+    import numpy as np
+
+    pts = [r for r in results if r.config.max_staleness == staleness and r.config.cache_on]
+    blocks = sorted({r.config.block_size for r in pts})
+    maxes = sorted({r.config.max_bytes for r in pts})
+    off = next((r for r in results if not r.config.cache_on), None)
+    rows = ([0] if off is not None else []) + maxes
+    shape = (len(rows), len(blocks))
+    cells = {name: np.full(shape, np.nan) for name in ("epoch_s", "bytes", "requests")}
+    for r in pts:
+        i, j = rows.index(r.config.max_bytes), blocks.index(r.config.block_size)
+        cells["epoch_s"][i, j] = r.epoch_s
+        cells["bytes"][i, j] = r.bytes_fetched / max(1, r.epochs)
+        cells["requests"][i, j] = r.requests_per_epoch
+    if off is not None:  # cache off does not depend on block_size: fill the whole row
+        cells["epoch_s"][0, :] = off.epoch_s
+        cells["bytes"][0, :] = off.bytes_fetched / max(1, off.epochs)
+        cells["requests"][0, :] = off.requests_per_epoch
+    return blocks, rows, cells
+
+
+def heatmap_png(
+    results: Sequence[PointResult],
+    path: str | os.PathLike,
+    *,
+    best: PointResult | None,
+    budget: int,
+    title: str,
+) -> str:
+    """Write the three-panel heatmap (epoch time, bytes/epoch, requests/epoch) to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.colors import LogNorm
+    from matplotlib.patches import Rectangle
+
+    blocks, rows, cells = _grid(results, 0)
+    panels = (
+        ("epoch_s", "predicted epoch time (s)", lambda v: f"{v:.1f}" if v < 100 else f"{v:.0f}"),
+        ("bytes", "bytes fetched per epoch", lambda v: format_bytes(v).replace(" ", "\n")),
+        ("requests", "requests per epoch", lambda v: f"{v:.0f}"),
+    )
+    fig, axes = plt.subplots(1, 3, figsize=(6 + 2.2 * len(blocks), 1.6 + 0.55 * len(rows)))
+    for ax, (key, label, fmt) in zip(axes, panels, strict=True):
+        data = cells[key]
+        finite = data[np.isfinite(data)]
+        lo = max(float(finite.min()) if finite.size else 1.0, 1e-9)
+        hi = max(float(finite.max()) if finite.size else 1.0, lo * 1.0001)
+        im = ax.imshow(data, cmap="viridis_r", norm=LogNorm(lo, hi), aspect="auto", origin="lower")
+        ax.set_xticks(range(len(blocks)), [format_bytes(b) for b in blocks], rotation=45)
+        ax.set_yticks(
+            range(len(rows)), ["off (TF default)" if m == 0 else format_bytes(m) for m in rows]
+        )
+        ax.set_xlabel("block_size")
+        ax.set_ylabel("max_bytes")
+        ax.set_title(label, fontsize=10)
+        for i in range(len(rows)):
+            for j in range(len(blocks)):
+                v = data[i, j]
+                if np.isfinite(v):
+                    light = im.norm(v) < 0.4  # viridis_r is light at the low end
+                    color = "black" if light else "white"
+                    ax.text(j, i, fmt(v), ha="center", va="center", fontsize=6.5, color=color)
+                if rows[i] > budget:
+                    ax.add_patch(
+                        Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", lw=0, alpha=0.5)
+                    )
+        if best is not None:
+            c = best.config
+            j = blocks.index(c.block_size) if c.cache_on and c.block_size in blocks else 0
+            i = rows.index(c.max_bytes if c.cache_on else 0)
+            if c.max_staleness == 0:
+                ax.add_patch(
+                    Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", lw=2.5)
+                )
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
+def measured_png(measurements: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> str:
+    """Bar chart of predicted vs measured seconds per measured configuration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [m["label"] for m in measurements]
+    x = range(len(labels))
+    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(labels), 4))
+    ax.bar([i - 0.2 for i in x], [m["predicted_s"] for m in measurements], 0.4, label="predicted")
+    ax.bar([i + 0.2 for i in x], [m["measured_s"] for m in measurements], 0.4, label="measured")
+    for i, m in enumerate(measurements):
+        ax.text(
+            i,
+            max(m["predicted_s"], m["measured_s"]),
+            f"{m['error_pct']:+.0f}%",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
+    ax.set_xticks(list(x), labels, rotation=20, fontsize=7)
+    ax.set_ylabel("seconds (all epochs)")
+    ax.set_title("predicted vs measured (real TF through the shaped front)", fontsize=10)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
+def write_report(
+    out_dir: str | os.PathLike,
+    results: Sequence[PointResult],
+    *,
+    budget: int,
+    title: str,
+    summary: Mapping[str, Any],
+    measurements: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, str]:
+    """Write CSV, JSON and PNGs into ``out_dir``; returns {kind: path}."""
+    os.makedirs(out_dir, exist_ok=True)
+    best = best_under_budget(results, budget)
+    paths = {}
+    csv_path = os.path.join(out_dir, "sweep.csv")
+    rows = [r.as_row() for r in results]
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["block_size"])
+        writer.writeheader()
+        writer.writerows(rows)
+    paths["csv"] = csv_path
+    doc = dict(summary)
+    doc.update(
+        memory_budget=budget,
+        recommendation=best.as_row() if best else None,
+        recommendation_line=recommendation_line(best),
+        results=rows,
+        measured=list(measurements),
+    )
+    json_path = os.path.join(out_dir, "summary.json")
+    with open(json_path, "w") as f:
+        json.dump(doc, f, indent=1)
+    paths["json"] = json_path
+    if results:
+        paths["heatmap"] = heatmap_png(
+            results, os.path.join(out_dir, "heatmap.png"), best=best, budget=budget, title=title
+        )
+    if measurements:
+        paths["measured"] = measured_png(
+            measurements, os.path.join(out_dir, "predicted_vs_measured.png")
+        )
+    return paths
