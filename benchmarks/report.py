@@ -46,7 +46,7 @@ def format_bytes(n: float) -> str:
 
 
 def _size_expr(n: int) -> str:
-    for exp, unit in ((30, "GiB"), (20, "MiB"), (10, "KiB")):
+    for exp in (30, 20, 10):
         if n >= 2**exp and n % 2**exp == 0:
             return f"{n >> exp} * 2**{exp}"
     return str(n)
