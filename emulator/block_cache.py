@@ -13,8 +13,9 @@ Semantics (TF 2.21; see /work/shared/docs/tf-gcs-semantics.md §1):
   it moves to the most-recently-used end and blocks are evicted from the least-recently-used end
   while ``cache_size > max_bytes`` (strict ``>``). ``cache_size`` counts the block
   *capacities* TensorFlow accounts: a fetched block its real length, and - TF's own accounting
-  quirk, kept on purpose - an errored block ``block_size`` when it is removed (TF's size_t
-  arithmetic wraps modulo 2**64, and so does this model's counter).
+  quirk, kept on purpose - an errored block, or a block evicted while still being fetched,
+  ``block_size`` when it is removed although nothing was added for it (TF's size_t arithmetic
+  wraps modulo 2**64, and so does this model's counter; :meth:`held_bytes` is the real amount).
 - Staleness (``max_staleness > 0`` seconds): a FINISHED block older than ``max_staleness``
   found by a lookup drops *all blocks of its file*; the background prune of TF (every second,
   dropping whole files while the least-recently-*added* block is stale) is modelled by a

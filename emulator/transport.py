@@ -28,6 +28,7 @@ import itertools
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -135,8 +136,12 @@ class _InMemoryObjects(_RecordingTransport):
 
     _generations = itertools.count(1_000_000)
 
-    def __init__(self, *, record: bool = True) -> None:
+    def __init__(self, *, record: bool = True, latency_s: float = 0.0) -> None:
         super().__init__(record=record)
+        if not latency_s >= 0:
+            raise ValueError(f"latency_s must be >= 0, got {latency_s!r}")
+        #: Real seconds each media request takes (to exercise concurrency); 0 = none.
+        self.latency_s = latency_s
         self._objects: dict[tuple[str, str], tuple[Any, int]] = {}
 
     def _put(self, bucket: str, name: str, payload: Any) -> int:
@@ -213,6 +218,8 @@ class MemoryTransport(_InMemoryObjects):
     def read_range(self, bucket: str, name: str, start: int, n: int) -> bytes:
         obj = f"{bucket}/{name}"
         self._send({"kind": "media", "object": obj, "range": [start, start + n - 1]})
+        if self.latency_s:
+            time.sleep(self.latency_s)
         data, _ = self._get(bucket, name)
         out = data[start : start + n]
         self._received(len(out))
