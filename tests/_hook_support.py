@@ -1,0 +1,59 @@
+"""Shared helpers for the tests/test_hook_*.py modules (code that runs inside a TfWorker)."""
+
+from __future__ import annotations
+
+import hashlib
+
+MiB = 1024 * 1024
+
+#: Preamble for TfWorker: loads gcs_hook + the ops and defines positional-read helpers.
+WORKER_PREAMBLE = """
+import json, hashlib
+import gcs_hook
+from gcs_hook import BlockCacheParams, native_ops
+from gcs_hook.hook import current_block_cache
+ops = native_ops.load()
+
+def read_at(path, reads, handle=None):
+    handle = handle or ('h:' + path)
+    ops.gcs_random_access_open(handle, path)
+    out = []
+    for off, n in reads:
+        d, c, m = ops.gcs_random_access_read(handle, off, n)
+        d = d.numpy()
+        out.append([len(d), c.numpy().decode(), hashlib.sha256(d).hexdigest()])
+    ops.gcs_random_access_close(handle)
+    return out
+
+def gfile_sha(path):
+    with tf.io.gfile.GFile(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+"""
+
+
+def data(n: int, seed: str) -> bytes:
+    """Deterministic bytes."""
+    out = bytearray()
+    i = 0
+    while len(out) < n:
+        out += hashlib.sha256(f"{seed}|{i}".encode()).digest()
+        i += 1
+    return bytes(out[:n])
+
+
+def sha(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def media_ranges(ledger, mark: int, bucket: str, obj: str | None = None) -> list[tuple[int, int]]:
+    """Range of every media GET since ``mark`` (in order)."""
+    ledger.wait_quiet(quiet_s=0.05, timeout=5)
+    filters = {"kind": "media", "bucket": bucket}
+    if obj is not None:
+        filters["object"] = obj
+    return [r.range for r in ledger.since(mark, **filters)]
+
+
+def aligned_blocks(size: int, block: int) -> list[tuple[int, int]]:
+    """The aligned full-block ranges TF's cache fetches to read a whole ``size``-byte object."""
+    return [(start, start + block - 1) for start in range(0, size, block)]
