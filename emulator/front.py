@@ -308,6 +308,11 @@ class _ClientSession:
                     return  # run() was re-entered for the tunnel and has finished
             else:
                 self._handle_request(h, event)
+            if h.their_state is h11.SEND_BODY:  # a body we did not need (GET/HEAD/refused)
+                try:
+                    self._drain_body(h)
+                except (_ClientGone, h11.RemoteProtocolError):
+                    return
             if h.our_state is h11.MUST_CLOSE or h.their_state is h11.MUST_CLOSE:
                 return
             if h.our_state is not h11.DONE or h.their_state is not h11.DONE:
@@ -402,11 +407,11 @@ class _ClientSession:
                 {"error": {"code": 403, "message": f"CONNECT to {target} is not allowed"}}
             ).encode()
             self._drain_body(h)
-            self._simple_response(h, 403, body)
             self._record(
-                seq, t0, host or target, "CONNECT", target, "", None, 403, 0, 0, "anonymous",
-                "other", None, None,
+                seq, t0, host or target, "CONNECT", target, "", None, 403, len(body), 0,
+                "anonymous", "other", None, None,
             )  # fmt: skip
+            self._simple_response(h, 403, body)
             return False
         self._send(h, h11.Response(status_code=200, headers=[], reason=b"Connection established"))
         if h.our_state is not h11.SWITCHED_PROTOCOL:  # pragma: no cover - h11 contract
@@ -457,6 +462,7 @@ class _ClientSession:
                 raise _ClientGone()
 
     def _handle_request(self, h: h11.Connection, req: h11.Request) -> None:
+        """Answer one non-CONNECT request and record it in the ledger."""
         front = self.front
         t0 = time.monotonic()
         seq = front.ledger.next_seq()
@@ -488,36 +494,48 @@ class _ClientSession:
         rng = parse_range(hmap.get("range"))
         principal, authorized = front.principal_for(hmap.get("authorization"))
 
+        done = False
+        partial = [0, 0, 0]  # status, bytes_out, bytes_in seen so far (for aborted requests)
+
         def record(status: int, bytes_out: int, bytes_in: int, who: str = principal) -> None:
+            # Called BEFORE the last byte of the response goes out, so a client that has the
+            # whole response always finds its record in the ledger.
+            nonlocal done
+            if done:
+                return
+            done = True
             self._record(
                 seq, t0, host, method, path, raw_query, rng, status, bytes_out, bytes_in, who,
                 kind, bucket, obj, query=query,
             )  # fmt: skip
 
-        if kind == "token":
-            try:
-                body = self._read_body(h, limit=64 * 1024)
-            except _ClientGone:
-                record(400, 0, 0, "invalid")
-                raise
-            reply = front.token_issuer.handle(path, body, method)
-            payload = json.dumps(reply.payload).encode()
-            sent = self._simple_response(h, reply.status, payload)
-            record(reply.status, sent, len(body), reply.principal)
-            return
+        try:
+            if kind == "token":
+                try:
+                    body = self._read_body(h, limit=64 * 1024)
+                except _ClientGone:
+                    record(400, 0, 0, "invalid")
+                    raise
+                reply = front.token_issuer.handle(path, body, method)
+                payload = json.dumps(reply.payload).encode()
+                record(reply.status, len(payload), len(body), reply.principal)
+                self._simple_response(h, reply.status, payload)
+                return
 
-        if front.require_auth and not authorized:
-            n_in = self._drain_body(h)
-            body = json.dumps(
-                {"error": {"code": 401, "message": "Anonymous or invalid credentials"}}
-            ).encode()
-            close = h.their_state is not h11.DONE
-            sent = self._simple_response(h, 401, body, close=close)
-            record(401, sent, n_in)
-            return
+            if front.require_auth and not authorized:
+                n_in = self._drain_body(h)
+                body = json.dumps(
+                    {"error": {"code": 401, "message": "Anonymous or invalid credentials"}}
+                ).encode()
+                close = h.their_state is not h11.DONE
+                record(401, len(body), n_in)
+                self._simple_response(h, 401, body, close=close)
+                return
 
-        status, bytes_out, bytes_in = self._forward(h, req, method, target, headers, hmap)
-        record(status, bytes_out, bytes_in)
+            self._forward(h, method, target, headers, hmap, record, partial)
+        finally:
+            if not done:  # aborted mid-way (client or backend went away)
+                record(partial[0] or 499, partial[1], partial[2])
 
     def _record(
         self,
@@ -585,13 +603,18 @@ class _ClientSession:
     def _forward(
         self,
         h: h11.Connection,
-        req: h11.Request,
         method: str,
         target: str,
         headers: list[tuple[str, str]],
         hmap: dict[str, str],
-    ) -> tuple[int, int, int]:
-        """Forward one request; returns (status, response body bytes, request body bytes)."""
+        record: Any,
+        partial: list[int],
+    ) -> None:
+        """Forward one request to the backend and stream the answer back.
+
+        ``record(status, bytes_out, bytes_in)`` is called once, before the client can have the
+        complete response; ``partial`` tracks progress for aborted requests.
+        """
         out_headers = [(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP]
         out_headers.append(("Host", "storage.googleapis.com"))
         has_body = (
@@ -616,6 +639,7 @@ class _ClientSession:
                         ev = self._next_event(h)
                         if isinstance(ev, h11.Data):
                             bytes_in += len(ev.data)
+                            partial[2] = bytes_in
                             if chunked_up:
                                 up.send(b"%x\r\n" % len(ev.data) + bytes(ev.data) + b"\r\n")
                             else:
@@ -630,9 +654,11 @@ class _ClientSession:
                 break
             except _UPSTREAM_RETRY_ERRORS:
                 if has_body or attempt:
-                    return self._bad_gateway(h, "backend connection lost", bytes_in)
+                    self._bad_gateway(h, "backend connection lost", bytes_in, record)
+                    return
             except OSError as exc:
-                return self._bad_gateway(h, f"backend unreachable: {exc}", bytes_in)
+                self._bad_gateway(h, f"backend unreachable: {exc}", bytes_in, record)
+                return
         assert resp is not None
         client_host = hmap.get("host", "")
         resp_headers: list[tuple[str, str]] = []
@@ -648,6 +674,9 @@ class _ClientSession:
         shaping = self.front.shaping
         if shaping is not None:
             shaping.delay_first_byte()
+        partial[0] = resp.status
+        if resp.length == 0:  # HEAD, 204/304, or an empty body: complete with the headers
+            record(resp.status, 0, bytes_in)
         self._send(
             h,
             h11.Response(
@@ -664,21 +693,24 @@ class _ClientSession:
                 n = resp.readinto(self.buf)
                 if not n:
                     break
+                if resp.length == 0:  # this is the last piece of a Content-Length body
+                    record(resp.status, bytes_out + n, bytes_in)
                 for piece in h.send_with_data_passthrough(h11.Data(data=mv[:n])):
                     for part in sender.pieces(piece):
                         self._sendall(part)
                 bytes_out += n
+                partial[1] = bytes_out
         except (OSError, http.client.HTTPException) as exc:
             # backend died mid-body: the client sees a truncated response and a closed connection
             self.upstream = None
             log.debug("backend body read failed: %s", exc)
             raise _ClientGone() from exc
+        record(resp.status, bytes_out, bytes_in)
         self._send(h, h11.EndOfMessage())
-        return resp.status, bytes_out, bytes_in
 
-    def _bad_gateway(self, h: h11.Connection, message: str, bytes_in: int) -> tuple[int, int, int]:
+    def _bad_gateway(self, h: h11.Connection, message: str, bytes_in: int, record: Any) -> None:
         self.upstream = None
         body = json.dumps({"error": {"code": 502, "message": message}}).encode()
         close = h.their_state is not h11.DONE
-        sent = self._simple_response(h, 502, body, close=close)
-        return 502, sent, bytes_in
+        record(502, len(body), bytes_in)
+        self._simple_response(h, 502, body, close=close)

@@ -1,8 +1,10 @@
 """The request ledger: one :class:`RequestRecord` per request that went through the front.
 
 Invariants:
-- ``seq`` is strictly increasing in append order, starting at 1 (``mark()`` returns the last
-  seq, so ``since(mark)`` is exactly the records appended afterwards).
+- ``seq`` is assigned when a request ARRIVES (strictly increasing, from 1); the record is
+  appended when the answer is complete, but before the client can have received all of it, so
+  a client that has its response always finds the record. ``records()`` returns seq order;
+  ``since(mark())`` is exactly the requests that arrived after the mark.
 - ``t`` is ``time.monotonic()`` when the request line arrived; on Linux that clock is system
   wide, so it can be compared with times logged by another process (e.g. a TF subprocess).
 - Records never hold credentials: no headers, no bodies, no query values of token-like keys.
@@ -212,7 +214,7 @@ class Ledger:
         Example: ``ledger.records(kind="media", bucket="b", object="o")``.
         """
         with self._lock:
-            snap = list(self._records)
+            snap = sorted(self._records, key=lambda r: r.seq)
         return [r for r in snap if self._match(r, filters)]
 
     def __len__(self) -> int:
