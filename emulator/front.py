@@ -190,6 +190,8 @@ class Front:
             clients = list(self._clients)
             threads = list(self._threads)
         with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked accept() on Linux
+        with contextlib.suppress(OSError):
             self._sock.close()
         for s in clients:
             with contextlib.suppress(OSError):
