@@ -165,18 +165,46 @@ def test_model_engine_t1_matches_the_documented_requests():
 # Real TF vs the model, every trace
 
 
+#: Replayed a second time at the end of the run, in the same TF processes: equal results prove
+#: that traces cannot see each other's cache or stat entries.
+AGAIN = ("t01_basic_two_blocks", "t12_lru_across_files", "t17_overwrite_between_opens_signature")
+
+
+def _random_seeds(count: int = 20) -> list[int]:
+    """Fixed seeds whose traces run in the TF processes the suite needs anyway."""
+    suite_groups = {env_group(load_trace(p)) for p in TRACE_PATHS}
+    ages = {g.stat_cache_max_age for g in suite_groups}
+    seeds = []
+    for seed in range(1000):
+        group = env_group(replay.random_trace(seed))
+        if group in suite_groups or (
+            group.buffer_size is None and group.stat_cache_max_age in ages
+        ):
+            seeds.append(seed)
+            if len(seeds) == count:
+                break
+    return seeds
+
+
+RANDOM_SEEDS = _random_seeds()
+
+
 @pytest.fixture(scope="module")
 def tf_results(gcs_emulator):
-    """All suite traces through real TF, sharing the session's emulator (front + fake GCS)."""
+    """Suite traces, random traces and a few repeats through real TF, all in one run sharing
+    the session's emulator (front + fake GCS); keyed by trace stem, ``random:<seed>``,
+    ``again:<stem>``."""
     pytest.importorskip(
         "tensorflow", reason="TensorFlow is not installed (pip install 'gcs-hook[tf]')"
     )
-    traces = [load_trace(p) for p in TRACE_PATHS]
+    keyed = {p.stem: load_trace(p) for p in TRACE_PATHS}
+    keyed.update({f"random:{s}": replay.random_trace(s) for s in RANDOM_SEEDS})
+    keyed.update({f"again:{stem}": keyed[stem] for stem in AGAIN})
     with replay.TfReplayer(gcs_emulator) as replayer:
-        results = replayer.run_many(traces)
+        results = replayer.run_many(keyed.values())
         workers = replayer.workers_started
     assert workers <= 5
-    return {p.stem: r for p, r in zip(TRACE_PATHS, results, strict=True)}
+    return dict(zip(keyed, results, strict=True))
 
 
 @pytest.mark.tf
@@ -219,3 +247,22 @@ def test_trace_tf_and_model_agree(path, tf_results):
     diff = compare(tf, model)
     assert diff is None, f"{path.name}\n{diff.describe(trace)}"
     assert len(tf["reads"]) == sum(op["op"] == "read" for op in trace["ops"])
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("seed", RANDOM_SEEDS)
+def test_random_trace_tf_and_model_agree(seed, tf_results):
+    trace = replay.random_trace(seed)
+    diff = compare(tf_results[f"random:{seed}"], run_model(trace))
+    assert diff is None, f"random_trace({seed})\n{diff.describe(trace)}"
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("stem", AGAIN)
+def test_traces_are_isolated_inside_one_tf_process(stem, tf_results):
+    """The same trace replayed later in the same TF process (after ~60 other traces, some on
+    the same object names) gives exactly the same requests and reads."""
+    first, again = tf_results[stem], tf_results[f"again:{stem}"]
+    assert first["requests"] and first["reads"]
+    assert again["requests"] == first["requests"]
+    assert again["reads"] == first["reads"]
