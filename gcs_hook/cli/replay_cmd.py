@@ -110,5 +110,16 @@ def replay(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``replay`` command to the ``gcs-hook`` app."""
+    """Add the ``replay`` command to the ``gcs-hook`` app.
+
+    An app with a single command and no callback is collapsed by typer into that command
+    (``gcs-hook TRACE.json`` instead of ``gcs-hook replay TRACE.json``); a no-op callback keeps
+    ``replay`` a subcommand whatever else is registered. An existing callback is left alone.
+    """
+    if app.registered_callback is None:
+        app.callback()(_group)
     app.command("replay")(replay)
+
+
+def _group() -> None:
+    """TensorFlow GCS hook, fake GCS emulator, cache model and cache-tuning benchmarks."""
