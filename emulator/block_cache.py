@@ -215,26 +215,47 @@ class BlockCache:
             finish += bs
         parts: list[Payload] = []
         total = 0
+        size_only = self._size_only
+        limit = self.max_staleness
+        mu = self._mu
+        blocks = self._map
         for pos in range(start, finish, bs):
             key = (filename, pos)
-            block = self._lookup(key)
-            if block.state == _FINISHED:
-                stats.hits += 1
-            else:
-                self._maybe_fetch(key, block)
-            self._update_lru(key, block)
+            # Fast path: a fresh fetched block - Lookup + UpdateLRU under one lock acquisition.
+            with mu:
+                block = blocks.get(key)
+                hit = (
+                    block is not None
+                    and block.state == _FINISHED
+                    and (not limit or self._clock.now() - block.timestamp <= limit)
+                )
+                if hit:
+                    stats.hits += 1
+                    blocks.move_to_end(key)
+                    if block.size < bs and max(self._files[filename]) > pos:
+                        raise InternalError("Block cache contents are inconsistent.")
+                    if self._cache_size > self.max_bytes:
+                        self._trim_locked()
+            if not hit:
+                block = self._lookup(key)
+                if block.state == _FINISHED:
+                    stats.hits += 1
+                else:
+                    self._maybe_fetch(key, block)
+                self._update_lru(key, block)
             size = block.size
             if offset >= pos + size:
                 stats.bytes_served += total
                 raise OutOfRangeError(
                     f"EOF at offset {offset} in file {filename} at position {pos} "
                     f"with data size {size}",
-                    partial=payload_concat(parts, self._size_only),
+                    partial=payload_concat(parts, size_only),
                 )
             lo = offset - pos if offset > pos else 0
             hi = end - pos if pos + size > end else size
             if lo < hi:
-                parts.append(payload_slice(block.data, lo, hi))
+                if not size_only:
+                    parts.append(block.data[lo:hi])  # type: ignore[index]
                 total += hi - lo
             if size < bs:
                 break

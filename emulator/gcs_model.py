@@ -228,29 +228,33 @@ class StatCache(Generic[T]):
 
 
 class _SharedLock:
-    """Readers-writer lock (TF's ``block_cache_lock_``: reads shared, reset exclusive)."""
+    """Readers-writer lock (TF's ``block_cache_lock_``: reads shared, reset exclusive).
+    Writers are preferred: once one waits, new readers wait too."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._readers = 0
         self._writer = False
+        self._writers_waiting = 0
 
     def acquire_shared(self) -> None:
         with self._cond:
-            while self._writer:
+            while self._writer or self._writers_waiting:
                 self._cond.wait()
             self._readers += 1
 
     def release_shared(self) -> None:
         with self._cond:
             self._readers -= 1
-            if self._readers == 0:
+            if self._readers == 0 and self._writers_waiting:
                 self._cond.notify_all()
 
     def acquire_exclusive(self) -> None:
         with self._cond:
+            self._writers_waiting += 1
             while self._writer or self._readers:
                 self._cond.wait()
+            self._writers_waiting -= 1
             self._writer = True
 
     def release_exclusive(self) -> None:
@@ -559,11 +563,14 @@ class GcsFilesystemModel:
     # -- internals ----------------------------------------------------------------------------
 
     def _stat_object(self, filename: str, bucket: str, obj: str) -> FileStat:
-        def compute() -> FileStat:
+        """Stat through the stat cache (LookupOrCompute; failures are not cached)."""
+        cache = self.stat_cache
+        stat = cache.lookup(filename)
+        if stat is None:
             st: ObjectStat = self.transport.stat(bucket, obj)
-            return FileStat(st.size, st.generation, filename.endswith("/"))
-
-        return self.stat_cache.lookup_or_compute(filename, compute)
+            stat = FileStat(st.size, st.generation, filename.endswith("/"))
+            cache.insert(filename, stat)
+        return stat
 
     def _fetch_block(self, filename: str, offset: int, n: int) -> Payload:
         _, bucket, obj = parse_gcs_path(filename)

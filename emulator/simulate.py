@@ -310,12 +310,11 @@ def write_oracle_general(path: str | os.PathLike, obj_ids: Any, sizes: Any) -> N
     rec["time"] = np.arange(len(ids), dtype=np.uint32)
     rec["obj_id"] = ids
     rec["size"] = size_arr
+    # next access: sort positions by (id, position); each one's successor in its id group.
+    order = np.lexsort((np.arange(len(ids)), ids))
     nxt = np.full(len(ids), -1, dtype=np.int64)
-    last: dict[int, int] = {}
-    for i, k in enumerate(ids.tolist()[::-1]):
-        j = len(ids) - 1 - i
-        nxt[j] = last.get(k, -1)
-        last[k] = j
+    same = ids[order[1:]] == ids[order[:-1]]
+    nxt[order[:-1][same]] = order[1:][same]
     rec["next"] = nxt
     rec.tofile(os.fspath(path))
 
