@@ -399,12 +399,12 @@ class _ClientSession:
     # -- CONNECT ----------------------------------------------------------------------------
     def _handle_connect(self, h: h11.Connection, req: h11.Request) -> bool:
         t0 = time.monotonic()
-        seq = self.front.ledger.next_seq()
         target = req.target.decode("latin-1")
         host, _, port = target.rpartition(":")
         host = host.strip("[]").lower()
         allowed = host in GOOGLE_HOSTS and port == "443"
         if not allowed:
+            seq = self.front.ledger.next_seq()
             body = json.dumps(
                 {"error": {"code": 403, "message": f"CONNECT to {target} is not allowed"}}
             ).encode()

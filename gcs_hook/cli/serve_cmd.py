@@ -1,0 +1,419 @@
+"""``gcs-hook serve``, ``env``, ``demo`` and ``doctor``.
+
+    gcs-hook serve [--backend embedded|container|URL] [--data DIR] [--port N] [--ledger FILE]
+                   [--require-auth] [--duration S] [--state-file FILE] [--demo]
+    gcs-hook env   [--state-file FILE]
+    gcs-hook demo  [--backend ...]          (same as ``serve --demo``)
+    gcs-hook doctor [--json]
+
+``serve`` runs fake-gcs-server + the front in the foreground and prints, on stdout, the
+``export`` lines a TensorFlow process needs; it writes a small state file (0600; default
+``$XDG_RUNTIME_DIR/gcs-hook/serve.json`` or ``~/.cache/gcs-hook/serve.json``, or
+``$GCS_HOOK_STATE``) so ``gcs-hook env`` can print them again; the file is removed on exit.
+``--demo`` seeds an object, reads it with real TensorFlow through the front (1 MiB block cache),
+prints the request ledger as a table and exits.
+
+Bad input (missing ``--data`` directory, unknown backend, port in use, no Docker engine, no
+running instance for ``env``): one line on stderr, exit code 2, nothing started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from gcs_hook.cli.errors import fail
+
+DEMO_BUCKET = "gcs-hook-demo"
+DEMO_OBJECT = "data/sample.bin"
+DEMO_SIZE = 3_000_000
+DEMO_ENV = {"GCS_READ_CACHE_BLOCK_SIZE_MB": "1", "GCS_READ_CACHE_MAX_SIZE_MB": "4"}
+DEFAULT_TEST_TOKEN = "gcs-hook-fake-token"
+_EXPORT_KEYS = (
+    "https_proxy",
+    "HTTPS_PROXY",
+    "CURL_CA_BUNDLE",
+    "NO_GCE_CHECK",
+    "GOOGLE_AUTH_TOKEN_FOR_TESTING",
+    "STORAGE_EMULATOR_HOST",
+    "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT",
+)
+
+
+def default_state_file() -> Path:
+    """Where ``serve`` records the running instance (``$GCS_HOOK_STATE`` overrides)."""
+    if os.environ.get("GCS_HOOK_STATE"):
+        return Path(os.environ["GCS_HOOK_STATE"])
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    base = Path(runtime) if runtime and os.path.isdir(runtime) else Path.home() / ".cache"
+    return base / "gcs-hook" / "serve.json"
+
+
+def export_lines(env: dict[str, str]) -> list[str]:
+    """``export K=V`` lines (shell-quoted) for the variables a client process needs."""
+    return [f"export {k}={shlex.quote(env[k])}" for k in _EXPORT_KEYS if k in env]
+
+
+def deterministic_bytes(name: str, size: int, version: int = 1) -> bytes:
+    """trace-format.md content: sha256(f"{name}|{version}|{i}") blocks, cut to size."""
+    out = bytearray()
+    i = 0
+    while len(out) < size:
+        out += hashlib.sha256(f"{name}|{version}|{i}".encode()).digest()
+        i += 1
+    return bytes(out[:size])
+
+
+def ledger_table(records: list[Any], title: str = "request ledger") -> Any:
+    """A rich Table of ledger records (no secrets are in records to begin with)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col, justify in (
+        ("seq", "right"),
+        ("t ms", "right"),
+        ("conn", "right"),
+        ("principal", "left"),
+        ("kind", "left"),
+        ("method", "left"),
+        ("host", "left"),
+        ("path", "left"),
+        ("range", "left"),
+        ("status", "right"),
+        ("bytes out", "right"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    t0 = records[0].t if records else 0.0
+    for r in records:
+        rng = f"{r.range[0]}-{r.range[1] if r.range[1] >= 0 else ''}" if r.range else ""
+        table.add_row(
+            str(r.seq),
+            f"{(r.t - t0) * 1000:.1f}",
+            str(r.conn_id),
+            r.principal,
+            r.kind,
+            r.method,
+            r.host,
+            r.path if len(r.path) <= 60 else r.path[:57] + "...",
+            rng,
+            str(r.status),
+            str(r.bytes_out),
+        )
+    return table
+
+
+def _check_port_free(port: int, what: str) -> None:
+    if not port:
+        return
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            fail(f"{what} port {port} on 127.0.0.1 is already in use")
+
+
+def _start_emulator(
+    backend: str,
+    data: Path | None,
+    port: int,
+    backend_port: int,
+    ledger: Path | None,
+    require_auth: bool,
+) -> Any:
+    from emulator.backend import BackendError
+    from emulator.session import GcsEmulator
+
+    if data is not None and not data.is_dir():
+        fail(f"--data {data}: not a directory")
+    if backend not in ("embedded", "container") and not backend.startswith("http://"):
+        fail(f"--backend {backend!r}: use embedded, container or an http://host:port URL")
+    _check_port_free(port, "front")
+    _check_port_free(backend_port, "backend")
+    if ledger is not None and not ledger.parent.is_dir():
+        fail(f"--ledger {ledger}: directory {ledger.parent} does not exist")
+    try:
+        emu = GcsEmulator(
+            backend, require_auth=require_auth, ledger_path=ledger, front_port=port,
+            backend_port=backend_port,
+        )  # fmt: skip
+    except BackendError as exc:
+        first, _, tail = str(exc).partition("\n")
+        if tail:
+            typer.echo(tail, err=True)
+        fail(first)
+    except OSError as exc:
+        fail(str(exc))
+    if data is not None:
+        try:
+            created = emu.backend.seed_from_dir(data)
+        except (ValueError, BackendError) as exc:
+            emu.close()
+            fail(f"--data {data}: {exc}")
+        typer.echo(f"# seeded {len(created)} objects from {data}", err=True)
+    return emu
+
+
+def _write_state(path: Path, emu: Any, env: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "pid": os.getpid(),
+        "front_url": emu.front.url,
+        "backend_endpoint": emu.backend.endpoint,
+        "backend_kind": emu.backend.kind,
+        "env": {k: env[k] for k in _EXPORT_KEYS if k in env},
+        "started": time.time(),
+    }
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(state, f)
+    os.replace(tmp, path)
+
+
+def run_demo(emu: Any, console: Any) -> bool:
+    """Read the demo object with real TensorFlow through the front; print the ledger.
+
+    Returns True when TF returned exactly the bytes the backend holds.
+    """
+    from emulator.tf_worker import TfWorker, TfWorkerError
+
+    data = deterministic_bytes(f"{DEMO_BUCKET}/{DEMO_OBJECT}", DEMO_SIZE)
+    emu.backend.create_bucket(DEMO_BUCKET)
+    emu.backend.put_object(DEMO_BUCKET, DEMO_OBJECT, data)
+    env = emu.tf_env(test_token=DEFAULT_TEST_TOKEN)
+    env.update(DEMO_ENV)
+    console.print(
+        f"[bold]demo[/]: real TensorFlow reads gs://{DEMO_BUCKET}/{DEMO_OBJECT} "
+        f"({DEMO_SIZE:,} bytes) at offsets 0 and 1,500,000 with a 1 MiB block cache"
+    )
+    mark = emu.ledger.mark()
+    try:
+        with TfWorker(env) as worker:
+            got = worker.run(
+                """
+f = tf.io.gfile.GFile(path, "rb")
+f.seek(0); a = f.read(100)
+f.seek(1_500_000); b = f.read(1000)
+result = {"version": tf.__version__, "a": a, "b": b, "names": tf.io.gfile.listdir(root)}
+""",
+                path=f"gs://{DEMO_BUCKET}/{DEMO_OBJECT}",
+                root=f"gs://{DEMO_BUCKET}/data",
+            )
+    except TfWorkerError as exc:
+        fail(f"demo: TensorFlow failed: {exc}")
+    ok = got["a"] == data[:100] and got["b"] == data[1_500_000:1_501_000]
+    console.print(
+        f"TensorFlow {got['version']}: listdir -> {got['names']}; bytes "
+        + ("[green]match[/] the backend" if ok else "[red]DIFFER[/] from the backend")
+    )
+    console.print(ledger_table(emu.ledger.since(mark), title="requests TensorFlow sent"))
+    return ok
+
+
+def serve(
+    backend: Annotated[
+        str, typer.Option("--backend", help="embedded | container | http://host:port")
+    ] = "embedded",
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Seed DIR/<bucket>/<object path> before serving.")
+    ] = None,
+    port: Annotated[int, typer.Option("--port", help="Front port on 127.0.0.1 (0 = any).")] = 0,
+    backend_port: Annotated[
+        int, typer.Option("--backend-port", help="Embedded backend port (0 = any).")
+    ] = 0,
+    ledger: Annotated[
+        Path | None, typer.Option("--ledger", help="Append every request as JSONL here.")
+    ] = None,
+    require_auth: Annotated[
+        bool, typer.Option("--require-auth", help="401 for requests without a valid token.")
+    ] = False,
+    token: Annotated[
+        str, typer.Option("--token", help="Value for GOOGLE_AUTH_TOKEN_FOR_TESTING.")
+    ] = DEFAULT_TEST_TOKEN,
+    duration: Annotated[
+        float, typer.Option("--duration", help="Stop after this many seconds (0 = until Ctrl-C).")
+    ] = 0.0,
+    state_file: Annotated[
+        Path | None, typer.Option("--state-file", help="Where to record the running instance.")
+    ] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Read an object with real TF, print the ledger, exit.")
+    ] = False,
+) -> None:
+    """Run fake-gcs-server + the TLS front in the foreground; print the client environment."""
+    from rich.console import Console
+
+    if duration < 0:
+        fail("--duration must be >= 0")
+    if not token or any(c.isspace() for c in token):
+        fail("--token must be a non-empty value without whitespace")
+    console = Console(stderr=True, highlight=False)
+    emu = _start_emulator(backend, data, port, backend_port, ledger, require_auth)
+    try:
+        if demo:
+            out = Console(highlight=False)
+            if not out.is_terminal or out.width < 150:
+                out = Console(highlight=False, width=150)
+            ok = run_demo(emu, out)
+            raise typer.Exit(0 if ok else 1)
+        env = emu.tf_env(test_token=token)
+        for line in export_lines(env):
+            typer.echo(line)
+        sys.stdout.flush()
+        path = state_file or default_state_file()
+        _write_state(path, emu, env)
+        console.print(
+            f"# front {emu.front.url} -> {emu.backend.kind} backend {emu.backend.endpoint}; "
+            f"state in {path}; Ctrl-C to stop"
+        )
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        stop.wait(duration if duration > 0 else None)
+        console.print(f"# stopping; {len(emu.ledger)} requests recorded")
+    finally:
+        if not demo:
+            with contextlib.suppress(OSError):
+                p = state_file or default_state_file()
+                if p.exists() and json.loads(p.read_text()).get("pid") == os.getpid():
+                    p.unlink()
+        emu.close()
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        fail(f"no running 'gcs-hook serve' found (no state file {path})")
+    try:
+        state = json.loads(path.read_text())
+        pid, url, env = int(state["pid"]), str(state["front_url"]), dict(state["env"])
+    except (ValueError, KeyError, TypeError, OSError):
+        fail(f"state file {path} is unreadable or corrupt")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        fail(f"'gcs-hook serve' (pid {pid}) from {path} is no longer running")
+    except PermissionError:
+        pass
+    host, _, port = url.removeprefix("http://").partition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+    except OSError:
+        fail(f"'gcs-hook serve' front {url} does not answer")
+    return {"pid": pid, "front_url": url, "env": env}
+
+
+def env_cmd(
+    state_file: Annotated[
+        Path | None, typer.Option("--state-file", help="State file written by serve.")
+    ] = None,
+) -> None:
+    """Print the export lines for an already running ``gcs-hook serve``."""
+    state = _read_state(state_file or default_state_file())
+    for line in export_lines(state["env"]):
+        typer.echo(line)
+
+
+def demo_cmd(
+    backend: Annotated[
+        str, typer.Option("--backend", help="embedded | container | http://host:port")
+    ] = "embedded",
+) -> None:
+    """Read an object with real TensorFlow through the front and print the ledger."""
+    serve(backend=backend, demo=True, duration=0.0, state_file=None)
+
+
+def _check(name: str, ok: bool, detail: str, required: bool = True) -> dict[str, Any]:
+    return {"check": name, "ok": ok, "detail": detail, "required": required}
+
+
+def doctor_checks() -> list[dict[str, Any]]:
+    """What is present on this machine (no TensorFlow import, no server start)."""
+    from emulator.backend import BackendError, docker_engine_error, find_binary
+
+    checks = [_check("python", sys.version_info >= (3, 10), sys.version.split()[0])]
+    tf_version = None
+    for dist in ("tensorflow", "tensorflow-cpu", "tf-nightly"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            tf_version = f"{dist} {importlib.metadata.version(dist)}"
+            break
+    checks.append(_check("tensorflow", tf_version is not None, tf_version or "not installed"))
+    try:
+        binary = find_binary()
+        checks.append(_check("fake-gcs-server binary", True, binary))
+    except BackendError as exc:
+        checks.append(_check("fake-gcs-server binary", False, str(exc)))
+    reason = docker_engine_error()
+    checks.append(_check("docker engine", reason is None, reason or "reachable", required=False))
+    cxx = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+    checks.append(_check("C++ compiler", cxx is not None, cxx or "no g++/c++/clang++ on PATH"))
+    header = None
+    spec = importlib.util.find_spec("tensorflow")
+    if spec and spec.submodule_search_locations:
+        for root in spec.submodule_search_locations:
+            for rel in (
+                "xla/tsl/platform/cloud/gcs_file_system.h",
+                "tsl/platform/cloud/gcs_file_system.h",
+            ):
+                cand = Path(root) / "include" / rel
+                if cand.exists():
+                    header = str(cand)
+                    break
+    checks.append(
+        _check("TF GCS headers", header is not None, header or "gcs_file_system.h not found")
+    )
+    jsoncpp = Path("/usr/include/jsoncpp/json/json.h")
+    checks.append(
+        _check(
+            "jsoncpp headers",
+            jsoncpp.exists(),
+            str(jsoncpp) if jsoncpp.exists() else "missing (apt-get install libjsoncpp-dev)",
+        )
+    )
+    return checks
+
+
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Report what is present: TF, fake-gcs-server, Docker, compiler and headers for native ops.
+
+    Exit code 0 when every required item is present, 1 otherwise.
+    """
+    checks = doctor_checks()
+    if as_json:
+        typer.echo(json.dumps(checks, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="gcs-hook doctor")
+        for col in ("check", "status", "detail"):
+            table.add_column(col)
+        for c in checks:
+            status = "ok" if c["ok"] else ("MISSING" if c["required"] else "absent (optional)")
+            table.add_row(c["check"], status, c["detail"])
+        Console(highlight=False, width=160).print(table)
+    missing = [c for c in checks if c["required"] and not c["ok"]]
+    raise typer.Exit(1 if missing else 0)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.command("env")(env_cmd)
+    app.command("demo")(demo_cmd)
+    app.command("doctor")(doctor)
