@@ -35,7 +35,6 @@ when ``config`` is null; ``configure`` ops never change it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import json
 import os
@@ -536,68 +535,27 @@ def run_tf(trace: Mapping[str, Any], *, emulator: Any = None, backend: str = "em
 
 
 def run_model(trace: Mapping[str, Any]) -> dict[str, Any]:
-    """Run one (validated) trace through the model on a virtual clock; returns the result."""
+    """Run one (validated) trace through the model on a virtual clock; returns the result.
 
+    The model filesystem is built with the trace's ``config`` and ``stat_cache_max_age`` over a
+    :class:`~emulator.transport.MemoryTransport`; the ops run through
+    :func:`emulator.simulate.run_trace` (the one trace runner the model side has), so replay and
+    simulation cannot drift apart.
+    """
     from emulator.clock import VirtualClock
-    from emulator.errors import GcsError
     from emulator.gcs_model import GcsFilesystemModel
+    from emulator.simulate import run_trace
     from emulator.transport import MemoryTransport
 
-    store = MemoryTransport()
-    versions: dict[str, int] = {}
-
-    def put(name: str, size: int) -> None:
-        versions[name] = versions.get(name, 0) + 1
-        bucket, _, obj = name.partition("/")
-        store.put(bucket, obj, object_content(name, versions[name], size))
-
-    for name, size in (trace.get("objects") or {}).items():
-        put(name, int(size))
-    clock = VirtualClock()
     stat_age = trace.get("stat_cache_max_age")
-    model = GcsFilesystemModel(
-        store,
+    fs = GcsFilesystemModel(
+        MemoryTransport(),
         trace.get("config"),
         stat_cache_max_age=DEFAULT_STAT_CACHE_MAX_AGE if stat_age is None else int(stat_age),
-        clock=clock,
+        clock=VirtualClock(),
     )
-    handles: dict[str, Any] = {}
-    reads: list[dict[str, Any]] = []
-    read_ops: list[int] = []
-    request_ops: list[int] = []
-    for index, op in enumerate(trace["ops"]):
-        kind = op["op"]
-        if kind == "open":
-            handles[op["handle"]] = model.open(op["object"])
-        elif kind == "close":
-            handles.pop(op["handle"], None)
-        elif kind == "read":
-            result = handles[op["handle"]].read(int(op["offset"]), int(op["n"]))
-            data = bytes(result.data)
-            reads.append(_read_record(op, len(data), hashlib.sha256(data).hexdigest(), result.code))
-            read_ops.append(index)
-        elif kind == "stat":
-            with contextlib.suppress(GcsError):
-                model.stat(op["object"])
-        elif kind == "configure":
-            model.configure_block_cache(op.get("config"))
-        elif kind == "overwrite":
-            put(op["object"], int(op["size"]))
-        elif kind == "delete":
-            with contextlib.suppress(GcsError):  # deleting a missing object changes nothing
-                store.delete(*op["object"].split("/", 1))
-        elif kind == "sleep":
-            clock.advance(float(op["seconds"]))
-        else:
-            raise ReplayError(f"unknown op {kind!r}")
-        request_ops.extend([index] * (len(store.requests) - len(request_ops)))
-    return {
-        "engine": "model",
-        "requests": list(store.requests),
-        "reads": reads,
-        "request_ops": request_ops,
-        "read_ops": read_ops,
-    }
+    result = run_trace(dict(trace), fs, engine="model").to_dict()
+    return {"engine": "model", "requests": result["requests"], "reads": result["reads"]}
 
 
 def public_result(result: Mapping[str, Any]) -> dict[str, Any]:

@@ -128,3 +128,12 @@ def test_compare_end_to_end_through_the_console_script(tmp_path):
     assert out["tf"]["requests"] == out["model"]["requests"]
     assert len(out["tf"]["requests"]) == 9  # stat + 8 block GETs (LRU, not FIFO)
     assert out["tf"]["reads"] == out["model"]["reads"]
+
+
+def test_tf_engine_that_cannot_start_fails_with_one_line():
+    """An unreachable external fake GCS: exit 2, one line naming the engine and the cause."""
+    trace = str(TRACES / "t01_basic_two_blocks.json")
+    result = _invoke(trace, "--engine", "tf", "--backend", "http://127.0.0.1:9")
+    assert result.exit_code == 2
+    line = _error_line(result)
+    assert "tf engine failed" in line and "127.0.0.1:9" in line
