@@ -104,8 +104,10 @@ class TimelineEntry:
             return f"{self.t:.6f} EVENT   {ev.source}.{ev.name} {ev.detail or ''}".rstrip()
         r = self.item
         rng = f" range={r.range[0]}-{r.range[1]}" if r.range else ""
+        query = getattr(r, "query", None) or {}
+        target = r.object if r.object is not None else f"?prefix={query.get('prefix', '')}"
         return (
-            f"{self.t:.6f} REQUEST {r.method} {r.kind} {r.bucket}/{r.object} "
+            f"{self.t:.6f} REQUEST {r.method} {r.kind} {r.bucket}/{target} "
             f"status={r.status} principal={r.principal}{rng}"
         )
 
