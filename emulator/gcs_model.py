@@ -23,6 +23,7 @@ Semantics (see /work/shared/docs/tf-gcs-semantics.md §2-§3, tf-gcs-notes.md "O
 from __future__ import annotations
 
 import random
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -424,6 +425,8 @@ class GcsFilesystemModel:
         *,
         stat_cache_max_age: int | None = DEFAULT_STAT_CACHE_MAX_AGE,
         stat_cache_max_entries: int = DEFAULT_STAT_CACHE_MAX_ENTRIES,
+        matching_paths_cache_max_age: int = 0,
+        matching_paths_cache_max_entries: int = 1024,
         clock: Clock | None = None,
         retry: RetryConfig | None = None,
         sleep: Callable[[float], None] | None = None,
@@ -451,6 +454,9 @@ class GcsFilesystemModel:
         self.buffer_size = block_size
         self.stat_cache: StatCache[FileStat] = StatCache(
             stat_cache_max_age, stat_cache_max_entries, self.clock
+        )
+        self.matching_paths_cache: StatCache[list[str]] = StatCache(
+            matching_paths_cache_max_age, matching_paths_cache_max_entries, self.clock
         )
         self._cache_lock = _SharedLock()
         self._retired_stats = CacheStats()
@@ -540,6 +546,40 @@ class GcsFilesystemModel:
         except InvalidArgumentError:
             raise NotFoundError(f"The specified path {filename} was not found.") from None
 
+    def get_matching_paths(self, pattern: str) -> list[str]:
+        """TF's GetMatchingPaths: through the matching-paths cache (default max age 0 = off),
+        else one recursive listing under the directory of the pattern's fixed prefix (the
+        part before the first of ``*?[\\``), all sub-paths added, glob-matched with ``*``/``?``
+        not crossing ``/``. Returns ``gs://`` paths, sorted."""
+        if not isinstance(pattern, str) or not pattern.startswith("gs://"):
+            raise InvalidArgumentError(f"GCS pattern must start with 'gs://': {pattern!r}")
+
+        def compute() -> list[str]:
+            cut = min(
+                (i for i in (pattern.find(c) for c in "*?[\\") if i >= 0), default=len(pattern)
+            )
+            fixed = pattern[:cut]
+            directory = fixed.rsplit("/", 1)[0] if "/" in fixed[5:] else ""
+            if not directory or directory == "gs:/":
+                raise InvalidArgumentError(f"A GCS pattern doesn't have a bucket name: {pattern}")
+            rest = directory[5:]
+            bucket, _, prefix = rest.partition("/")
+            if not bucket:
+                raise InvalidArgumentError(f"A GCS pattern doesn't have a bucket name: {pattern}")
+            prefix = prefix + "/" if prefix and not prefix.endswith("/") else prefix
+            names = self.transport.list_prefix(bucket, prefix, 0)
+            relative = {n[len(prefix) :] for n in names if n != prefix}
+            for name in list(relative):
+                parts = name.split("/")
+                for i in range(1, len(parts)):
+                    relative.add("/".join(parts[:i]))
+            relative.discard("")
+            regex = _glob_regex(pattern)
+            base = directory.rstrip("/")
+            return sorted(p for p in (f"{base}/{r}" for r in relative) if regex.fullmatch(p))
+
+        return list(self.matching_paths_cache.lookup_or_compute(pattern, compute))
+
     def clear_file_caches(self, path: str) -> None:
         """TF's ClearFileCaches (after a write or delete through TF): the file's blocks and
         its stat entry go."""
@@ -607,6 +647,36 @@ class GcsFilesystemModel:
             f"max_staleness={self.max_staleness}, stat_cache_max_age={self.stat_cache.max_age}, "
             f"transport={type(self.transport).__name__})"
         )
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """fnmatch(3) with FNM_PATHNAME: ``*``/``?``/``[...]`` never match ``/``; ``\\`` escapes."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "\\" and i + 1 < len(pattern):
+            i += 1
+            out.append(re.escape(pattern[i]))
+        elif c == "[":
+            j = pattern.find("]", i + 2 if pattern[i + 1 : i + 2] in ("!", "]") else i + 1)
+            if j < 0:
+                out.append(re.escape(c))
+            else:
+                body = pattern[i + 1 : j]
+                negate = body.startswith("!")
+                body = body[1:] if negate else body
+                body = body.replace("\\", "\\\\")
+                out.append(f"[^/{body}]" if negate else f"(?!/)[{body}]")
+                i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out))
 
 
 def virtual_model(transport: Transport, params: Any = None, **kw: Any) -> GcsFilesystemModel:

@@ -174,10 +174,16 @@ class _InMemoryObjects(_RecordingTransport):
         payload, generation = self._get(bucket, name)
         return ObjectStat(self._size(payload), generation)
 
+    #: Objects per listing page (GCS's default); an unbounded listing sends one request a page.
+    page_size = 1000
+
     def list_prefix(self, bucket: str, prefix: str, max_results: int) -> list[str]:
-        self._send({"kind": "list", "object": bucket})
         names = sorted(n for (b, n) in list(self._objects) if b == bucket and n.startswith(prefix))
-        return names[:max_results] if max_results > 0 else names
+        if max_results > 0:
+            names = names[:max_results]
+        for _ in range(max(1, -(-len(names) // self.page_size))):
+            self._send({"kind": "list", "object": bucket})
+        return names
 
 
 class SizeOnlyTransport(_InMemoryObjects):
@@ -332,15 +338,23 @@ class GcsfsTransport(FsspecTransport):
         return sync(self.fs.loop, self.fs._get_object, f"{bucket}/{name}")
 
     def list_prefix(self, bucket: str, prefix: str, max_results: int) -> list[str]:
-        self._send({"kind": "list", "object": bucket})
-        params: dict[str, Any] = {"prefix": prefix}
-        if max_results > 0:
-            params["maxResults"] = max_results
-        try:
-            out = self.fs.call("GET", "b/{}/o", bucket, json_out=True, **params)
-        except Exception as e:  # noqa: BLE001
-            raise _map_exception(e) from e
-        return [item["name"] for item in out.get("items", [])]
+        names: list[str] = []
+        token = None
+        while True:  # one request per page, as TF pages with nextPageToken
+            self._send({"kind": "list", "object": bucket})
+            params: dict[str, Any] = {"prefix": prefix}
+            if max_results > 0:
+                params["maxResults"] = max_results - len(names)
+            if token:
+                params["pageToken"] = token
+            try:
+                out = self.fs.call("GET", "b/{}/o", bucket, json_out=True, **params)
+            except Exception as e:  # noqa: BLE001
+                raise _map_exception(e) from e
+            names.extend(item["name"] for item in out.get("items", []))
+            token = out.get("nextPageToken")
+            if not token or (max_results > 0 and len(names) >= max_results):
+                return names[:max_results] if max_results > 0 else names
 
 
 class GcsClientTransport(_RecordingTransport):

@@ -277,3 +277,32 @@ def test_params_from_attribute_object_and_defaults():
     assert cache_params(None) == (64 * MiB, 0, 0)
     with pytest.raises(ValueError):
         GcsFilesystemModel(SizeOnlyTransport(), None, stat_cache_max_age=-1)
+
+
+def test_matching_paths_lists_once_and_globs_without_crossing_slash():
+    t = SizeOnlyTransport()
+    for name in ["d/a.rec", "d/b.rec", "d/e/c.rec", "x.rec", "d/"]:
+        t.put("b", name, 1)
+    clock = VirtualClock()
+    fs = GcsFilesystemModel(t, matching_paths_cache_max_age=2, clock=clock)
+    assert fs.get_matching_paths("gs://b/d/*.rec") == ["gs://b/d/a.rec", "gs://b/d/b.rec"]
+    assert fs.get_matching_paths("gs://b/*") == ["gs://b/d", "gs://b/x.rec"]
+    assert fs.get_matching_paths("gs://b/d/?/[a-c].rec") == ["gs://b/d/e/c.rec"]
+    assert len(t.requests) == 3
+    fs.get_matching_paths("gs://b/d/*.rec")  # cached for 2 s
+    assert len(t.requests) == 3
+    clock.advance(3)
+    fs.get_matching_paths("gs://b/d/*.rec")
+    assert t.requests[-1] == {"kind": "list", "object": "b"} and len(t.requests) == 4
+    with pytest.raises(InvalidArgumentError):
+        fs.get_matching_paths("gs://b*")
+
+
+def test_unbounded_listing_sends_one_request_per_page():
+    t = SizeOnlyTransport()
+    t.page_size = 2
+    for i in range(5):
+        t.put("b", f"p/{i}", 1)
+    fs = GcsFilesystemModel(t)
+    assert len(fs.get_matching_paths("gs://b/p/*")) == 5
+    assert len(t.requests) == 3
