@@ -126,3 +126,40 @@ except tf.errors.OpError as e:
     assert got == [[500, "OK", sha(data(500, "x"))]]
     gcs_ledger.wait_quiet(quiet_s=0.05, timeout=5)
     assert {r.principal for r in gcs_ledger.since(mark, bucket=gcs_bucket)} == {principal}
+
+
+def test_configure_colab_session_reads_the_adc_file(
+    tf_worker_factory, gcs_emulator, gcs_bucket, gcs_ledger, tmp_path
+):
+    issuer = gcs_emulator.token_issuer
+    creds = make_test_credentials("authorized_user")
+    principal = issuer.register(creds)
+    adc = tmp_path / "adc.json"
+    adc.write_text(json.dumps(creds))
+    adc.chmod(0o600)
+    gcs_emulator.backend.put_object(gcs_bucket, "y.bin", data(300, "y"))
+    gcs_emulator.front.require_auth = True
+    worker = tf_worker_factory(
+        {"GCS_HOOK_TEST_MODULE": "credentials-colab"}, test_token=None, preamble=WORKER_PREAMBLE
+    )
+    got = worker.run(
+        """
+g = tf.Graph()
+with g.as_default():
+    sess = tf.compat.v1.Session(graph=g)
+    gcs_hook.configure_colab_session(sess, credentials_path=adc)
+    sess.close()
+try:
+    gcs_hook.configure_colab_session(credentials_path=adc + ".missing")
+    missing = None
+except FileNotFoundError as e:
+    missing = type(e).__name__
+result = [read_at(p, [(0, 300)]), missing]
+""",
+        adc=str(adc),
+        p=f"gs://{gcs_bucket}/y.bin",
+    )
+    assert got == [[[300, "OK", sha(data(300, "y"))]], "FileNotFoundError"]
+    assert issuer.count(principal) == 1
+    gcs_ledger.wait_quiet(quiet_s=0.05, timeout=5)
+    assert {r.principal for r in gcs_ledger.records(bucket=gcs_bucket)} == {principal}
