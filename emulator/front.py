@@ -31,11 +31,14 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import http.client
 import itertools
 import json
 import logging
+import os
 import re
+import select
 import socket
 import ssl
 import threading
@@ -81,6 +84,41 @@ _UPSTREAM_RETRY_ERRORS = (
 
 
 _TE_IDENTITY = re.compile(rb"(?im)^transfer-encoding[ \t]*:[ \t]*identity[ \t]*\r\n")
+
+
+_HAVE_SPLICE = hasattr(os, "splice")
+_SPLICE_MIN = 256 * 1024  # bodies at least this large on the plain path are spliced
+_PIPE_SIZE = 1 << 20
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+def _wait_fd(fd: int, events: int, timeout: float) -> None:
+    poller = select.poll()
+    poller.register(fd, events)
+    if not poller.poll(timeout * 1000):
+        raise TimeoutError("socket not ready within the idle timeout")
+
+
+def _splice_all_once(src: int, dst: int, n: int, timeout: float) -> int:
+    """One splice of up to ``n`` bytes from socket ``src`` into pipe ``dst`` (waits if needed)."""
+    while True:
+        try:
+            return os.splice(src, dst, n, flags=os.SPLICE_F_MOVE)
+        except BlockingIOError:
+            _wait_fd(src, select.POLLIN, timeout)
+
+
+def _splice_out(src: int, dst: int, n: int, timeout: float) -> int:
+    """Splice up to ``n`` bytes from pipe ``src`` to socket ``dst`` (waits if it is full)."""
+    while True:
+        try:
+            k = os.splice(src, dst, n, flags=os.SPLICE_F_MOVE)  # no MORE: it corks the tail
+        except BlockingIOError:
+            _wait_fd(dst, select.POLLOUT, timeout)
+            continue
+        if k == 0:
+            raise ConnectionResetError("client closed the connection")
+        return k
 
 
 class _ClientGone(Exception):
@@ -276,9 +314,15 @@ class _ClientSession:
         self.tunnel_host: str | None = None
         self.upstream: http.client.HTTPConnection | None = None
         self.buf = bytearray(CHUNK)
+        self._pipe: tuple[int, int] | None = None
         sock.settimeout(front.idle_timeout)
 
     def close(self) -> None:
+        if self._pipe is not None:
+            for fd in self._pipe:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._pipe = None
         if self.upstream is not None:
             with contextlib.suppress(Exception):
                 self.upstream.close()
@@ -690,6 +734,15 @@ class _ClientSession:
         bytes_out = 0
         sender = ShapedSender(lambda: self.front.shaping)
         mv = memoryview(self.buf)
+        if (
+            _HAVE_SPLICE
+            and self.scheme == "http"
+            and self.front.shaping is None
+            and resp.length is not None
+            and resp.length >= _SPLICE_MIN
+        ):
+            self._splice_body(h, resp, record, bytes_in, partial)
+            return
         try:
             while True:
                 n = resp.readinto(self.buf)
@@ -708,6 +761,67 @@ class _ClientSession:
             log.debug("backend body read failed: %s", exc)
             raise _ClientGone() from exc
         record(resp.status, bytes_out, bytes_in)
+        self._send(h, h11.EndOfMessage())
+
+    def _splice_body(
+        self,
+        h: h11.Connection,
+        resp: http.client.HTTPResponse,
+        record: Any,
+        bytes_in: int,
+        partial: list[int],
+    ) -> None:
+        """Move a Content-Length body backend socket → pipe → client socket in the kernel.
+
+        Used on the plain-HTTP path only (TLS needs the bytes in user space). Bytes that
+        http.client had already buffered go first; h11 is told about every byte (without
+        copying) so its Content-Length bookkeeping stays right.
+        """
+        total = resp.length or 0
+        assert resp.fp is not None and self.upstream is not None
+        up_sock = self.upstream.sock
+        pre = resp.fp.read1(total)  # what the buffered reader already holds (or one read)
+        remaining = total - len(pre)
+        sent = 0
+        try:
+            if remaining == 0:
+                record(resp.status, total, bytes_in)
+            if pre:
+                self._sendall(pre)
+            sent = len(pre)
+            partial[1] = sent
+            if self._pipe is None:
+                self._pipe = os.pipe()
+                with contextlib.suppress(OSError):
+                    fcntl.fcntl(self._pipe[1], _F_SETPIPE_SZ, _PIPE_SIZE)
+            rfd, wfd = self._pipe
+            src, dst = up_sock.fileno(), self.raw.fileno()
+            while remaining:
+                n = _splice_all_once(src, wfd, min(remaining, _PIPE_SIZE), self.front.idle_timeout)
+                if n == 0:
+                    raise ConnectionResetError("backend closed the connection mid-body")
+                remaining -= n
+                if remaining == 0:
+                    record(resp.status, total, bytes_in)
+                while n:
+                    k = _splice_out(rfd, dst, n, self.front.idle_timeout)
+                    n -= k
+                    sent += k
+                partial[1] = sent
+        except OSError as exc:
+            self.upstream = None
+            with contextlib.suppress(Exception):
+                resp.close()
+            log.debug("splice failed: %s", exc)
+            raise _ClientGone() from exc
+        resp.length = 0
+        resp.close()  # body fully consumed; the backend connection stays reusable
+        zero = memoryview(self.buf)
+        left = total
+        while left:  # account for the spliced bytes in h11 (nothing is sent here)
+            k = min(left, len(zero))
+            h.send_with_data_passthrough(h11.Data(data=zero[:k]))
+            left -= k
         self._send(h, h11.EndOfMessage())
 
     def _bad_gateway(self, h: h11.Connection, message: str, bytes_in: int, record: Any) -> None:

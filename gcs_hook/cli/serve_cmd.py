@@ -272,11 +272,11 @@ def serve(
             ok = run_demo(emu, out)
             raise typer.Exit(0 if ok else 1)
         env = emu.tf_env(test_token=token)
+        path = state_file or default_state_file()
+        _write_state(path, emu, env)  # before the exports: whoever reads them can run `env`
         for line in export_lines(env):
             typer.echo(line)
         sys.stdout.flush()
-        path = state_file or default_state_file()
-        _write_state(path, emu, env)
         console.print(
             f"# front {emu.front.url} -> {emu.backend.kind} backend {emu.backend.endpoint}; "
             f"state in {path}; Ctrl-C to stop"

@@ -1,0 +1,156 @@
+"""Throughput of 64 MiB Range GETs: direct to fake-gcs-server vs through the front.
+
+Run: ``python -m benchmarks.bench_front_throughput [--size-mib 64] [--rounds 6]``
+
+Three paths, measured in the same run, interleaved round by round (so background load hits
+them alike), all on one keep-alive connection each, client reading with ``readinto`` into one
+preallocated buffer:
+
+- ``direct``: plain HTTP to the backend (``GET /<bucket>/<object>``, ``Host:
+  storage.googleapis.com``, ``Range: bytes=0-…``);
+- ``front-plain``: the same request to the front's plain-HTTP endpoint;
+- ``front-tls``: through ``CONNECT storage.googleapis.com:443`` + TLS terminated by the front
+  (what TensorFlow does). TLS vs plain is not apples to apples; its ratio is printed separately.
+
+Prints MB/s (10^6 bytes/s; median and best over rounds) and the ratios front/direct. Traffic
+goes only to 127.0.0.1; total bytes are bounded by ``rounds × 3 × size``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from emulator.session import GcsEmulator
+
+BUCKET = "bench-front"
+OBJECT = "big.bin"
+
+
+def _fetch(conn: http.client.HTTPConnection, path: str, size: int, buf: bytearray) -> float:
+    headers = {"Host": "storage.googleapis.com", "Range": f"bytes=0-{size - 1}"}
+    t0 = time.perf_counter()
+    conn.request("GET", path, headers=headers)
+    resp = conn.getresponse()
+    n = 0
+    mv = memoryview(buf)
+    while True:
+        k = resp.readinto(mv)
+        if not k:
+            break
+        n += k
+    dt = time.perf_counter() - t0
+    if resp.status != 206 or n != size:
+        raise RuntimeError(f"unexpected answer: HTTP {resp.status}, {n} bytes")
+    return dt
+
+
+def _start_server(seed_dir: str, state: str) -> subprocess.Popen:
+    """``gcs-hook serve`` in its own process (as TensorFlow would use it), seeded from a dir."""
+    cmd = [sys.executable, "-c", "from gcs_hook.cli import main; main()", "serve",
+           "--data", seed_dir, "--state-file", state, "--duration", "600"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not os.path.exists(state):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("gcs-hook serve did not start: " + proc.stderr.read()[-2000:])
+        time.sleep(0.1)
+    return proc
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size-mib", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the front in this process (shares the GIL with the client) instead of "
+        "in a separate 'gcs-hook serve' process",
+    )
+    args = ap.parse_args(argv)
+    if not 1 <= args.size_mib <= 1024 or not 1 <= args.rounds <= 50:
+        ap.error("--size-mib must be 1..1024 and --rounds 1..50")
+    size = args.size_mib << 20
+    with tempfile.TemporaryDirectory() as tmp:
+        seed = os.path.join(tmp, "seed", BUCKET)
+        os.makedirs(seed)
+        with open(os.path.join(seed, OBJECT), "wb") as f:
+            for _ in range(args.size_mib):
+                f.write(os.urandom(1 << 20))
+        proc = emu = None
+        try:
+            if args.in_process:
+                emu = GcsEmulator()
+                emu.backend.seed_from_dir(os.path.join(tmp, "seed"))
+                backend_url, front_port = emu.backend.endpoint, emu.front.port
+                ctx = emu.front.client_ssl_context()
+            else:
+                state = os.path.join(tmp, "state.json")
+                proc = _start_server(os.path.join(tmp, "seed"), state)
+                with open(state) as f:
+                    st = json.load(f)
+                backend_url = st["backend_endpoint"]
+                front_port = int(st["front_url"].rsplit(":", 1)[1])
+                ctx = ssl.create_default_context(cafile=st["env"]["CURL_CA_BUNDLE"])
+            times = _measure(backend_url, front_port, ctx, size, args.rounds)
+        finally:
+            if emu is not None:
+                emu.close()
+            if proc is not None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    mbps = {k: [size / t / 1e6 for t in v] for k, v in times.items()}
+    med = {k: statistics.median(v) for k, v in mbps.items()}
+    where = "in this process" if args.in_process else "in a separate 'gcs-hook serve' process"
+    print(f"Range GETs of {size} bytes, {args.rounds} rounds, {os.cpu_count()} CPUs, front {where}")
+    for name in times:
+        print(f"  {name:12s} median {med[name]:8.1f} MB/s   best {max(mbps[name]):8.1f} MB/s")
+    print(
+        f"  ratio front-plain / direct : {med['front-plain'] / med['direct']:.3f}  (target >= 0.9)"
+    )
+    print(
+        f"  ratio front-tls   / direct : {med['front-tls'] / med['direct']:.3f}  (TLS, not like for like)"
+    )
+    return 0
+
+
+def _measure(
+    backend_url: str, front_port: int, ctx: ssl.SSLContext, size: int, rounds: int
+) -> dict[str, list[float]]:
+    bhost, _, bport = backend_url.removeprefix("http://").partition(":")
+    direct = http.client.HTTPConnection(bhost, int(bport), timeout=120)
+    plain = http.client.HTTPConnection("127.0.0.1", front_port, timeout=120)
+    tls = http.client.HTTPSConnection("127.0.0.1", front_port, context=ctx, timeout=120)
+    tls.set_tunnel("storage.googleapis.com", 443)
+    paths = {"direct": direct, "front-plain": plain, "front-tls": tls}
+    buf = bytearray(1 << 20)
+    path = f"/{BUCKET}/{OBJECT}"
+    for conn in paths.values():  # warm up: connections, TLS handshake, page cache
+        _fetch(conn, path, size, buf)
+    times: dict[str, list[float]] = {k: [] for k in paths}
+    for r in range(rounds):
+        order = list(paths) if r % 2 == 0 else list(reversed(paths))
+        for name in order:
+            times[name].append(_fetch(paths[name], path, size, buf))
+    for conn in paths.values():
+        conn.close()
+    return times
+
+
+if __name__ == "__main__":
+    sys.exit(main())
