@@ -30,6 +30,15 @@ not change it). :meth:`TfReplayer.run_many` runs traces grouped by that key, one
 Semantics fixed here for both engines: the filesystem's construction-time block size (the
 buffered reader's buffer) is the trace's initial ``config.block_size``, or TF's default 64 MiB
 when ``config`` is null; ``configure`` ops never change it.
+
+Time (TF reads it as integer seconds): a trace's ops start :data:`TRACE_START_FRACTION` s after a
+whole second in both engines. The TF engine, for traces with ``sleep`` ops, builds the block cache
+just after a whole second (so TF's once-a-second staleness prune runs before the ops of each
+second, as the model's does), starts the ops at that fraction, and sleeps to absolute points of
+the timeline (``t0 + sum of sleeps``), so staleness and stat-cache ages agree to the second as
+long as the ops between two sleeps take well under a second; the result's ``max_lag_s`` says how
+far behind the timeline the ops ran. Caveat: a mid-trace ``configure`` that turns staleness on
+starts a prune thread at that moment's phase instead.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
 import os
 import re
 import time
@@ -65,6 +75,15 @@ MiB = 1024 * 1024
 DEFAULT_BLOCK_SIZE = 64 * MiB
 #: TF 2.21's default stat cache max age in seconds.
 DEFAULT_STAT_CACHE_MAX_AGE = 5
+
+#: Where, within a wall-clock second, a trace with ``sleep`` ops starts its ops in the TF engine,
+#: and where the model engine's virtual clock starts: both clocks then cross whole seconds
+#: (TF's ``NowSeconds``) at the same points of the trace.
+TRACE_START_FRACTION = 0.15
+#: Where, within a second, the TF engine builds the trace's block cache: TF's staleness prune
+#: thread then ticks at that phase each second, i.e. before the trace's ops in that second,
+#: which is when the model prunes (at the first read of each new second).
+_PRUNE_PHASE = 0.02
 
 _TF_OPS = frozenset({"open", "read", "close", "stat", "configure"})
 _BACKEND_OPS = frozenset({"overwrite", "delete", "sleep"})
@@ -378,6 +397,9 @@ class _TfTraceRun:
         self.reverse = {real: b for b, real in self.buckets.items()}
         self.versions: dict[str, int] = {}
         self.deleted: set[str] = set()
+        self.t0 = 0.0  # wall time of the trace's ops start (traces with sleep ops)
+        self.virtual = 0.0  # sum of the sleeps so far
+        self.max_lag = 0.0
         self.handles: dict[str, str] = {}
         self.prefix = prefix
 
@@ -401,8 +423,16 @@ class _TfTraceRun:
             self.backend.create_bucket(real)
         for name, size in (self.trace.get("objects") or {}).items():
             self.put(name, size)
+        timed = any(op["op"] == "sleep" for op in self.trace["ops"])
+        if timed:  # TF's prune thread ticks once a second from the cache's construction
+            _sleep_until(math.floor(time.time()) + 1 + _PRUNE_PHASE)
         self.r._call("fresh_cache(*args)", args=list(_config_tuple(self.trace.get("config"))))
         _wait_quiet(self.ledger)
+        if timed:
+            self.t0 = math.floor(time.time()) + TRACE_START_FRACTION
+            _sleep_until(self.t0)
+        self.virtual = 0.0
+        self.max_lag = 0.0
         start = self.ledger.mark()
         marks: list[tuple[int, int]] = []  # (ledger mark before op, op index)
         reads: list[dict[str, Any]] = []
@@ -410,6 +440,8 @@ class _TfTraceRun:
         for index, op in enumerate(self.trace["ops"]):
             marks.append((self.ledger.mark(), index))
             outcome = self.run_op(op)
+            if timed:
+                self.max_lag = max(self.max_lag, time.time() - (self.t0 + self.virtual))
             if op["op"] == "read":
                 reads.append(
                     _read_record(op, outcome["returned"], outcome["sha256"], outcome["error"])
@@ -423,6 +455,7 @@ class _TfTraceRun:
             "reads": reads,
             "request_ops": request_ops,
             "read_ops": read_ops,
+            "max_lag_s": round(self.max_lag, 3),
         }
 
     def run_op(self, op: Mapping[str, Any]) -> Any:
@@ -454,7 +487,9 @@ class _TfTraceRun:
                 self.deleted.add(op["object"])
             return None
         if kind == "sleep":
-            time.sleep(float(op["seconds"]))
+            # on an absolute timeline, so time spent in ops does not add up across sleeps
+            self.virtual += float(op["seconds"])
+            _sleep_until(self.t0 + self.virtual)
             return None
         raise ReplayError(f"unknown op {kind!r}")
 
@@ -490,6 +525,11 @@ class _TfTraceRun:
                 # best effort: the names are unique to this run, so a leftover collides with nothing
                 with contextlib.suppress(Exception):
                     self.backend.delete_bucket(real)
+
+
+def _sleep_until(wall: float) -> None:
+    while (left := wall - time.time()) > 0:
+        time.sleep(left)
 
 
 def _real_bucket(prefix: str, bucket: str) -> str:
@@ -552,7 +592,7 @@ def run_model(trace: Mapping[str, Any]) -> dict[str, Any]:
         MemoryTransport(),
         trace.get("config"),
         stat_cache_max_age=DEFAULT_STAT_CACHE_MAX_AGE if stat_age is None else int(stat_age),
-        clock=VirtualClock(),
+        clock=VirtualClock(TRACE_START_FRACTION),
     )
     result = run_trace(dict(trace), fs, engine="model").to_dict()
     return {"engine": "model", "requests": result["requests"], "reads": result["reads"]}
