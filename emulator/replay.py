@@ -612,16 +612,17 @@ def trace_paths(directory: str | os.PathLike) -> list[Path]:
 # Random traces (differential fuzzing of the model against real TF)
 
 
-def random_trace(seed: int, *, max_ops: int = 24) -> dict[str, Any]:
+def random_trace(seed: int, *, max_ops: int = 24, timed: bool = False) -> dict[str, Any]:
     """A random but valid trace for differential testing; the same seed gives the same trace.
 
     It aims at edges: block sizes that are not powers of two, ``max_bytes`` below, at and just
     above multiples of the block size (or 0 = cache off), object sizes at/around block
     multiples (and 0), reads at block edges, at/past EOF, ``n`` = 0 and ``n`` > ``max_bytes``,
     overwrites that shrink or grow, deletes, reconfiguration, stats, several handles and files.
-    No ``sleep`` ops (random timing edges are not deterministic against a wall clock), and the
-    stat cache max age is 0 or the default, so such traces need at most two TF processes per
-    buffer size.
+    Untimed (default): no ``sleep`` ops, stat cache max age 0 or the default, so such traces
+    need at most two TF processes per buffer size. ``timed=True``: also ``max_staleness`` 1-2 s,
+    stat cache max age 1-2 s and whole-second ``sleep`` ops (see the module docstring on time),
+    a few seconds of wall time per trace in the TF engine.
     """
     import random
 
@@ -635,12 +636,19 @@ def random_trace(seed: int, *, max_ops: int = 24) -> dict[str, Any]:
 
     names = [f"fz/o{i}.bin" for i in range(rng.randint(1, 3))]
     objects = {name: size() for name in names}
-    config = {"block_size": block, "max_bytes": max_bytes, "max_staleness": 0}
+    staleness = rng.choice([0, 1, 2]) if timed else 0
+    config = {"block_size": block, "max_bytes": max_bytes, "max_staleness": staleness}
     ops: list[dict[str, Any]] = []
     open_handles: dict[str, str] = {}
     sizes = dict(objects)
     counter = itertools.count()
+    slept = 0.0
     for _ in range(rng.randint(4, max_ops)):
+        if timed and slept < 4 and rng.random() < 0.12:
+            seconds = rng.choice([1.0, 1.0, 2.0])
+            slept += seconds
+            ops.append({"op": "sleep", "seconds": seconds})
+            continue
         roll = rng.random()
         if not open_handles or roll < 0.12:
             handle = f"h{next(counter)}"
@@ -685,12 +693,13 @@ def random_trace(seed: int, *, max_ops: int = 24) -> dict[str, Any]:
                     "config": {
                         "block_size": new_block,
                         "max_bytes": rng.choice([0, new_block, 3 * new_block, max_bytes]),
-                        "max_staleness": 0,
+                        "max_staleness": rng.choice([0, staleness]) if timed else 0,
                     },
                 }
             )
         elif roll < 0.96:
             ops.append({"op": "stat", "object": rng.choice(names)})
+
         else:
             handle = rng.choice(sorted(open_handles))
             del open_handles[handle]
@@ -701,6 +710,8 @@ def random_trace(seed: int, *, max_ops: int = 24) -> dict[str, Any]:
         "objects": objects,
         "ops": ops,
     }
-    if rng.random() < 0.4:
+    if timed:
+        trace["stat_cache_max_age"] = rng.choice([1, 2, 5])
+    elif rng.random() < 0.4:
         trace["stat_cache_max_age"] = 0
     return load_trace(trace)
