@@ -144,3 +144,32 @@ except tf.errors.NotFoundError as exc:
         path=f"gs://{gcs_bucket}/absent.bin",
     )
     assert got == "NotFoundError"
+
+
+def test_large_write_rename_copy(gcs_emulator, gcs_bucket, tf_worker, gcs_ledger):
+    """A multi-MiB resumable upload (curl's Expect: 100-continue), rename (rewrite + delete), copy."""
+    payload = os.urandom(5_000_000)
+    mark = gcs_ledger.mark()
+    got = tf_worker.run(
+        """
+root = f"gs://{bucket}"
+with tf.io.gfile.GFile(f"{root}/big.bin", "wb") as f:
+    f.write(payload)
+tf.io.gfile.rename(f"{root}/big.bin", f"{root}/moved.bin")
+tf.io.gfile.copy(f"{root}/moved.bin", f"{root}/copied.bin")
+result = {
+    "copied": tf.io.gfile.GFile(f"{root}/copied.bin", "rb").read() == payload,
+    "old_exists": tf.io.gfile.exists(f"{root}/big.bin"),
+}
+""",
+        bucket=gcs_bucket,
+        payload=payload,
+    )
+    assert got == {"copied": True, "old_exists": False}
+    assert sorted(gcs_emulator.backend.list_objects(gcs_bucket)) == ["copied.bin", "moved.bin"]
+    assert gcs_emulator.backend.get_object(gcs_bucket, "moved.bin") == payload
+    recs = gcs_ledger.since(mark, bucket=gcs_bucket)
+    puts = [r for r in recs if r.kind == "upload" and r.method == "PUT"]
+    assert [r.bytes_in for r in puts] == [len(payload), len(payload)]
+    assert [r.object for r in recs if r.kind == "delete"] == ["big.bin"]
+    assert any("rewriteTo" in r.path for r in recs if r.kind == "other")
