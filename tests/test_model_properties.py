@@ -21,7 +21,7 @@ from emulator.simulate import replay_block_trace, run_trace, simulate
 from emulator.trace import load_trace, object_content
 from emulator.transport import MemoryTransport
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 BLOCK_SIZES = [1, 7, 16, 64, 100, 256]
 OBJECTS = ["b/x", "b/y", "c/z"]
