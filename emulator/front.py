@@ -370,8 +370,8 @@ class _ClientSession:
             event = h.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            if h.their_state is h11.IDLE:
-                h.receive_data(self._recv_head())
+            if h.their_state is h11.IDLE and not len(getattr(h, "_receive_buffer", b"x")):
+                h.receive_data(self._recv_head())  # a fresh head starts in our buffer
             else:
                 h.receive_data(self._recv())
 
