@@ -118,6 +118,9 @@ class BlockCacheParams:
             "max_staleness": self._max_staleness,
         }
 
+    def __reduce__(self):  # pickle/copy rebuild through __init__ (and its validation)
+        return (BlockCacheParams, self.as_tuple())
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, BlockCacheParams):
             return NotImplemented

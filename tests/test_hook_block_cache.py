@@ -140,3 +140,32 @@ result = dict(first=first, second=second, grew=grew, devices=devices, bad=bad,
     assert got["bad"] == "InvalidArgumentError"
     assert got["after_bad"] == [3 * MiB, 9 * MiB, 0]
     assert got["in_session"] == [4 * MiB, 16 * MiB, 2]
+
+
+def test_tf1_graph_program_without_session(tf_worker_factory):
+    """A program that disabled eager execution: configure_gcs without a session and the hook's
+    configure_in_begin mode run the ops in a private session; the caller's graph is untouched."""
+    worker = tf_worker_factory(
+        {"GCS_HOOK_TEST_MODULE": "tf1-graph"},
+        preamble="tf.compat.v1.disable_eager_execution()\n" + WORKER_PREAMBLE,
+    )
+    got = worker.run(
+        """
+assert not tf.executing_eagerly()
+gcs_hook.configure_gcs(block_cache=BlockCacheParams(MiB, 2 * MiB, 1))
+first = current_block_cache()
+with tf.Graph().as_default() as g:
+    step = tf.compat.v1.train.get_or_create_global_step()
+    inc = tf.compat.v1.assign_add(step, 1)
+    n_before = len(g.get_operations())
+    hook = gcs_hook.ConfigureGcsHook(block_cache=BlockCacheParams(2 * MiB, 6 * MiB), configure_in_begin=True)
+    with tf.compat.v1.train.MonitoredSession(hooks=[hook]) as s:
+        s.run(inc)
+    gcs_ops = [op.name for op in g.get_operations() if op.type.startswith("Gcs")]
+result = dict(first=first, second=current_block_cache(), gcs_ops=gcs_ops)
+""",
+        MiB=MiB,
+    )
+    assert got["first"] == [MiB, 2 * MiB, 1]
+    assert got["second"] == [2 * MiB, 6 * MiB, 0]
+    assert got["gcs_ops"] == []

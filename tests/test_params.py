@@ -72,3 +72,12 @@ def test_bad_values_raise_value_error(kwargs, message):
 
 def test_max_bytes_equal_to_block_size_is_fine():
     assert BlockCacheParams(MiB, MiB).as_tuple() == (MiB, MiB, 0)
+
+
+def test_pickle_and_copy_round_trip():
+    import copy
+    import pickle
+
+    p = BlockCacheParams(MiB, 3 * MiB, 9)
+    assert pickle.loads(pickle.dumps(p)) == p
+    assert copy.deepcopy(p) == p and copy.copy(p) == p
