@@ -54,6 +54,16 @@ def _fetch(conn: http.client.HTTPConnection, path: str, size: int, buf: bytearra
     return dt
 
 
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all threads), from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _start_server(seed_dir: str, state: str) -> subprocess.Popen:
     """``gcs-hook serve`` in its own process (as TensorFlow would use it), seeded from a dir."""
     cmd = [sys.executable, "-c", "from gcs_hook.cli import main; main()", "serve",
@@ -103,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                 backend_url = st["backend_endpoint"]
                 front_port = int(st["front_url"].rsplit(":", 1)[1])
                 ctx = ssl.create_default_context(cafile=st["env"]["CURL_CA_BUNDLE"])
-            times = _measure(backend_url, front_port, ctx, size, args.rounds)
+            front_pid = os.getpid() if emu is not None else proc.pid
+            times, cpu = _measure(backend_url, front_port, ctx, size, args.rounds, front_pid)
         finally:
             if emu is not None:
                 emu.close()
@@ -118,8 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     med = {k: statistics.median(v) for k, v in mbps.items()}
     where = "in this process" if args.in_process else "in a separate 'gcs-hook serve' process"
     print(f"Range GETs of {size} bytes, {args.rounds} rounds, {os.cpu_count()} CPUs, front {where}")
+    gib = size * args.rounds / (1 << 30)
     for name in times:
-        print(f"  {name:12s} median {med[name]:8.1f} MB/s   best {max(mbps[name]):8.1f} MB/s")
+        print(
+            f"  {name:12s} median {med[name]:8.1f} MB/s   best {max(mbps[name]):8.1f} MB/s   "
+            f"front-process CPU {cpu[name] / gib:6.3f} s/GiB"
+        )
     print(
         f"  ratio front-plain / direct : {med['front-plain'] / med['direct']:.3f}  (target >= 0.9)"
     )
@@ -130,8 +145,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _measure(
-    backend_url: str, front_port: int, ctx: ssl.SSLContext, size: int, rounds: int
-) -> dict[str, list[float]]:
+    backend_url: str, front_port: int, ctx: ssl.SSLContext, size: int, rounds: int, front_pid: int
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Per-path fetch times, and CPU seconds the front's process used while serving each path.
+
+    With ``--in-process`` the "front process" is this one, so its CPU includes the client.
+    """
     bhost, _, bport = backend_url.removeprefix("http://").partition(":")
     direct = http.client.HTTPConnection(bhost, int(bport), timeout=120)
     plain = http.client.HTTPConnection("127.0.0.1", front_port, timeout=120)
@@ -143,13 +162,16 @@ def _measure(
     for conn in paths.values():  # warm up: connections, TLS handshake, page cache
         _fetch(conn, path, size, buf)
     times: dict[str, list[float]] = {k: [] for k in paths}
+    cpu = dict.fromkeys(paths, 0.0)
     for r in range(rounds):
         order = list(paths) if r % 2 == 0 else list(reversed(paths))
         for name in order:
+            c0 = _cpu_seconds(front_pid)
             times[name].append(_fetch(paths[name], path, size, buf))
+            cpu[name] += _cpu_seconds(front_pid) - c0
     for conn in paths.values():
         conn.close()
-    return times
+    return times, cpu
 
 
 if __name__ == "__main__":
