@@ -140,21 +140,15 @@ def _run_eagerly(
             )
 
 
-_private_graph: tf.Graph | None = None
-_private_lock = threading.Lock()
-
-
 def _run_in_private_session(
     credentials: Credentials | None, block_cache: BlockCacheParams | None, device: Any
 ) -> None:
-    """Run the ops now, in this process, without touching the caller's graph."""
-    global _private_graph
-    with _private_lock:
-        if _private_graph is None:
-            _private_graph = tf.Graph()
-        ops = _ops_for(_private_graph, device)
-        with tf.compat.v1.Session(graph=_private_graph) as session:
-            ops.run(session, credentials, block_cache)
+    """Run the ops now, in this process, in a throw-away graph and session (the caller's graph
+    is untouched, and a bad ``device`` cannot poison later calls)."""
+    graph = tf.Graph()
+    ops = _ops_for(graph, device)
+    with tf.compat.v1.Session(graph=graph) as session:
+        ops.run(session, credentials, block_cache)
 
 
 def _run_now(
@@ -223,13 +217,10 @@ def current_block_cache(session: Any = None) -> tuple[int, int, int]:
     elif tf.executing_eagerly():
         values = native_ops.load().gcs_block_cache_params().numpy()
     else:
-        global _private_graph
-        with _private_lock:
-            if _private_graph is None:
-                _private_graph = tf.Graph()
-            ops = _ops_for(_private_graph, None)
-            with tf.compat.v1.Session(graph=_private_graph) as s:
-                values = s.run(ops.params_op)
+        graph = tf.Graph()
+        ops = _ops_for(graph, None)
+        with tf.compat.v1.Session(graph=graph) as s:
+            values = s.run(ops.params_op)
     return tuple(int(v) & UINT64_MAX for v in values)  # type: ignore[return-value]
 
 

@@ -152,7 +152,12 @@ def test_tf1_graph_program_without_session(tf_worker_factory):
     got = worker.run(
         """
 assert not tf.executing_eagerly()
-gcs_hook.configure_gcs(block_cache=BlockCacheParams(MiB, 2 * MiB, 1))
+try:
+    gcs_hook.configure_gcs(block_cache=BlockCacheParams(3 * MiB), device="/job:nowhere/task:0")
+    bad = None
+except tf.errors.OpError as e:
+    bad = type(e).__name__
+gcs_hook.configure_gcs(block_cache=BlockCacheParams(MiB, 2 * MiB, 1))  # a bad device poisons nothing
 first = current_block_cache()
 with tf.Graph().as_default() as g:
     step = tf.compat.v1.train.get_or_create_global_step()
@@ -162,10 +167,11 @@ with tf.Graph().as_default() as g:
     with tf.compat.v1.train.MonitoredSession(hooks=[hook]) as s:
         s.run(inc)
     gcs_ops = [op.name for op in g.get_operations() if op.type.startswith("Gcs")]
-result = dict(first=first, second=current_block_cache(), gcs_ops=gcs_ops)
+result = dict(bad=bad, first=first, second=current_block_cache(), gcs_ops=gcs_ops)
 """,
         MiB=MiB,
     )
+    assert got["bad"] == "InvalidArgumentError"
     assert got["first"] == [MiB, 2 * MiB, 1]
     assert got["second"] == [2 * MiB, 6 * MiB, 0]
     assert got["gcs_ops"] == []
