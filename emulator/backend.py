@@ -17,13 +17,17 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import http.client
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -89,6 +93,32 @@ def _tail(path: str | os.PathLike | None, lines: int = 20) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+def _die_with_parent_fn() -> Any:
+    """A ``preexec_fn`` asking Linux to SIGTERM the child when its parent goes away.
+
+    So a test run killed hard (SIGKILL, ``os._exit``) leaves no orphaned fake-gcs-server.
+    PR_SET_PDEATHSIG fires when the spawning THREAD exits, so it is only used when spawning
+    from the main thread (which lives as long as the process); elsewhere ``None``.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def set_pdeathsig() -> None:  # runs in the child between fork and exec
+        prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return set_pdeathsig
 
 
 def quote_object(name: str) -> str:
@@ -333,6 +363,7 @@ class EmbeddedBackend(Backend):
                     stderr=subprocess.STDOUT,
                     cwd=self._dir,
                     start_new_session=True,
+                    preexec_fn=_die_with_parent_fn(),
                 )
             except OSError as exc:
                 raise BackendError(f"cannot run fake-gcs-server {self.binary}: {exc}") from exc
