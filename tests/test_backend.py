@@ -181,3 +181,29 @@ def test_container_backend_roundtrip():
         b.create_bucket("c-bkt")
         b.put_object("c-bkt", "o", b"container")
         assert b.get_object("c-bkt", "o") == b"container"
+
+
+def test_server_dies_with_its_parent():
+    """A parent killed hard (os._exit) must not leave an orphaned fake-gcs-server."""
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import os\nfrom emulator.backend import EmbeddedBackend\n"
+        "b = EmbeddedBackend()\nprint(b.pid, flush=True)\nos._exit(0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    pid = int(out.stdout.strip())
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return
+        if state == "Z":  # exited, waiting for init to reap it
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    pytest.fail(f"fake-gcs-server {pid} outlived its parent")
