@@ -1,8 +1,9 @@
 """``GcsEmulator``: a backend plus a front in front of it — what tests, ``serve`` and ``tune`` use.
 
 Invariants: after ``__init__`` returns both are running; ``close()`` stops the front first,
-then the backend, and is idempotent. The backend's external URL is pointed at the front's
-plain-HTTP endpoint, so ``selfLink``/``mediaLink`` in JSON answers lead back through the front.
+then the backend (an external backend is never stopped), and is idempotent. For backends we
+own, the server's external URL is pointed at the front's plain-HTTP endpoint, so
+``selfLink``/``mediaLink`` in JSON answers lead back through the front.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ class GcsEmulator:
             self.backend.close()
             raise
         self._closed = False
-        with contextlib.suppress(Exception):  # an external backend may not support it
+        if self.backend.kind == "external":
+            return  # never reconfigure a server we do not own
+        with contextlib.suppress(Exception):  # best effort: only links in JSON answers depend on it
             self.backend._request(
                 "PUT",
                 "/_internal/config",

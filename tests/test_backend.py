@@ -207,3 +207,21 @@ def test_server_dies_with_its_parent():
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
     pytest.fail(f"fake-gcs-server {pid} outlived its parent")
+
+
+def test_emulator_over_external_backend_leaves_it_alone(backend):
+    import urllib.request
+
+    from emulator.session import GcsEmulator
+
+    backend.create_bucket("ext-emu")
+    backend.put_object("ext-emu", "o", b"hi")
+    with GcsEmulator(backend.endpoint) as emu:
+        assert emu.backend.kind == "external"
+        url = f"{emu.url}/download/storage/v1/b/ext-emu/o/o?alt=media"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            assert resp.read() == b"hi"
+        assert emu.ledger.records(bucket="ext-emu", kind="media")
+    assert backend.healthy()  # not stopped
+    assert backend.stat_object("ext-emu", "o")["mediaLink"].startswith(backend.endpoint)
+    backend.delete_bucket("ext-emu")
