@@ -265,19 +265,24 @@ def replay_block_trace(
     evictions = 0
     requests = 0
     if isinstance(sizes, int):
+        # Uniform blocks: "evict while used > max_bytes" keeps exactly max_bytes // size blocks,
+        # so a count-capacity loop gives the same hits/misses/evictions.
         size = sizes
+        requests = len(keys)
+        if size <= 0 or max_bytes == 0:  # TF: cache disabled, every read is fetched
+            return BlockReplayResult(requests, 0, requests, requests * max(size, 0), 0)
+        capacity = max_bytes // size
+        hits = 0
         for key in keys:
             if key in lru:
                 move(key)
+                hits += 1
             else:
-                misses += 1
                 lru[key] = size
-                used += size
-                while used > max_bytes and lru:
-                    used -= popitem(False)[1]
-                    evictions += 1
-        requests = len(keys)
-        fetched = misses * size
+                if len(lru) > capacity:
+                    popitem(False)
+        misses = requests - hits
+        return BlockReplayResult(requests, hits, misses, misses * size, misses - len(lru))
     else:
         if hasattr(sizes, "tolist"):
             sizes = sizes.tolist()
