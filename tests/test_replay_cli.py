@@ -110,24 +110,65 @@ def test_invalid_trace_exits_2_with_one_line(tmp_path, content, needle):
 @pytest.mark.tf
 @pytest.mark.slow
 def test_compare_end_to_end_through_the_console_script(tmp_path):
-    """``gcs-hook replay --compare`` starts its own fake GCS + front and a TF subprocess."""
+    """``gcs-hook replay --compare DIR`` starts its own fake GCS + front and TF subprocesses
+    (here two: the traces need different import-time settings)."""
     exe = shutil.which("gcs-hook")
     cmd = [exe] if exe else [sys.executable, "-c", "from gcs_hook.cli import main; main()"]
-    trace = TRACES / "t05_lru_one_file.json"
+    for stem in ("t05_lru_one_file", "t17_overwrite_between_opens_signature"):
+        shutil.copy(TRACES / f"{stem}.json", tmp_path)
     env = dict(os.environ, GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT="false")
     proc = subprocess.run(
-        [*cmd, "replay", "--compare", str(trace), "--json"],
+        [*cmd, "replay", "--compare", str(tmp_path), "--json"],
         capture_output=True,
         text=True,
         timeout=300,
         env=env,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    out = json.loads(proc.stdout)
-    assert out["equal"] is True and out["difference"] is None
-    assert out["tf"]["requests"] == out["model"]["requests"]
-    assert len(out["tf"]["requests"]) == 9  # stat + 8 block GETs (LRU, not FIFO)
-    assert out["tf"]["reads"] == out["model"]["reads"]
+    docs = json.loads(proc.stdout)
+    assert [Path(d["trace"]).stem for d in docs] == [
+        "t05_lru_one_file",
+        "t17_overwrite_between_opens_signature",
+    ]
+    for doc in docs:
+        assert doc["equal"] is True and doc["difference"] is None
+        assert doc["tf"]["requests"] == doc["model"]["requests"]
+        assert doc["tf"]["reads"] == doc["model"]["reads"]
+    assert len(docs[0]["tf"]["requests"]) == 9  # stat + 8 block GETs (LRU, not FIFO)
+    # stat cache off: every read stats; the overwrite between opens is seen (new bytes)
+    kinds = [r["kind"] for r in docs[1]["tf"]["requests"]]
+    assert kinds.count("metadata") == 5
+    assert docs[1]["tf"]["reads"][2]["sha256"] != docs[1]["tf"]["reads"][0]["sha256"]
+
+
+def test_several_traces_and_directories(tmp_path):
+    for stem in ("t01_basic_two_blocks", "t03_eof_inside_last_block"):
+        shutil.copy(TRACES / f"{stem}.json", tmp_path)
+    result = _invoke(str(tmp_path), str(TRACES / "t02_read_spans_blocks.json"), "--json")
+    assert result.exit_code == 0, result.output
+    docs = json.loads(result.stdout)
+    assert [Path(d["trace"]).stem for d in docs] == [
+        "t01_basic_two_blocks",
+        "t03_eof_inside_last_block",
+        "t02_read_spans_blocks",
+    ]
+    assert all(d["engine"] == "model" for d in docs)
+    assert docs[1]["reads"][0]["error"] == "OUT_OF_RANGE"
+
+
+def test_one_bad_trace_among_several_runs_nothing(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"objects": {}, "ops": [{"op": "close", "handle": "x"}]}))
+    result = _invoke(str(TRACES / "t01_basic_two_blocks.json"), str(bad))
+    assert result.exit_code == 2
+    assert "bad.json" in _error_line(result)
+    assert "engine model" not in result.stdout
+
+
+def test_empty_directory_is_bad_input(tmp_path):
+    result = _invoke(str(tmp_path))
+    assert result.exit_code == 2
+    assert "no *.json traces" in _error_line(result)
 
 
 def test_tf_engine_that_cannot_start_fails_with_one_line():

@@ -1,10 +1,11 @@
 """``gcs-hook replay``: run a read trace through real TensorFlow or the model, or compare both.
 
-    gcs-hook replay TRACE.json [--engine tf|model] [--json] [--backend SPEC]
-    gcs-hook replay --compare TRACE.json [--json] [--backend SPEC]
+    gcs-hook replay TRACE.json... [--engine tf|model] [--json] [--backend SPEC]
+    gcs-hook replay --compare TRACE.json... [--json] [--backend SPEC]
 
-Exit codes: 0 = ran (for ``--compare``: both engines agree), 1 = ``--compare`` found a
-difference, 2 = bad input or an engine could not run (one line on stderr).
+A directory stands for the ``*.json`` traces in it. Exit codes: 0 = ran (for ``--compare``:
+the engines agree on every trace), 1 = ``--compare`` found a difference, 2 = bad input or an
+engine could not run (one line on stderr; with bad input nothing has run).
 """
 
 from __future__ import annotations
@@ -37,9 +38,29 @@ def _print_result(result: dict[str, Any]) -> None:
         )
 
 
+def _expand(paths: list[Path]) -> list[Path]:
+    """Files as given; a directory stands for its ``*.json`` files (sorted)."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(path.glob("*.json"))
+            if not found:
+                fail(f"no *.json traces in directory {path}")
+            out.extend(found)
+        elif path.is_file():
+            out.append(path)
+        else:
+            fail(f"trace file not found: {path}")
+    return out
+
+
 def replay(
-    trace_path: Annotated[
-        Path, typer.Argument(metavar="TRACE.json", help="Trace file (trace-format.md).")
+    trace_paths: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="TRACE.json...",
+            help="Trace files (trace-format.md), or directories of them.",
+        ),
     ],
     engine: Annotated[
         str | None,
@@ -54,58 +75,84 @@ def replay(
         typer.Option("--backend", help="Fake GCS for the tf engine: embedded | container | URL."),
     ] = "embedded",
 ) -> None:
-    """Replay a read trace through real TensorFlow or the Python model, or compare the two."""
+    """Replay read traces through real TensorFlow or the Python model, or compare the two.
+
+    Several traces share one fake GCS and as few TensorFlow processes as their settings allow.
+    Every trace is validated before anything runs.
+    """
     from emulator import replay as rp
 
     if compare_engines and engine is not None:
         fail("use either --engine or --compare, not both")
     if engine is not None and engine not in _ENGINES:
         fail(f"--engine must be one of {', '.join(_ENGINES)}, got {engine!r}")
-    if not trace_path.is_file():
-        fail(f"trace file not found: {trace_path}")
-    try:
-        trace = rp.load_trace(trace_path)
-    except rp.ReplayError as exc:
-        fail(f"invalid trace {trace_path}: {exc}")
+    paths = _expand(trace_paths)
+    traces = []
+    for path in paths:
+        try:
+            traces.append(rp.load_trace(path))
+        except rp.ReplayError as exc:
+            fail(f"invalid trace {path}: {exc}")
 
-    def run(which: str) -> dict[str, Any]:
+    def run(which: str) -> list[dict[str, Any]]:
         try:
             if which == "model":
-                return rp.run_model(trace)
-            return rp.run_tf(trace, backend=backend)
+                return [rp.run_model(t) for t in traces]
+            with rp.TfReplayer(backend=backend) as replayer:
+                return replayer.run_many(traces)
         except Exception as exc:  # noqa: BLE001 — one line, whatever the engine raised
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             fail(f"{which} engine failed: {type(exc).__name__}: {first}")
             raise  # unreachable: fail() exits
 
+    single = len(paths) == 1
     if not compare_engines:
-        result = run(engine or "model")
+        results = run(engine or "model")
         if as_json:
-            typer.echo(json.dumps(rp.public_result(result), indent=1))
+            docs = [rp.public_result(r) for r in results]
+            if not single:
+                docs = [{"trace": str(p), **d} for p, d in zip(paths, docs, strict=True)]
+            typer.echo(json.dumps(docs[0] if single else docs, indent=1))
         else:
-            _print_result(result)
+            for path, result in zip(paths, results, strict=True):
+                if not single:
+                    typer.echo(f"{path}:")
+                _print_result(result)
         return
 
-    tf_result = run("tf")
-    model_result = run("model")
-    diff = rp.compare(tf_result, model_result)
-    if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "equal": diff is None,
-                    "difference": None if diff is None else diff.as_dict(),
-                    "tf": rp.public_result(tf_result),
-                    "model": rp.public_result(model_result),
-                },
-                indent=1,
-            )
+    tf_results = run("tf")
+    model_results = run("model")
+    docs = []
+    differ = 0
+    for path, trace, tf_result, model_result in zip(
+        paths, traces, tf_results, model_results, strict=True
+    ):
+        diff = rp.compare(tf_result, model_result)
+        differ += diff is not None
+        docs.append(
+            {
+                "trace": str(path),
+                "equal": diff is None,
+                "difference": None if diff is None else diff.as_dict(),
+                "tf": rp.public_result(tf_result),
+                "model": rp.public_result(model_result),
+            }
         )
-    elif diff is None:
-        typer.echo(f"equal: {len(tf_result['requests'])} requests, {len(tf_result['reads'])} reads")
-    else:
-        typer.echo(diff.describe(trace))
-    if diff is not None:
+        if as_json:
+            continue
+        prefix = "" if single else f"{path}: "
+        if diff is None:
+            n_req, n_read = len(tf_result["requests"]), len(tf_result["reads"])
+            typer.echo(f"{prefix}equal: {n_req} requests, {n_read} reads")
+        else:
+            typer.echo(prefix + diff.describe(trace))
+    if as_json:
+        if single:
+            docs[0].pop("trace")
+        typer.echo(json.dumps(docs[0] if single else docs, indent=1))
+    elif not single:
+        typer.echo(f"{len(paths) - differ} of {len(paths)} traces equal")
+    if differ:
         raise typer.Exit(1)
 
 
