@@ -21,6 +21,8 @@ Semantics (TF 2.21; see /work/shared/docs/tf-gcs-semantics.md §1):
   dropping whole files while the least-recently-*added* block is stale) is modelled by a
   prune that runs at the start of each public call whenever the clock's second has changed -
   the same at request level, and deterministic under a :class:`~emulator.clock.VirtualClock`.
+  With a :class:`~emulator.clock.RealClock` a daemon thread also prunes once a second, so stale
+  memory is freed between calls (stopped by :meth:`close` or when the cache is collected).
 - File signatures (GCS generations): a changed signature drops the file's blocks; the
   signature map survives :meth:`flush` and :meth:`remove_file`.
 - Thread-safe. Concurrent readers of one missing block cause one fetch; the others wait. A
@@ -34,6 +36,7 @@ fetcher returns counts and ``read`` returns a count); a cache only ever sees one
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -119,6 +122,16 @@ class CacheStats:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+def _prune_loop(ref: weakref.ref[BlockCache], stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        cache = ref()
+        if cache is None:
+            return
+        with cache._mu:
+            cache._prune_locked()
+        del cache
+
+
 class _Block:
     """One cached block. ``capacity`` mirrors TF's ``data.capacity()`` accounting."""
 
@@ -172,6 +185,27 @@ class BlockCache:
         self._last_prune = self._clock.now()
         self._size_only = size_only
         self.stats = CacheStats()
+        self._stop_pruning: threading.Event | None = None
+        if max_staleness > 0 and isinstance(self._clock, RealClock):
+            # Like TF's "TF_prune_FBC" thread: frees stale files' memory between calls. Request-
+            # level behaviour does not depend on it (every call prunes first anyway).
+            self._stop_pruning = threading.Event()
+            threading.Thread(
+                target=_prune_loop,
+                args=(weakref.ref(self), self._stop_pruning),
+                name="model_prune_FBC",
+                daemon=True,
+            ).start()
+
+    def close(self) -> None:
+        """Stop the background prune thread, if any (also happens when the cache is collected)."""
+        if self._stop_pruning is not None:
+            self._stop_pruning.set()
+
+    def __del__(self) -> None:
+        stop = getattr(self, "_stop_pruning", None)
+        if stop is not None:
+            stop.set()
 
     # -- public API ---------------------------------------------------------------------------
 

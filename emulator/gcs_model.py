@@ -499,6 +499,7 @@ class GcsFilesystemModel:
         self._cache_lock.acquire_exclusive()
         try:
             self._retired_stats = self._retired_stats + self.block_cache.stats
+            self.block_cache.close()
             self.block_cache = self._make_cache(block_size, max_bytes, max_staleness)
         finally:
             self._cache_lock.release_exclusive()

@@ -236,3 +236,20 @@ def test_bad_read_arguments_change_nothing():
     with pytest.raises(ValueError):
         c.read("gs://b/a", -1, 5)
     assert s.calls == [] and c.stats.requests == 0
+
+
+def test_real_clock_prune_thread_frees_stale_files_without_calls():
+    import threading
+    import time
+
+    from emulator.clock import RealClock
+
+    s = Store(a=MiB)
+    c = BlockCache(MiB, 4 * MiB, 1, s, RealClock())
+    assert any(t.name == "model_prune_FBC" for t in threading.enumerate())
+    c.read("gs://b/a", 0, 1)
+    deadline = time.monotonic() + 10
+    while c.held_bytes() and time.monotonic() < deadline:
+        time.sleep(0.2)  # the block is stale after > 1 s; the thread drops it within ~1 s more
+    assert c.held_bytes() == 0 and c.stats.stale_drops == 1
+    c.close()
