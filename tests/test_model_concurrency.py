@@ -117,3 +117,64 @@ def test_sixteen_threads_through_gcsfs_and_the_front(gcs_emulator, gcs_bucket):
     ranges = collections.Counter(r.range for r in sent)
     assert ranges and max(ranges.values()) == 1
     assert len(sent) == transport.counts["media"]
+
+
+TF_THREADS_CODE = """
+from concurrent.futures import ThreadPoolExecutor
+from gcs_hook import native_ops
+ops = native_ops.load()
+ops.gcs_random_access_open(handle="conc", path=path)
+def reader(i):
+    out = []
+    for off, n in windows[i]:
+        data, code, msg = ops.gcs_random_access_read(handle="conc", offset=off, n=n)
+        out.append([len(data.numpy()), code.numpy().decode()])
+    return out
+with ThreadPoolExecutor(len(windows)) as pool:
+    result = list(pool.map(reader, range(len(windows))))
+ops.gcs_random_access_close(handle="conc")
+"""
+
+
+@pytest.mark.tf
+@pytest.mark.timeout(300)
+def test_concurrent_readers_fetch_each_block_once_like_tf(
+    gcs_emulator, gcs_bucket, tf_worker_factory
+):
+    """16 threads in real TF and in the model, same windows: both fetch every touched block
+    exactly once, the same set of blocks, and return the same amounts."""
+    size = 8 * 1024 * KiB
+    gcs_emulator.backend.put_object(gcs_bucket, "obj", object_content(f"{gcs_bucket}/obj", 1, size))
+    windows = [
+        [(((i * 7 + k * 13) * 97 * KiB) % (size - 400 * KiB), 400 * KiB) for k in range(4)]
+        for i in range(THREADS)
+    ]
+    path = f"gs://{gcs_bucket}/obj"
+    ledger = gcs_emulator.ledger
+
+    def media_ranges(mark):
+        ledger.wait_quiet(quiet_s=0.05, timeout=5)
+        return collections.Counter(
+            r.range for r in ledger.since(mark) if r.bucket == gcs_bucket and r.kind == "media"
+        )
+
+    tf = tf_worker_factory(
+        {"GCS_READ_CACHE_BLOCK_SIZE_MB": "1", "GCS_READ_CACHE_MAX_SIZE_MB": "64"}
+    )
+    mark = ledger.mark()
+    tf_reads = tf.run(TF_THREADS_CODE, path=path, windows=windows)
+    tf_ranges = media_ranges(mark)
+
+    transport = GcsfsTransport(gcs_emulator.gcsfs())
+    fs = GcsFilesystemModel(
+        transport, CacheConfig(1024 * KiB, 64 * 1024 * KiB, 0), clock=RealClock()
+    )
+    f = fs.open(path)
+    mark = ledger.mark()
+    model_reads = run_threads(
+        lambda i: [[r.returned, r.code or "OK"] for r in (f.read(o, n) for o, n in windows[i])]
+    )
+    model_ranges = media_ranges(mark)
+    assert max(tf_ranges.values()) == 1 and max(model_ranges.values()) == 1
+    assert set(model_ranges) == set(tf_ranges)
+    assert model_reads == tf_reads
