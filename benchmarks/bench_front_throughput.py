@@ -88,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         help="run the front in this process (shares the GIL with the client) instead of "
         "in a separate 'gcs-hook serve' process",
     )
+    ap.add_argument(
+        "--tf",
+        action="store_true",
+        help="also time real TensorFlow (subprocess, default GCS settings) reading the object "
+        "through the front's CONNECT/TLS path",
+    )
     args = ap.parse_args(argv)
     if not 1 <= args.size_mib <= 1024 or not 1 <= args.rounds <= 50:
         ap.error("--size-mib must be 1..1024 and --rounds 1..50")
@@ -105,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 emu.backend.seed_from_dir(os.path.join(tmp, "seed"))
                 backend_url, front_port = emu.backend.endpoint, emu.front.port
                 ctx = emu.front.client_ssl_context()
+                tf_env = emu.tf_env()
             else:
                 state = os.path.join(tmp, "state.json")
                 proc = _start_server(os.path.join(tmp, "seed"), state)
@@ -113,8 +120,10 @@ def main(argv: list[str] | None = None) -> int:
                 backend_url = st["backend_endpoint"]
                 front_port = int(st["front_url"].rsplit(":", 1)[1])
                 ctx = ssl.create_default_context(cafile=st["env"]["CURL_CA_BUNDLE"])
+                tf_env = dict(st["env"])
             front_pid = os.getpid() if emu is not None else proc.pid
             times, cpu = _measure(backend_url, front_port, ctx, size, args.rounds, front_pid)
+            tf_times = _measure_tf(tf_env, size, args.rounds) if args.tf else []
         finally:
             if emu is not None:
                 emu.close()
@@ -135,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
             f"  {name:12s} median {med[name]:8.1f} MB/s   best {max(mbps[name]):8.1f} MB/s   "
             f"front-process CPU {cpu[name] / gib:6.3f} s/GiB"
         )
+    if tf_times:
+        tf_mbps = [size / t / 1e6 for t in tf_times]
+        print(
+            f"  {'tensorflow':12s} median {statistics.median(tf_mbps):8.1f} MB/s   "
+            f"best {max(tf_mbps):8.1f} MB/s   (GFile.read() of the whole object, TLS path)"
+        )
     print(
         f"  ratio front-plain / direct : {med['front-plain'] / med['direct']:.3f}  (target >= 0.9)"
     )
@@ -142,6 +157,24 @@ def main(argv: list[str] | None = None) -> int:
         f"  ratio front-tls   / direct : {med['front-tls'] / med['direct']:.3f}  (TLS, not like for like)"
     )
     return 0
+
+
+def _measure_tf(env: dict[str, str], size: int, rounds: int) -> list[float]:
+    """Seconds real TensorFlow takes to read the object whole (fresh GFile per round)."""
+    from emulator.tf_worker import TfWorker
+
+    code = """
+import time
+times = []
+for _ in range(rounds):
+    t0 = time.perf_counter()
+    n = len(tf.io.gfile.GFile(path, "rb").read())
+    times.append(time.perf_counter() - t0)
+    assert n == size, n
+result = times
+"""
+    with TfWorker(env, timeout=600) as worker:
+        return worker.run(code, path=f"gs://{BUCKET}/{OBJECT}", rounds=rounds, size=size)
 
 
 def _measure(
