@@ -45,7 +45,9 @@ import google_crc32c
 __all__ = [
     "GFILE_BUFFER",
     "READ_FILE_CHUNK",
+    "MEASURE_SCALE",
     "RECORD_OVERHEAD",
+    "SWEEP_SCALE",
     "TFRECORD_BUFFER",
     "TFRECORD_EOF_PROBE",
     "WORKLOADS",
@@ -564,3 +566,42 @@ def get_workload(name: str, **params: Any) -> Workload:
     if name not in WORKLOADS:
         raise KeyError(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)}")
     return WORKLOADS[name].with_params(**params) if params else WORKLOADS[name]
+
+
+#: Parameters that make each workload a realistic job for sweeps (synthesized, or recorded for
+#: workloads without a synthesizer); ``tune --param k=v`` overrides them.
+SWEEP_SCALE: dict[str, dict[str, Any]] = {
+    "tfrecord-epochs": {
+        "shards": 16,
+        "records_per_shard": 640,
+        "record_size": 100 * KiB,
+        "epochs": 3,
+    },  # 1 GiB
+    "interleave": {
+        "shards": 32,
+        "records_per_shard": 320,
+        "record_size": 100 * KiB,
+        "cycle_length": 8,
+        "block_length": 4,
+        "epochs": 2,
+    },  # 1 GiB
+    "random-records": {"records": 8192, "record_size": 64 * KiB, "epochs": 2},  # 512 MiB
+    "checkpoint-restore": {"variables": 32, "floats_per_variable": 512 * 1024},  # 64 MiB
+    "small-files": {"files_count": 2000, "file_size": 64 * KiB, "epochs": 3},  # 125 MiB
+}
+
+#: Small versions for recording + measured runs with real TF (a few MiB, bounded run time).
+MEASURE_SCALE: dict[str, dict[str, Any]] = {
+    "tfrecord-epochs": {"shards": 4, "records_per_shard": 6, "record_size": 256 * KiB, "epochs": 2},
+    "interleave": {
+        "shards": 6,
+        "records_per_shard": 4,
+        "record_size": 256 * KiB,
+        "cycle_length": 3,
+        "block_length": 2,
+        "epochs": 2,
+    },
+    "random-records": {"records": 32, "record_size": 64 * KiB, "epochs": 2},
+    "checkpoint-restore": {"variables": 8, "floats_per_variable": 128 * 1024},
+    "small-files": {"files_count": 16, "file_size": 64 * KiB, "epochs": 2},
+}

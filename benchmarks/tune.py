@@ -1,0 +1,296 @@
+"""``gcs-hook tune``: record → sweep → measure → report, for one workload.
+
+Stages (each printed as it runs):
+
+1. **Record** (named workloads, when TensorFlow is installed): the workload at measurement
+   scale (:data:`~benchmarks.workloads.MEASURE_SCALE`, a few MiB) is written to the fake GCS and
+   read by real TF through the front (:mod:`benchmarks.record`). For workloads with a
+   synthesizer the recorded reads are compared with the synthesized ones ("model check").
+2. **Sweep**: the workload at sweep scale (:data:`~benchmarks.workloads.SWEEP_SCALE` + user
+   ``--param``s; 1 GiB by default) is synthesized (or recorded, for checkpoint-restore) and every
+   grid configuration is simulated in the size-only model on all local cores
+   (:mod:`benchmarks.sweep`); a ``TRACE.json`` is swept as given.
+3. **Measure**: the recommendation, TF's default (cache off) and one or three others run in real
+   TF through the front with traffic shaping (:mod:`benchmarks.measure`), each also unshaped for
+   this machine's own cost.
+4. **Report** (:mod:`benchmarks.report`): table, CSV/JSON, PNGs, the line to paste.
+
+Invariants: everything this module starts (fake GCS, front, TF workers) is stopped before
+:func:`run_tune` returns or raises; nothing is written outside ``out_dir`` (plus temp files).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmarks.gcs_timing import DEFAULT_TIMING, GcsTiming
+from benchmarks.report import format_bytes, recommendation_line, rich_table, write_report
+from benchmarks.sweep import (
+    CacheConfig,
+    PointResult,
+    best_under_budget,
+    default_grid,
+    run_sweep,
+)
+from benchmarks.workloads import MEASURE_SCALE, SWEEP_SCALE, Workload, get_workload
+
+__all__ = ["MEASURE_TIMING", "TuneOptions", "TuneOutcome", "run_tune"]
+
+MiB = 1024 * 1024
+#: Shaping for measured runs: large enough that this machine's own per-request cost (a new
+#: CONNECT + TLS handshake through the Python front for each TF request, ~5-20 ms on 2 busy
+#: cores) is small next to it.
+MEASURE_TIMING = GcsTiming(first_byte_latency_s=0.08, bandwidth_bytes_per_s=8 * MiB,
+                           per_request_overhead_s=0.0)  # fmt: skip
+
+
+@dataclass
+class TuneOptions:
+    workload: str | None = None  # name; None → tfrecord-epochs
+    trace: dict[str, Any] | None = None  # a loaded TRACE.json instead of a workload
+    trace_name: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    memory_budget: int = 2 * 1024 * MiB
+    backend: str = "embedded"
+    out_dir: str = "tune-out"
+    quick: bool = False
+    timing: GcsTiming = DEFAULT_TIMING
+    measure: bool = True
+    workers: int | None = None
+    scheduler: str | None = None
+
+
+@dataclass
+class TuneOutcome:
+    results: list[PointResult]
+    best: PointResult | None
+    line: str
+    paths: dict[str, str]
+    measurements: list[dict[str, Any]]
+    model_check: str
+    seconds: float
+
+
+def _tf_available() -> bool:
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def _pick_measured(results: list[PointResult], best: PointResult | None, n: int) -> list:
+    """The best, TF's default, then configurations spread over the predicted range."""
+    chosen: list[CacheConfig] = []
+    if best is not None:
+        chosen.append(best.config)
+    off = CacheConfig(0, 0, 0)
+    if off not in chosen:
+        chosen.append(off)
+    rest = sorted(
+        (r for r in results if r.config.cache_on and r.config.max_staleness == 0),
+        key=lambda r: r.predicted_s,
+    )
+    rest = [r for r in rest if r.config not in chosen and r.config.block_size >= 256 * 1024]
+    if rest:
+        step = max(1, len(rest) // max(1, n - len(chosen)))
+        for r in rest[::-1][::step]:  # from the slowest: maximal spread
+            if len(chosen) >= n:
+                break
+            chosen.append(r.config)
+    return chosen[:n]
+
+
+def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
+    """Run the whole tune pipeline, printing progress to ``console`` (a rich Console)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    t0 = time.monotonic()
+    workload: Workload | None = None
+    measure_w: Workload | None = None
+    epochs = 1
+    model_check = "not run"
+    if opts.trace is not None:
+        trace = opts.trace
+        title = f"trace {opts.trace_name}"
+    else:
+        name = opts.workload or "tfrecord-epochs"
+        params = dict(SWEEP_SCALE.get(name, {}))
+        params.update(opts.params)
+        workload = get_workload(name, **params)
+        epochs = workload.epochs
+        measure_params = dict(MEASURE_SCALE.get(name, {}))
+        measure_w = workload.with_params(**measure_params, bucket=f"tune-{uuid.uuid4().hex[:12]}")
+        title = f"{name}: {format_bytes(workload.logical_bytes())} × {epochs} epochs"
+        trace = None
+
+    emulator = None
+    measurements: list[dict[str, Any]] = []
+    try:
+        needs_tf = workload is not None and (opts.measure or not workload.can_synthesize)
+        if needs_tf and _tf_available():
+            from emulator.session import GcsEmulator
+
+            console.print(f"[bold]fake GCS[/bold]: starting ({opts.backend}) …")
+            emulator = GcsEmulator(opts.backend)
+        elif needs_tf:
+            console.print("TensorFlow is not installed: no recording, no measured runs "
+                          "(pip install 'gcs-hook[tf]')")  # fmt: skip
+
+        recorded = None
+        if workload is not None and emulator is not None and measure_w is not None:
+            from benchmarks.record import record_workload
+
+            console.print(
+                f"[bold]record[/bold]: {measure_w.name} at "
+                f"{format_bytes(measure_w.logical_bytes() or 0)} with real TensorFlow …"
+            )
+            rec, measure_w = record_workload(measure_w, emulator)
+            recorded = rec
+            n_req = len(rec.requests)
+            if measure_w.can_synthesize:
+                same = _read_ops(rec.trace) == _read_ops(measure_w.synthesize())
+                model_check = (
+                    f"OK — synthesized reads equal TF's {n_req} recorded requests"
+                    if same
+                    else "MISMATCH — synthesized reads differ from TF's recorded requests"
+                )
+            else:
+                model_check = f"recorded {n_req} requests (no synthesizer)"
+            console.print(f"  model check: {model_check} ({rec.seconds:.1f} s)")
+
+        if trace is None and workload is not None:
+            if workload.can_synthesize:
+                trace = workload.synthesize()
+            else:
+                if emulator is None:
+                    raise RuntimeError(f"workload {workload.name!r} needs TensorFlow to record")
+                from benchmarks.record import record_workload
+
+                sweep_w = workload.with_params(bucket=f"tune-{uuid.uuid4().hex[:12]}")
+                console.print(f"[bold]record[/bold]: {sweep_w.name} at sweep scale …")
+                rec, _ = record_workload(sweep_w, emulator)
+                trace = dict(rec.trace, config=None)
+        assert trace is not None
+
+        grid = default_grid(opts.memory_budget, quick=opts.quick)
+        engine = "fast"
+        try:
+            from benchmarks.sweep import compile_ops
+
+            compile_ops(trace)
+        except NotImplementedError:
+            engine = "model"
+        n_ops = len(trace.get("ops", []))
+        console.print(
+            f"[bold]sweep[/bold]: {len(grid)} configurations × {n_ops:,} ops "
+            f"({engine} engine, size-only) …"
+        )
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as bar:
+            task = bar.add_task("sweep", total=len(grid))
+            results = run_sweep(
+                trace,
+                grid,
+                timing=opts.timing,
+                epochs=epochs,
+                engine=engine,
+                workers=opts.workers,
+                scheduler=opts.scheduler,
+                progress=lambda done, total: bar.update(task, completed=done),
+            )
+        best = best_under_budget(results, opts.memory_budget)
+
+        if opts.measure and emulator is not None and measure_w is not None:
+            from benchmarks.measure import measure_configs
+
+            configs = _pick_measured(results, best, 3 if opts.quick else 5)
+            console.print(
+                f"[bold]measure[/bold]: {len(configs)} configurations in real TF, shaped "
+                f"{MEASURE_TIMING.first_byte_latency_s * 1000:.0f} ms + "
+                f"{MEASURE_TIMING.bandwidth_bytes_per_s / MiB:.0f} MiB/s …"
+            )
+            m_trace = None
+            if not measure_w.can_synthesize and recorded is not None:
+                m_trace = dict(recorded.trace, config=None)
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            ) as bar:
+                task = bar.add_task("measure", total=len(configs))
+                ms = measure_configs(
+                    measure_w,
+                    configs,
+                    emulator,
+                    MEASURE_TIMING,
+                    trace=m_trace,
+                    upload=False,
+                    progress=lambda done, total: bar.update(task, completed=done),
+                )
+            measurements = [m.as_dict() | {"label": m.label} for m in ms]
+    finally:
+        if emulator is not None:
+            emulator.close()
+
+    summary = {
+        "workload": workload.name if workload else opts.trace_name,
+        "workload_params": workload.params() if workload else None,
+        "logical_bytes": workload.logical_bytes() if workload else None,
+        "epochs": epochs,
+        "timing": opts.timing.as_dict(),
+        "measure_timing": MEASURE_TIMING.as_dict(),
+        "model_check": model_check,
+        "grid": "quick" if opts.quick else "full",
+    }
+    paths = write_report(
+        opts.out_dir,
+        results,
+        budget=opts.memory_budget,
+        title=f"{title} — budget {format_bytes(opts.memory_budget)}",
+        summary=summary,
+        measurements=measurements,
+    )
+    console.print(rich_table(results, best=best, budget=opts.memory_budget))
+    if measurements:
+        _print_measurements(console, measurements)
+    line = recommendation_line(best)
+    return TuneOutcome(results, best, line, paths, measurements, model_check, time.monotonic() - t0)
+
+
+def _read_ops(trace: Mapping[str, Any]) -> list[tuple]:
+    handle_obj = {o["handle"]: o["object"] for o in trace["ops"] if o["op"] == "open"}
+    return [
+        (o["op"], o.get("object") or handle_obj.get(o.get("handle")), o.get("offset"), o.get("n"))
+        for o in trace["ops"]
+        if o["op"] in ("read", "stat")
+    ]
+
+
+def _print_measurements(console: Any, measurements: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(title="Predicted vs measured (real TF through the shaped front)")
+    for col in ("configuration", "requests pred/meas", "model", "local", "predicted",
+                "measured", "error"):  # fmt: skip
+        table.add_column(col, justify="right")
+    for m in measurements:
+        table.add_row(
+            m["label"],
+            f"{m['predicted_requests']}/{m['measured_requests']}",
+            f"{m['predicted_s']:.2f} s",
+            f"{m['baseline_s']:.2f} s",
+            f"{m['calibrated_s']:.2f} s",
+            f"{m['measured_s']:.2f} s",
+            f"{m['error_pct']:+.1f}%",
+        )
+    console.print(table)

@@ -1,0 +1,207 @@
+"""``gcs-hook tune``: which BlockCacheParams should my training job use, and what does it buy?
+
+    gcs-hook tune [--workload NAME|TRACE.json] [--memory-budget 2GiB]
+                  [--backend embedded|container|URL] [--out DIR] [--quick]
+                  [--param KEY=VALUE ...] [--latency-ms MS] [--bandwidth-mibps N]
+                  [--overhead-ms MS] [--no-measure] [--workers N] [--scheduler ADDR]
+
+Runs :func:`benchmarks.tune.run_tune` (record with real TF → sweep in the model → measured runs →
+report) and prints the line to paste. Bad arguments (unknown workload or parameter, negative or
+malformed budget, an unusable backend spec or a backend that does not answer) print one line on
+stderr and exit with code 2, before anything is started or written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from gcs_hook.cli.errors import fail
+
+_UNITS = {
+    "": 1, "b": 1,
+    "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
+    "t": 1000**4, "tb": 1000**4,
+    "ki": 2**10, "kib": 2**10, "mi": 2**20, "mib": 2**20, "gi": 2**30, "gib": 2**30,
+    "ti": 2**40, "tib": 2**40,
+}  # fmt: skip
+_SIZE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_size(text: str) -> int:
+    """'2GiB' → 2147483648, '512MiB', '1.5G', '1000' (bytes). ValueError when malformed/negative."""
+    m = _SIZE.match(text or "")
+    if not m:
+        raise ValueError(f"cannot read {text!r} as a size (examples: 2GiB, 512MiB, 1000000)")
+    number, unit = float(m.group(1)), m.group(2).lower()
+    if unit not in _UNITS:
+        raise ValueError(f"unknown size unit {m.group(2)!r} in {text!r} (use KiB, MiB, GiB, …)")
+    if number < 0:
+        raise ValueError(f"memory budget must not be negative, got {text!r}")
+    return int(number * _UNITS[unit])
+
+
+def _parse_params(items: list[str], workload: str) -> dict[str, Any]:
+    from benchmarks.workloads import WORKLOADS
+
+    fields = set(WORKLOADS[workload].params()) - {"sizes", "bucket"}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            fail(f"--param wants KEY=VALUE, got {item!r}")
+        if key not in fields:
+            fail(
+                f"workload {workload!r} has no parameter {key!r}; it has: {', '.join(sorted(fields))}"
+            )
+        try:
+            number = parse_size(value)
+        except ValueError:
+            fail(f"--param {key}: {value!r} is not a non-negative number or size")
+        if number <= 0 and key != "seed":
+            fail(f"--param {key} must be positive, got {value!r}")
+        out[key] = number
+    return out
+
+
+def _check_backend(spec: str) -> None:
+    """Validate the spec and, for a URL, that something answers there."""
+    if spec in ("embedded", "container"):
+        if spec == "container":
+            from emulator.backend import docker_engine_error
+
+            reason = docker_engine_error()
+            if reason:
+                fail(f"backend 'container' is unusable: {reason}")
+        return
+    if not re.match(r"^https?://[^\s/]+", spec):
+        fail(f"--backend must be embedded, container or an http(s)://host:port URL, got {spec!r}")
+    from emulator.backend import BackendError, ExternalBackend
+
+    try:
+        ExternalBackend(spec).close()
+    except BackendError as exc:
+        fail(f"backend {spec} unreachable: {exc}")
+    except OSError as exc:
+        fail(f"backend {spec} unreachable: {exc}")
+
+
+def tune(
+    workload: Annotated[
+        str | None,
+        typer.Option("--workload", "-w", help="workload name, or a TRACE.json to sweep as given"),
+    ] = None,
+    memory_budget: Annotated[
+        str, typer.Option("--memory-budget", help="largest block cache allowed (e.g. 2GiB)")
+    ] = "2GiB",
+    backend: Annotated[
+        str, typer.Option("--backend", help="fake GCS: embedded, container or http://host:port")
+    ] = "embedded",
+    out: Annotated[str, typer.Option("--out", help="output directory")] = "tune-out",
+    quick: Annotated[bool, typer.Option("--quick", help="small grid, 3 measured runs")] = False,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="workload parameter KEY=VALUE (repeatable)"),
+    ] = None,
+    latency_ms: Annotated[
+        float, typer.Option("--latency-ms", help="GCS first-byte latency for predictions")
+    ] = 20.0,
+    bandwidth_mibps: Annotated[
+        float, typer.Option("--bandwidth-mibps", help="per-connection bandwidth, MiB/s")
+    ] = 64.0,
+    overhead_ms: Annotated[
+        float, typer.Option("--overhead-ms", help="per-request client overhead")
+    ] = 1.0,
+    no_measure: Annotated[
+        bool, typer.Option("--no-measure", help="skip measured runs with real TF")
+    ] = False,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="sweep processes (default: cores)")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="dask.distributed scheduler address")
+    ] = None,
+) -> None:
+    """Recommend BlockCacheParams for a training workload (sweep + measured runs, plots)."""
+    from rich.console import Console
+
+    from benchmarks.gcs_timing import GcsTiming
+    from benchmarks.tune import TuneOptions, run_tune
+    from benchmarks.workloads import WORKLOADS
+
+    try:
+        budget = parse_size(memory_budget)
+    except ValueError as exc:
+        fail(str(exc))
+    opts = TuneOptions(memory_budget=budget, backend=backend, out_dir=out, quick=quick)
+    if workload is not None and (workload.endswith(".json") or os.sep in workload):
+        path = Path(workload)
+        if not path.is_file():
+            fail(f"trace file {workload} does not exist")
+        try:
+            from emulator.trace import load_trace
+
+            load_trace(str(path))
+            opts.trace = json.loads(path.read_text())
+        except Exception as exc:  # noqa: BLE001 - any parse/validation error → one line
+            fail(
+                f"{workload} is not a valid trace: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+            )
+        opts.trace_name = path.name
+        if param:
+            fail("--param applies to named workloads, not to a TRACE.json")
+    else:
+        name = workload or "tfrecord-epochs"
+        if name not in WORKLOADS:
+            fail(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)} (or a TRACE.json)")
+        opts.workload = name
+        opts.params = _parse_params(param or [], name)
+    try:
+        opts.timing = GcsTiming(latency_ms / 1000, bandwidth_mibps * 2**20, overhead_ms / 1000)
+    except ValueError as exc:
+        fail(f"bad timing: {exc}")
+    if workers is not None and workers < 1:
+        fail(f"--workers must be >= 1, got {workers}")
+    if scheduler:
+        import importlib.util
+
+        if importlib.util.find_spec("distributed") is None:
+            fail("--scheduler needs dask.distributed (pip install 'dask[distributed]')")
+    opts.workers, opts.scheduler = workers, scheduler
+    opts.measure = not no_measure and opts.trace is None
+    if opts.trace is None:
+        _check_backend(backend)
+    if os.path.exists(out) and not os.path.isdir(out):
+        fail(f"--out {out} exists and is not a directory")
+
+    console = Console()
+    try:
+        outcome = run_tune(opts, console)
+    except Exception as exc:  # noqa: BLE001 - report as one line, exit 2
+        from emulator.backend import BackendError
+
+        if isinstance(exc, BackendError):
+            fail(f"backend {backend} unusable: {str(exc).splitlines()[0]}")
+        raise
+    console.print()
+    best = outcome.best
+    if best is not None:
+        console.print(
+            f"[bold]recommendation[/bold] (memory budget {memory_budget}): predicted "
+            f"{best.epoch_s:.2f} s/epoch, {best.requests_per_epoch:.0f} requests/epoch"
+        )
+    console.print(outcome.line, markup=False, highlight=False)
+    console.print(f"model check: {outcome.model_check}")
+    for kind, path in outcome.paths.items():
+        console.print(f"  {kind:9s} {path}")
+    console.print(f"done in {outcome.seconds:.1f} s")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("tune")(tune)
