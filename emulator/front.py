@@ -797,6 +797,8 @@ class _ClientSession:
             rfd, wfd = self._pipe
             src, dst = up_sock.fileno(), self.raw.fileno()
             while remaining:
+                lowat = min(remaining, _PIPE_SIZE // 2)
+                up_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, lowat)
                 n = _splice_all_once(src, wfd, min(remaining, _PIPE_SIZE), self.front.idle_timeout)
                 if n == 0:
                     raise ConnectionResetError("backend closed the connection mid-body")
@@ -814,6 +816,7 @@ class _ClientSession:
                 resp.close()
             log.debug("splice failed: %s", exc)
             raise _ClientGone() from exc
+        up_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
         resp.length = 0
         resp.close()  # body fully consumed; the backend connection stays reusable
         zero = memoryview(self.buf)
