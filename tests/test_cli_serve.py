@@ -129,9 +129,13 @@ def test_serve_env_roundtrip(tmp_path):
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:  # a failed assertion: stop it cleanly so it stops its server
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
     assert not state.exists()
     assert not os.path.exists(exports["CURL_CA_BUNDLE"])
     recs = [json.loads(x) for x in ledger.read_text().splitlines()]
