@@ -25,7 +25,8 @@ Invariants:
 - ``Authorization`` is read only to attribute a principal; it is never forwarded, stored,
   logged or shown. Tokens never appear in the ledger.
 - ``shaping`` and ``require_auth`` may be changed while the front runs; each new response reads
-  the current values.
+  the current values. ``faults`` (:class:`emulator.faults.FaultPlan`) turns chosen requests
+  into error answers (after the auth check, before forwarding).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from typing import Any
 import h11
 
 from emulator.certs import GOOGLE_HOSTS, LocalCA
+from emulator.faults import FaultPlan
 from emulator.ledger import Ledger, RequestRecord, classify, clean_query, parse_range
 from emulator.oauth import TokenIssuer
 from emulator.shaping import ShapedSender, Shaping
@@ -156,6 +158,7 @@ class Front:
         self.require_auth = require_auth
         self.shaping = shaping
         self.token_issuer = token_issuer if token_issuer is not None else TokenIssuer()
+        self.faults = FaultPlan()  # injected errors (emulator.faults); empty = forward everything
         self.idle_timeout = idle_timeout
         self._test_tokens: set[str] = set()
         self._conn_ids = itertools.count(1)
@@ -543,7 +546,13 @@ class _ClientSession:
         done = False
         partial = [0, 0, 0]  # status, bytes_out, bytes_in seen so far (for aborted requests)
 
-        def record(status: int, bytes_out: int, bytes_in: int, who: str = principal) -> None:
+        def record(
+            status: int,
+            bytes_out: int,
+            bytes_in: int,
+            who: str = principal,
+            extra: dict[str, Any] | None = None,
+        ) -> None:
             # Called BEFORE the last byte of the response goes out, so a client that has the
             # whole response always finds its record in the ledger.
             nonlocal done
@@ -552,7 +561,7 @@ class _ClientSession:
             done = True
             self._record(
                 seq, t0, host, method, path, raw_query, rng, status, bytes_out, bytes_in, who,
-                kind, bucket, obj, query=query,
+                kind, bucket, obj, query=query, extra=extra,
             )  # fmt: skip
 
         try:
@@ -578,6 +587,17 @@ class _ClientSession:
                 self._simple_response(h, 401, body, close=close)
                 return
 
+            fault = front.faults.take(kind, bucket, obj, method)
+            if fault is not None:
+                n_in = self._drain_body(h)
+                body = json.dumps(
+                    {"error": {"code": fault.status, "message": fault.message}}
+                ).encode()
+                close = h.their_state is not h11.DONE
+                record(fault.status, len(body), n_in, extra={"injected": True})
+                self._simple_response(h, fault.status, body, close=close)
+                return
+
             self._forward(h, method, target, headers, hmap, record, partial)
         finally:
             if not done:  # aborted mid-way (client or backend went away)
@@ -600,6 +620,7 @@ class _ClientSession:
         bucket: str | None,
         obj: str | None,
         query: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         self.front.ledger.append(
             RequestRecord(
@@ -620,6 +641,7 @@ class _ClientSession:
                 object=obj,
                 t_end=time.monotonic(),
                 scheme=self.scheme,
+                extra=extra or {},
             )
         )
 
