@@ -233,19 +233,24 @@ class _SharedLock:
     Writers are preferred: once one waits, new readers wait too."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._mutex = threading.Lock()
+        self._cond = threading.Condition(self._mutex)
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
 
     def acquire_shared(self) -> None:
+        with self._mutex:  # fast path: plain lock, no Condition machinery
+            if not self._writer and not self._writers_waiting:
+                self._readers += 1
+                return
         with self._cond:
             while self._writer or self._writers_waiting:
                 self._cond.wait()
             self._readers += 1
 
     def release_shared(self) -> None:
-        with self._cond:
+        with self._mutex:
             self._readers -= 1
             if self._readers == 0 and self._writers_waiting:
                 self._cond.notify_all()
