@@ -205,7 +205,7 @@ class SizeOnlyTransport(_InMemoryObjects):
         self._send({"kind": "media", "object": obj, "range": [start, start + n - 1]})
         size, _ = self._get(bucket, name)
         got = max(0, min(n, size - start))
-        self.bytes_received += got
+        self._received(got)
         return got
 
 
