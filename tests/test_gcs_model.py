@@ -306,3 +306,18 @@ def test_unbounded_listing_sends_one_request_per_page():
     fs = GcsFilesystemModel(t)
     assert len(fs.get_matching_paths("gs://b/p/*")) == 5
     assert len(t.requests) == 3
+
+
+def test_takes_gcs_hook_block_cache_params():
+    from gcs_hook.params import BlockCacheParams
+
+    t = SizeOnlyTransport()
+    t.put("b", "a", 3 * MiB)
+    fs = GcsFilesystemModel(
+        t, BlockCacheParams(block_size=MiB, max_bytes=2 * MiB), clock=VirtualClock()
+    )
+    assert (fs.block_size, fs.max_bytes, fs.max_staleness) == (MiB, 2 * MiB, 0)
+    fs.open("gs://b/a").read(0, 1)
+    assert not fs.configure_block_cache(BlockCacheParams(block_size=MiB, max_bytes=2 * MiB))
+    assert fs.configure_block_cache(BlockCacheParams())  # r1.12 defaults: 128 MiB / 256 MiB
+    assert (fs.block_size, fs.max_bytes) == (128 * MiB, 256 * MiB)
