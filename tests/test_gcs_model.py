@@ -321,3 +321,28 @@ def test_takes_gcs_hook_block_cache_params():
     assert not fs.configure_block_cache(BlockCacheParams(block_size=MiB, max_bytes=2 * MiB))
     assert fs.configure_block_cache(BlockCacheParams())  # r1.12 defaults: 128 MiB / 256 MiB
     assert (fs.block_size, fs.max_bytes) == (128 * MiB, 256 * MiB)
+
+
+def test_buffered_fill_error_returns_copied_part_and_empties_buffer():
+    t, fs, _ = setup(params=CacheConfig(MiB, 0, 0))
+    f = fs.open("gs://b/a")
+    content = object_content("b/a", 1, 3_000_000)
+    f.read(0, 10)  # buffer [0, 1 MiB)
+    t.delete("b", "a")
+    r = f.read(MiB - 4, 10)  # 4 bytes from the buffer, then the refill gets 404
+    assert r.code == "NOT_FOUND" and r.data == content[MiB - 4 : MiB]
+    assert f.read(0, 10).code == "NOT_FOUND"  # buffer was emptied: a new GET
+    assert len(media(t)) == 3
+
+
+def test_stat_cache_evicts_least_recently_used_beyond_max_entries():
+    t = SizeOnlyTransport()
+    for name in "abc":
+        t.put("b", name, 10)
+    fs = GcsFilesystemModel(t, CACHE_ON, stat_cache_max_entries=2, clock=VirtualClock())
+    for name in "abac":  # c evicts b (a was used more recently)
+        fs.open(f"gs://b/{name}").read(0, 1)
+    t.clear_requests()
+    fs.open("gs://b/a").read(0, 1)
+    fs.open("gs://b/b").read(0, 1)
+    assert t.requests == [{"kind": "metadata", "object": "b/b"}]
