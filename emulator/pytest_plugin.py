@@ -15,8 +15,8 @@ Fixtures:
 - ``tf_worker`` (module): ``tf_worker_factory()`` with no extra env.
 
 Invariants: importing this module is cheap (no TensorFlow, no server start); servers and
-workers started by fixtures are always stopped by them; ``require_auth`` and ``shaping`` on the
-shared front are reset after each test that used ``gcs_emulator`` through ``gcs_bucket``.
+workers started by fixtures are always stopped by them; ``require_auth``, ``shaping`` and
+``faults`` on the shared front are reset after each test that used ``gcs_bucket``.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def gcs_bucket(gcs_emulator: Any) -> Iterator[str]:
     finally:
         gcs_emulator.front.require_auth = False
         gcs_emulator.front.shaping = None
+        gcs_emulator.front.faults.clear()
         gcs_emulator.backend.delete_bucket(name)
 
 

@@ -137,6 +137,7 @@ class TfWorker:
         try:
             line = self._lines.get(timeout=limit)
         except queue.Empty:
+            self._proc.kill()  # it is stuck: do not wait for a graceful exit
             self.close()
             raise TfWorkerError(
                 "Timeout", f"no answer within {limit:.0f} s; worker killed\n" + self.stderr_tail()
