@@ -152,3 +152,25 @@ def test_demo_reads_with_real_tf():
     assert proc.returncode == 0, proc.stderr
     assert "bytes match the backend" in proc.stdout
     assert "0-1048575" in proc.stdout and "1048576-2097151" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args", [["--latency-ms", "-5"], ["--bandwidth-mbps", "nan"], ["--overhead-ms", "inf"]]
+)
+def test_serve_rejects_bad_shaping(args):
+    result = runner.invoke(app, ["serve", *args])
+    assert result.exit_code == 2
+    assert "shaping" in one_error_line(result)
+
+
+def test_serve_with_shaping_applies_it(tmp_path):
+    state = tmp_path / "state.json"
+    result = runner.invoke(
+        app,
+        ["serve", "--latency-ms", "20", "--bandwidth-mbps", "100", "--duration", "0.2",
+         "--state-file", str(state)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "first_byte_latency_s=0.02" in result.stderr
+    assert "bandwidth_bytes_per_s=100000000.0" in result.stderr
+    assert not state.exists()

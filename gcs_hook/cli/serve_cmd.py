@@ -44,6 +44,7 @@ DEMO_OBJECT = "data/sample.bin"
 DEMO_SIZE = 3_000_000
 DEMO_ENV = {"GCS_READ_CACHE_BLOCK_SIZE_MB": "1", "GCS_READ_CACHE_MAX_SIZE_MB": "4"}
 DEFAULT_TEST_TOKEN = "gcs-hook-fake-token"
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _EXPORT_KEYS = (
     "https_proxy",
     "HTTPS_PROXY",
@@ -134,6 +135,7 @@ def _start_emulator(
     backend_port: int,
     ledger: Path | None,
     require_auth: bool,
+    shaping: Any = None,
 ) -> Any:
     from emulator.backend import BackendError
     from emulator.session import GcsEmulator
@@ -149,7 +151,7 @@ def _start_emulator(
     try:
         emu = GcsEmulator(
             backend, require_auth=require_auth, ledger_path=ledger, front_port=port,
-            backend_port=backend_port,
+            backend_port=backend_port, shaping=shaping,
         )  # fmt: skip
     except BackendError as exc:
         first, _, tail = str(exc).partition("\n")
@@ -242,6 +244,16 @@ def serve(
     require_auth: Annotated[
         bool, typer.Option("--require-auth", help="401 for requests without a valid token.")
     ] = False,
+    latency_ms: Annotated[
+        float, typer.Option("--latency-ms", help="Shaping: first-byte latency per response.")
+    ] = 0.0,
+    overhead_ms: Annotated[
+        float, typer.Option("--overhead-ms", help="Shaping: extra per-request overhead.")
+    ] = 0.0,
+    bandwidth_mbps: Annotated[
+        float,
+        typer.Option("--bandwidth-mbps", help="Shaping: MB/s (10^6 B/s) per response; 0 = no cap."),
+    ] = 0.0,
     token: Annotated[
         str, typer.Option("--token", help="Value for GOOGLE_AUTH_TOKEN_FOR_TESTING.")
     ] = DEFAULT_TEST_TOKEN,
@@ -262,8 +274,20 @@ def serve(
         fail("--duration must be >= 0")
     if not token or any(c.isspace() for c in token):
         fail("--token must be a non-empty value without whitespace")
+    shaping = None
+    if latency_ms or overhead_ms or bandwidth_mbps:
+        from emulator.shaping import Shaping
+
+        try:
+            shaping = Shaping(
+                first_byte_latency_s=latency_ms / 1000,
+                bandwidth_bytes_per_s=bandwidth_mbps * 1e6 or None,
+                per_request_overhead_s=overhead_ms / 1000,
+            )
+        except ValueError as exc:
+            fail(f"shaping: {exc} (use --latency-ms/--overhead-ms/--bandwidth-mbps >= 0)")
     console = Console(stderr=True, highlight=False)
-    emu = _start_emulator(backend, data, port, backend_port, ledger, require_auth)
+    emu = _start_emulator(backend, data, port, backend_port, ledger, require_auth, shaping)
     try:
         if demo:
             out = Console(highlight=False)
@@ -281,10 +305,15 @@ def serve(
             f"# front {emu.front.url} -> {emu.backend.kind} backend {emu.backend.endpoint}; "
             f"state in {path}; Ctrl-C to stop"
         )
+        if shaping is not None:
+            console.print(f"# shaping: {shaping}")
         stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-        stop.wait(duration if duration > 0 else None)
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _STOP_SIGNALS}
+        try:
+            stop.wait(duration if duration > 0 else None)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         console.print(f"# stopping; {len(emu.ledger)} requests recorded")
     finally:
         if not demo:
@@ -334,7 +363,11 @@ def demo_cmd(
     ] = "embedded",
 ) -> None:
     """Read an object with real TensorFlow through the front and print the ledger."""
-    serve(backend=backend, demo=True, duration=0.0, state_file=None)
+    serve(
+        backend=backend, data=None, port=0, backend_port=0, ledger=None, require_auth=False,
+        latency_ms=0.0, overhead_ms=0.0, bandwidth_mbps=0.0, token=DEFAULT_TEST_TOKEN,
+        duration=0.0, state_file=None, demo=True,
+    )  # fmt: skip
 
 
 def _check(name: str, ok: bool, detail: str, required: bool = True) -> dict[str, Any]:
