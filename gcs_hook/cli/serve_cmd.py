@@ -1,7 +1,8 @@
 """``gcs-hook serve``, ``env``, ``demo`` and ``doctor``.
 
     gcs-hook serve [--backend embedded|container|URL] [--data DIR] [--port N] [--ledger FILE]
-                   [--require-auth] [--duration S] [--state-file FILE] [--demo]
+                   [--require-auth] [--latency-ms MS] [--overhead-ms MS] [--bandwidth-mbps MB/s]
+                   [--token T] [--duration S] [--state-file FILE] [--demo]
     gcs-hook env   [--state-file FILE]
     gcs-hook demo  [--backend ...]          (same as ``serve --demo``)
     gcs-hook doctor [--json]
