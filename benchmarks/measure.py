@@ -1,16 +1,15 @@
 """Measured runs: real TensorFlow reads a workload through the front with traffic shaping on.
 
-For each configuration a fresh TF process (``TfWorker``) is started, its block cache set before
-the first read (``GCS_READ_CACHE_*`` environment variables when the sizes are whole MiB, else the
-project's ``gcs_configure_block_cache`` op), the front's :class:`~emulator.shaping.Shaping` set to
+For each configuration a fresh TF process (``TfWorker``) is started, its block cache set with
+the project's ``gcs_configure_block_cache`` op (emptied before every pass), the front's :class:`~emulator.shaping.Shaping` set to
 the same first-byte latency / bandwidth / per-request overhead as the
 :class:`~benchmarks.gcs_timing.GcsTiming` used for the prediction, and each epoch of the workload
-timed inside the TF process. A fresh process per configuration keeps TF's stat cache and block
-cache from leaking between configurations.
+timed inside the TF process. Each pass reads its own copy of the objects, so TF's stat cache
+and block cache never carry over between passes or configurations.
 
-Cache off (max_bytes 0) is measured the way the hook leaves it: the block size environment
-variable is not set, so the read-ahead buffer is TF's default 64 MiB (the buffer is fixed when
-TF builds its filesystem; ``ResetFileBlockCache`` does not change it).
+Cache off (max_bytes 0) is measured the way the hook leaves it: no cache environment variables,
+so the read-ahead buffer is TF's default 64 MiB (the buffer is fixed when TF builds its
+filesystem; ``ResetFileBlockCache`` does not change it).
 
 Invariants: the front's shaping is restored to what it was, and every worker is closed, even on
 errors; the predicted time comes from :func:`benchmarks.sweep.simulate_fast` on the trace of the
@@ -28,7 +27,7 @@ from benchmarks.record import _upload
 from benchmarks.sweep import CacheConfig, simulate_fast
 from benchmarks.workloads import RandomRecords, Workload
 
-__all__ = ["Measurement", "cache_env", "measure_configs"]
+__all__ = ["Measurement", "measure_configs"]
 
 MiB = 1024 * 1024
 
@@ -36,7 +35,7 @@ _TIMED = """
 import time as _time
 _t0 = _time.perf_counter()
 {code}
-result = {{"value": result, "seconds": _time.perf_counter() - _t0}}
+result = {{"value": result, "seconds": _t_last - _t0}}
 """
 
 
@@ -82,19 +81,6 @@ class Measurement:
         return d
 
 
-def cache_env(config: CacheConfig) -> tuple[dict[str, str], bool]:
-    """(environment, needs_op): env vars for ``config``, or True if the op must set it."""
-    if not config.cache_on:
-        return {"GCS_READ_CACHE_MAX_SIZE_MB": "0"}, False
-    if config.block_size % MiB or config.max_bytes % MiB:
-        return {}, True
-    return {
-        "GCS_READ_CACHE_BLOCK_SIZE_MB": str(config.block_size // MiB),
-        "GCS_READ_CACHE_MAX_SIZE_MB": str(config.max_bytes // MiB),
-        "GCS_READ_CACHE_MAX_STALENESS": str(config.max_staleness),
-    }, False
-
-
 def _label(c: CacheConfig) -> str:
     from benchmarks.report import format_bytes
 
@@ -102,6 +88,27 @@ def _label(c: CacheConfig) -> str:
         return "cache off (TF default)"
     s = f"{format_bytes(c.block_size)} / {format_bytes(c.max_bytes)}"
     return s + (f" / {c.max_staleness}s" if c.max_staleness else "")
+
+
+_CONFIGURE = """
+from gcs_hook import native_ops
+_ops = native_ops.load()
+def _configure(mb, bs, st):
+    _ops.gcs_configure_block_cache(
+        max_cache_size=tf.constant(mb, tf.uint64), block_size=tf.constant(bs, tf.uint64),
+        max_staleness=tf.constant(st, tf.uint64))
+# the op skips identical values, so go through a different staleness to get an empty cache
+_configure(mb, bs, st + 1)
+_configure(mb, bs, st)
+result = [int(v) for v in _ops.gcs_block_cache_params()]
+"""
+
+
+def _copy_bucket(emulator: Any, src: str, dst: str) -> None:
+    backend = emulator.backend
+    backend.create_bucket(dst)
+    for name in backend.list_objects(src):
+        backend.put_object(dst, name, backend.get_object(src, name))
 
 
 def measure_configs(
@@ -112,10 +119,19 @@ def measure_configs(
     *,
     trace: dict[str, Any] | None = None,
     upload: bool = True,
+    repeats: int = 1,
     timeout: float = 120.0,
     progress: Any = None,
 ) -> list[Measurement]:
-    """Measure ``configs`` on ``workload`` (objects uploaded first unless ``upload`` is False)."""
+    """Measure ``configs`` on ``workload``.
+
+    One TF process per configuration runs ``repeats`` pairs of (unshaped, shaped) passes over
+    the workload, alternating, each pass on its own copy of the objects (bucket
+    ``<bucket>-c<i>``, copied from ``<bucket>``; ``upload`` writes ``<bucket>`` first — pass
+    False when the recording already did) and after emptying the block cache with the configure op,
+    so no pass sees another's cached blocks or stat entries. The minimum over the repeats is
+    kept for both (contention from other processes only ever adds time).
+    """
     from emulator.shaping import Shaping
     from emulator.tf_worker import TfWorker
 
@@ -124,6 +140,9 @@ def measure_configs(
     if upload:
         emulator.backend.create_bucket(workload.bucket)
         _upload(emulator, workload)
+    copies = [workload.with_params(bucket=f"{workload.bucket}-c{i}") for i in range(2 * repeats)]
+    for copy in copies:
+        _copy_bucket(emulator, workload.bucket, copy.bucket)
     shaping = Shaping(
         first_byte_latency_s=timing.first_byte_latency_s,
         bandwidth_bytes_per_s=timing.bandwidth_bytes_per_s,
@@ -131,61 +150,62 @@ def measure_configs(
     )
     before = emulator.front.shaping
 
-    def run_once(config: CacheConfig, shaped: Shaping | None) -> tuple[float, int]:
-        env = dict(emulator.tf_env())
-        extra, needs_op = cache_env(config)
-        env.update(extra)
-        with TfWorker(env) as worker:
-            if needs_op:
-                worker.run(
-                    "from gcs_hook import native_ops\n"
-                    "native_ops.load().gcs_configure_block_cache("
-                    "max_cache_size=mb, block_size=bs, max_staleness=st)\n"
-                    "result = None\n",
-                    mb=config.max_bytes,
-                    bs=config.block_size,
-                    st=config.max_staleness,
-                    timeout=timeout,
-                )
-            # warm-up (TF's GCS filesystem and auth set up, one request) outside the timing
-            worker.run("result = tf.io.gfile.exists('gs://' + b + '/nothing')", b=workload.bucket)
-            emulator.front.shaping = shaped
-            mark = emulator.ledger.mark()
-            try:
-                seconds = 0.0
-                for epoch in range(workload.epochs):
-                    variables: dict[str, Any] = {"epoch": epoch}
-                    if isinstance(workload, RandomRecords):
-                        variables["offsets"] = workload.offsets(epoch)
-                    code = _TIMED.format(code=workload.tf_epoch_code())
-                    res = worker.run(code, timeout=timeout, **variables)
-                    seconds += float(res["seconds"])
-            finally:
-                emulator.front.shaping = before
-            with contextlib.suppress(Exception):
-                emulator.ledger.wait_quiet(0.05, 2.0)
-            n_requests = sum(
-                1
-                for r in emulator.ledger.since(mark)
-                if r.bucket == workload.bucket and r.kind in ("media", "metadata")
-            )
+    def one_pass(worker: Any, copy: Workload, config: CacheConfig, shaped: Any) -> tuple:
+        params = worker.run(
+            _CONFIGURE,
+            mb=config.max_bytes,
+            bs=config.block_size if config.cache_on else 64 * MiB,
+            st=config.max_staleness,
+            timeout=timeout,
+        )
+        expect = [config.block_size, config.max_bytes, config.max_staleness]
+        if config.cache_on and params != expect:
+            raise RuntimeError(f"TF block cache is {params}, wanted {expect}")
+        emulator.front.shaping = shaped
+        mark = emulator.ledger.mark()
+        try:
+            seconds = 0.0
+            for epoch in range(copy.epochs):
+                variables: dict[str, Any] = {"epoch": epoch}
+                if isinstance(copy, RandomRecords):
+                    variables["offsets"] = copy.offsets(epoch)
+                code = _TIMED.format(code=copy.tf_epoch_code())
+                res = worker.run(code, timeout=timeout, **variables)
+                seconds += float(res["seconds"])
+        finally:
+            emulator.front.shaping = before
+        with contextlib.suppress(Exception):
+            emulator.ledger.wait_quiet(0.05, 2.0)
+        n_requests = sum(
+            1
+            for r in emulator.ledger.since(mark)
+            if r.bucket == copy.bucket and r.kind in ("media", "metadata")
+        )
         return seconds, n_requests
 
     out = []
     try:
         for n, config in enumerate(configs):
-            baseline_s, _ = run_once(config, None)
-            seconds, n_requests = run_once(config, shaping)
+            with TfWorker(dict(emulator.tf_env())) as worker:
+                # warm-up outside the timing: TF's GCS filesystem, auth, the op library
+                worker.run(
+                    "result = tf.io.gfile.exists('gs://' + b + '/nothing')", b=copies[0].bucket
+                )
+                base, shaped_s, n_req = [], [], 0
+                for r in range(repeats):
+                    base.append(one_pass(worker, copies[2 * r], config, None)[0])
+                    secs, n_req = one_pass(worker, copies[2 * r + 1], config, shaping)
+                    shaped_s.append(secs)
             predicted, _ = simulate_fast(trace, config, timing=timing, epochs=workload.epochs)
             out.append(
                 Measurement(
                     config=config,
                     label=_label(config),
                     predicted_s=predicted.predicted_s,
-                    measured_s=seconds,
-                    baseline_s=baseline_s,
+                    measured_s=min(shaped_s),
+                    baseline_s=min(base),
                     predicted_requests=predicted.requests,
-                    measured_requests=n_requests,
+                    measured_requests=n_req,
                     epochs=workload.epochs,
                 )
             )
@@ -193,4 +213,7 @@ def measure_configs(
                 progress(n + 1, len(configs))
     finally:
         emulator.front.shaping = before
+        for copy in copies:
+            with contextlib.suppress(Exception):
+                emulator.backend.delete_bucket(copy.bucket)
     return out

@@ -79,6 +79,9 @@ TFRECORD_EOF_PROBE = False
 _MASK_DELTA = 0xA282EAD8
 
 
+_TICK = "import time as _time\n_t_last = _time.perf_counter()\n"
+
+
 def _masked_crc(data: bytes) -> bytes:
     crc = google_crc32c.value(data)
     masked = (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
@@ -187,7 +190,10 @@ class Workload:
     def tf_epoch_code(self) -> str:
         """Python run inside a TfWorker (``tf`` imported) that reads the data for one epoch.
 
-        Variables: ``epoch`` (int, 0-based). Sets ``result`` to a small JSON-able summary.
+        Variables: ``epoch`` (int, 0-based). Sets ``result`` to a small JSON-able summary and
+        ``_t_last`` to ``time.perf_counter()`` when the last element/read was delivered (what
+        measured runs time: tf.data sometimes idles ~1 s after the last element before it
+        reports the end of the sequence, which is not GCS time).
         """
         raise NotImplementedError
 
@@ -238,10 +244,11 @@ class SequentialShards(Workload):
     def tf_epoch_code(self) -> str:
         files = ["gs://" + n for n in self._names()]
         return (
-            f"ds = tf.data.TFRecordDataset({files!r})\n"
+            f"{_TICK}ds = tf.data.TFRecordDataset({files!r})\n"
             "count = 0\n"
             "for _rec in ds:\n"
             "    count += 1\n"
+            "    _t_last = _time.perf_counter()\n"
             "result = count\n"
         )
 
@@ -276,12 +283,13 @@ class InterleavedShards(Workload):
     def tf_epoch_code(self) -> str:
         files = ["gs://" + n for n in self._names()]
         return (
-            f"ds = tf.data.Dataset.from_tensor_slices({files!r})\n"
+            f"{_TICK}ds = tf.data.Dataset.from_tensor_slices({files!r})\n"
             "ds = ds.interleave(tf.data.TFRecordDataset,"
             f" cycle_length={self.cycle_length}, block_length={self.block_length})\n"
             "count = 0\n"
             "for _rec in ds:\n"
             "    count += 1\n"
+            "    _t_last = _time.perf_counter()\n"
             "result = count\n"
         )
 
@@ -373,11 +381,12 @@ class RandomRecords(Workload):
     def tf_epoch_code(self) -> str:
         # the offsets are passed in by the recorder as the variable ``offsets``
         return (
-            f"f = tf.io.gfile.GFile({'gs://' + self._name()!r}, 'rb')\n"
+            f"{_TICK}f = tf.io.gfile.GFile({'gs://' + self._name()!r}, 'rb')\n"
             "total = 0\n"
             "for off in offsets:\n"
             "    f.seek(off)\n"
             f"    total += len(f.read({self.record_size}))\n"
+            "    _t_last = _time.perf_counter()\n"
             "f.close()\n"
             "result = total\n"
         )
@@ -490,10 +499,11 @@ class CheckpointRestore(Workload):
 
     def tf_epoch_code(self) -> str:
         return (
-            "vs = {f'v{i}': tf.Variable(tf.zeros("
+            _TICK + "vs = {f'v{i}': tf.Variable(tf.zeros("
             f"[{self.floats_per_variable}])) for i in range({self.variables})}}\n"
             "ckpt = tf.train.Checkpoint(**vs)\n"
             f"ckpt.read({'gs://' + self.bucket + '/ckpt/ckpt'!r}).assert_consumed()\n"
+            "_t_last = _time.perf_counter()\n"
             "result = float(sum(float(tf.reduce_sum(v)) for v in vs.values()))\n"
         )
 
@@ -523,8 +533,9 @@ class SmallFiles(Workload):
         return (
             # one file after another (a tf.data map would be parallelized by tf.data's
             # map_parallelization and make the request order nondeterministic)
-            f"total = 0\nfor _f in {files!r}:\n"
+            f"{_TICK}total = 0\nfor _f in {files!r}:\n"
             "    total += int(tf.strings.length(tf.io.read_file(_f)))\n"
+            "    _t_last = _time.perf_counter()\n"
             "result = total\n"
         )
 
