@@ -132,7 +132,9 @@ def compile_ops(trace: Mapping[str, Any]) -> tuple[list[tuple], list[str], list[
         if kind == "open":
             obj = op["object"]
             if obj not in index:
-                raise ValueError(f"open of an object not in 'objects': {obj!r}")
+                raise NotImplementedError(
+                    f"the fast engine does not model missing objects ({obj!r}); use engine='model'"
+                )
             h = handles.setdefault(op["handle"], len(handles))
             out.append((_OPEN, h, index[obj]))
         elif kind == "read":
@@ -140,6 +142,8 @@ def compile_ops(trace: Mapping[str, Any]) -> tuple[list[tuple], list[str], list[
         elif kind == "close":
             out.append((_CLOSE, handles[op["handle"]]))
         elif kind == "stat":
+            if op["object"] not in index:
+                raise NotImplementedError("the fast engine does not model missing objects")
             out.append((_STAT, index[op["object"]]))
         elif kind == "sleep":
             out.append((_SLEEP, float(op["seconds"])))
@@ -321,10 +325,14 @@ def simulate_model(
     *,
     timing: GcsTiming = DEFAULT_TIMING,
     stat_cache_max_age: int | None = None,
+    buffer_size: int = TF_DEFAULT_BUFFER,
     epochs: int = 1,
     keep_requests: bool = False,
 ) -> tuple[PointResult, list[dict[str, Any]]]:
     """The same as :func:`simulate_fast`, computed by ``emulator.simulate.simulate``.
+
+    A cache-off ``config`` is given to the model as ``(buffer_size, 0, max_staleness)``: the
+    model, like TF at start-up, uses the configured block size as the read-ahead buffer.
 
     The model's request list is priced with ``timing`` afterwards (its virtual clock does not
     advance with request time, so staleness/stat-age effects can differ from the fast engine
@@ -335,7 +343,8 @@ def simulate_model(
     kw: dict[str, Any] = {}
     if stat_cache_max_age is not None:
         kw["stat_cache_max_age"] = stat_cache_max_age
-    sim = simulate(dict(trace), config.as_dict(), record_requests=True, **kw)
+    model_config = config if config.cache_on else CacheConfig(buffer_size, 0, config.max_staleness)
+    sim = simulate(dict(trace), model_config.as_dict(), record_requests=True, **kw)
     requests = list(_requests_of(sim))
     cost = timing.cost(requests, trace["objects"])
     peak = int(getattr(sim, "peak_cache_bytes", 0) or 0)
@@ -371,7 +380,7 @@ def _pow2_range(lo: int, hi: int, step: int = 2) -> list[int]:
 
 
 def default_grid(memory_budget: int, *, quick: bool = False) -> list[CacheConfig]:
-    """The default grid under ``memory_budget`` bytes.
+    """The default grid under ``memory_budget`` bytes; the first point is cache off ``(0, 0, 0)``.
 
     block_size 256 KiB … 256 MiB (×4 steps when quick, ×2 otherwise); max_bytes 0 (cache off)
     and ×4 steps from 16 MiB up to the budget, plus the budget itself; max_staleness 0 (never
@@ -385,14 +394,12 @@ def default_grid(memory_budget: int, *, quick: bool = False) -> list[CacheConfig
     if memory_budget > 0 and memory_budget not in maxes:
         maxes.append(memory_budget)
     stales = [0] if quick else [0, 60, 600]
-    grid = []
+    grid = [CacheConfig(0, 0, 0)]  # cache off: block size and staleness do not matter
     for s in stales:
         for m in maxes:
             for b in blocks:
-                if 0 < m < b:
+                if 0 < m < b or m == 0:
                     continue
-                if m == 0 and (s != 0 or b != blocks[0]):
-                    continue  # cache off: block size and staleness do not matter
                 grid.append(CacheConfig(b, m, s))
     return grid
 
@@ -412,8 +419,7 @@ def _run_chunk(configs: list[CacheConfig], engine: str) -> list[PointResult]:
         if engine == "fast":
             res, _ = simulate_fast(_W["compiled"], c, **_W["kw"])
         else:
-            kw = {k: v for k, v in _W["kw"].items() if k != "buffer_size"}
-            res, _ = simulate_model(_W["trace"], c, **kw)
+            res, _ = simulate_model(_W["trace"], c, **_W["kw"])
         out.append(res)
     return out
 

@@ -141,7 +141,7 @@ def test_recorded_trace_equals_synthesized_and_replays(
         assert key(rec.trace["ops"])  # non-empty
         # the recorded trace replays in the model with the same requests as the recording
         cfg = CacheConfig(**RECORDING_CONFIG)
-        _, model_reqs = simulate_model(rec.trace, cfg, keep_requests=True)
+        _, model_reqs = simulate_model(rec.trace, cfg, keep_requests=True, buffer_size=0)
         assert model_reqs == rec.requests
         _, fast_reqs = simulate_fast(rec.trace, cfg, keep_requests=True, buffer_size=0)
         assert fast_reqs == rec.requests
@@ -158,7 +158,9 @@ def test_checkpoint_restore_is_recorded_and_replays(gcs_emulator, recording_work
         assert len(data) == 1 and w.objects()[data[0]] >= 4 * 50_000 * 4
         reads = [o for o in rec.trace["ops"] if o["op"] == "read"]
         assert reads and sum(o["n"] for o in reads) >= 4 * 50_000 * 4
-        _, model_reqs = simulate_model(rec.trace, CacheConfig(0, 0, 0), keep_requests=True)
+        _, model_reqs = simulate_model(
+            rec.trace, CacheConfig(0, 0, 0), keep_requests=True, buffer_size=0
+        )
         assert model_reqs == rec.requests
     finally:
         gcs_emulator.backend.delete_bucket(w.bucket)
