@@ -178,3 +178,33 @@ def test_concurrent_readers_fetch_each_block_once_like_tf(
     assert max(tf_ranges.values()) == 1 and max(model_ranges.values()) == 1
     assert set(model_ranges) == set(tf_ranges)
     assert model_reads == tf_reads
+
+
+def test_reset_while_reading_neither_deadlocks_nor_corrupts():
+    content = object_content("b/obj", 1, 256 * KiB)
+    t = MemoryTransport(latency_s=0.001)
+    t.put("b", "obj", content)
+    fs = GcsFilesystemModel(t, CacheConfig(8 * KiB, 64 * KiB, 0), clock=RealClock())
+    f = fs.open("gs://b/obj")
+    stop = threading.Event()
+
+    def resetter():
+        sizes = [(8 * KiB, 64 * KiB), (16 * KiB, 128 * KiB), (4 * KiB, 0)]
+        i = 0
+        while not stop.is_set():
+            fs.reset_block_cache(*sizes[i % 3], 0)
+            i += 1
+
+    r = threading.Thread(target=resetter, daemon=True)
+    r.start()
+    try:
+        results = run_threads(
+            lambda i: all(
+                f.read(o, 5000).data == content[o : o + 5000]
+                for o in range(i * 1000, 200 * KiB, 17 * KiB)
+            )
+        )
+    finally:
+        stop.set()
+        r.join(JOIN_TIMEOUT_S)
+    assert not r.is_alive() and all(results)
