@@ -128,7 +128,7 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
     emulator = None
     measurements: list[dict[str, Any]] = []
     try:
-        needs_tf = workload is not None and (opts.measure or not workload.can_synthesize)
+        needs_tf = workload is not None  # record (model check), measure, or sweep a recording
         if needs_tf and _tf_available():
             from emulator.session import GcsEmulator
 
@@ -235,6 +235,7 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
                     MEASURE_TIMING,
                     trace=m_trace,
                     upload=False,
+                    repeats=1 if opts.quick else 2,
                     progress=lambda done, total: bar.update(task, completed=done),
                 )
             measurements = [m.as_dict() | {"label": m.label} for m in ms]

@@ -196,7 +196,7 @@ def tune(
             f"[bold]recommendation[/bold] (memory budget {memory_budget}): predicted "
             f"{best.epoch_s:.2f} s/epoch, {best.requests_per_epoch:.0f} requests/epoch"
         )
-    console.print(outcome.line, markup=False, highlight=False)
+    typer.echo(outcome.line)  # never wrapped: it is meant to be pasted
     console.print(f"model check: {outcome.model_check}")
     for kind, path in outcome.paths.items():
         console.print(f"  {kind:9s} {path}")
