@@ -432,6 +432,7 @@ class GcsFilesystemModel:
         stat_cache_max_entries: int = DEFAULT_STAT_CACHE_MAX_ENTRIES,
         matching_paths_cache_max_age: int = 0,
         matching_paths_cache_max_entries: int = 1024,
+        buffer_size: int | None = None,
         clock: Clock | None = None,
         retry: RetryConfig | None = None,
         sleep: Callable[[float], None] | None = None,
@@ -455,8 +456,14 @@ class GcsFilesystemModel:
         self.retry = retry if retry is not None else RetryConfig()
         self._sleep = sleep if sleep is not None else self.clock.sleep
         self._rng = random.Random(seed)
-        #: The buffered reader's buffer size: the block size the filesystem was built with.
-        self.buffer_size = block_size
+        #: The buffered reader's buffer size: the block size the filesystem was built with
+        #: (``buffer_size`` models a TF process built with one block size, e.g. from
+        #: GCS_READAHEAD_BUFFER_SIZE_BYTES, whose cache was then reset to ``params``).
+        if buffer_size is not None and (
+            isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 0
+        ):
+            raise ValueError(f"buffer_size must be an integer >= 0, got {buffer_size!r}")
+        self.buffer_size = block_size if buffer_size is None else buffer_size
         self.stat_cache: StatCache[FileStat] = StatCache(
             stat_cache_max_age, stat_cache_max_entries, self.clock
         )

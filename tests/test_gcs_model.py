@@ -346,3 +346,11 @@ def test_stat_cache_evicts_least_recently_used_beyond_max_entries():
     fs.open("gs://b/a").read(0, 1)
     fs.open("gs://b/b").read(0, 1)
     assert t.requests == [{"kind": "metadata", "object": "b/b"}]
+
+
+def test_buffer_size_can_differ_from_the_cache_block_size():
+    t, fs, _ = setup(params=CacheConfig(MiB, 0, 0), buffer_size=64 * 1024)
+    fs.open("gs://b/a").read(0, 10)
+    assert media(t) == [[0, 64 * 1024 - 1]] and fs.block_size == MiB
+    with pytest.raises(ValueError):
+        GcsFilesystemModel(SizeOnlyTransport(), None, buffer_size=-1)
