@@ -254,13 +254,32 @@ def simulate_fast(
                     length = lru.get(key)
                     pos = b * bs
                     if length is None:
-                        length = media(obj, pos, bs)
+                        # miss: one aligned full-block GET (inlined media() — the hot path)
+                        size = sizes[obj]
+                        length = 0 if pos >= size else min(bs, size - pos)
+                        n_media += 1
+                        nbytes += length
+                        t += fixed + length / bw
+                        if keep_requests:
+                            reqs.append(
+                                {
+                                    "kind": "media",
+                                    "object": names[obj],
+                                    "range": [pos, pos + bs - 1],
+                                }
+                            )
                         lru[key] = length
                         lra[key] = int(t)
-                        file_blocks.setdefault(obj, set()).add(b)
+                        blocks = file_blocks.get(obj)
+                        if blocks is None:
+                            blocks = file_blocks[obj] = set()
+                        blocks.add(b)
                         cache_size += length
                         while cache_size > max_bytes and lru:
-                            drop_key(next(iter(lru)))
+                            old_key, old_len = lru.popitem(last=False)
+                            cache_size -= old_len
+                            lra.pop(old_key, None)
+                            file_blocks[old_key[0]].discard(old_key[1])
                         if cache_size > peak:
                             peak = cache_size
                     else:
