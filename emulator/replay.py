@@ -58,6 +58,7 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
+    "TRACE_START_FRACTION",
     "Difference",
     "EnvGroup",
     "ReplayError",
@@ -66,8 +67,11 @@ __all__ = [
     "env_group",
     "load_trace",
     "object_content",
+    "public_result",
+    "random_trace",
     "run_model",
     "run_tf",
+    "trace_paths",
 ]
 
 MiB = 1024 * 1024
@@ -84,9 +88,6 @@ TRACE_START_FRACTION = 0.15
 #: thread then ticks at that phase each second, i.e. before the trace's ops in that second,
 #: which is when the model prunes (at the first read of each new second).
 _PRUNE_PHASE = 0.02
-
-_TF_OPS = frozenset({"open", "read", "close", "stat", "configure"})
-_BACKEND_OPS = frozenset({"overwrite", "delete", "sleep"})
 
 
 class ReplayError(RuntimeError):
@@ -303,8 +304,6 @@ class TfReplayer:
             from emulator.session import GcsEmulator
 
             emulator = GcsEmulator(backend)
-            if hasattr(emulator, "__enter__"):
-                emulator = emulator.__enter__() or emulator
         self.emulator = emulator
         self._run_id = uuid.uuid4().hex[:6]
         self._counter = itertools.count(1)
@@ -317,10 +316,7 @@ class TfReplayer:
         self._stop_worker()
         if self._own_emulator and self.emulator is not None:
             emulator, self.emulator = self.emulator, None
-            if hasattr(emulator, "__exit__"):
-                emulator.__exit__(None, None, None)
-            else:
-                emulator.close()
+            emulator.close()
 
     def __enter__(self) -> TfReplayer:
         return self
@@ -331,7 +327,7 @@ class TfReplayer:
     def _stop_worker(self) -> None:
         worker, self._worker, self._worker_group = self._worker, None, None
         if worker is not None:
-            worker.__exit__(None, None, None) if hasattr(worker, "__exit__") else worker.close()
+            worker.close()
 
     def _worker_for(self, group: EnvGroup) -> Any:
         if self._worker is not None and self._worker_group == group:
@@ -347,7 +343,6 @@ class TfReplayer:
             from emulator.tf_worker import TfWorker
 
             worker = TfWorker(env)
-            worker = worker.__enter__() or worker
         self._worker, self._worker_group = worker, group
         self.workers_started += 1
         self._call("params()")  # load the native ops now, so failures name the build
