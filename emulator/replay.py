@@ -58,6 +58,7 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
+    "MODEL_TRANSPORTS",
     "TRACE_START_FRACTION",
     "Difference",
     "EnvGroup",
@@ -380,44 +381,102 @@ class TfReplayer:
             run.cleanup()
 
 
-class _TfTraceRun:
-    """One trace in the TF engine: real names, object versions, ledger bookkeeping."""
+class _Isolation:
+    """A trace's objects in a shared backend under bucket names unique to this run.
 
-    def __init__(self, replayer: TfReplayer, trace: Mapping[str, Any], prefix: str) -> None:
-        self.r = replayer
-        self.trace = trace
-        self.backend = replayer.emulator.backend
-        self.ledger = replayer.emulator.ledger
+    Version ``v`` of trace object ``NAME`` holds ``object_content(NAME, v, size)`` whatever its
+    real bucket is called, so every engine returns the same bytes; :meth:`collect` gives the
+    front's records for these buckets, renamed back to the trace's names.
+    """
+
+    def __init__(self, emulator: Any, trace: Mapping[str, Any], prefix: str) -> None:
+        self.backend = emulator.backend
+        self.ledger = emulator.ledger
         self.buckets = {b: _real_bucket(prefix, b) for b in _trace_buckets(trace)}
         self.reverse = {real: b for b, real in self.buckets.items()}
         self.versions: dict[str, int] = {}
         self.deleted: set[str] = set()
+
+    def create(self, objects: Mapping[str, int]) -> None:
+        for real in self.buckets.values():
+            self.backend.create_bucket(real)
+        for name, size in objects.items():
+            self.put(name, size)
+
+    def real_name(self, name: str) -> tuple[str, str]:
+        bucket, _, obj = name.partition("/")
+        return self.buckets[bucket], obj
+
+    def real_path(self, name: str) -> str:
+        bucket, obj = self.real_name(name)
+        return f"{bucket}/{obj}"
+
+    def put(self, name: str, size: int, version: int | None = None) -> None:
+        version = self.versions.get(name, 0) + 1 if version is None else version
+        self.versions[name] = version
+        bucket, obj = self.real_name(name)
+        self.backend.put_object(bucket, obj, object_content(name, version, int(size)))
+        self.deleted.discard(name)
+
+    def delete(self, name: str) -> None:
+        """Delete the object if it exists (deleting a missing object changes nothing)."""
+        if self.versions.get(name) and name not in self.deleted:
+            bucket, obj = self.real_name(name)
+            self.backend.delete_object(bucket, obj)
+            self.deleted.add(name)
+
+    def unmap(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """A trace-format request with real bucket names turned back into the trace's."""
+        out = dict(request)
+        for key in ("object", "bucket"):
+            value = out.get(key)
+            if isinstance(value, str):
+                bucket, sep, rest = value.partition("/")
+                if bucket in self.reverse:
+                    out[key] = self.reverse[bucket] + sep + rest
+        if isinstance(out.get("range"), tuple):
+            out["range"] = list(out["range"])
+        return out
+
+    def collect(
+        self, start: int, marks: list[tuple[int, int]] | None = None
+    ) -> tuple[list[dict[str, Any]], list[int | None]]:
+        """The front's requests for these buckets since ``start`` and the op index of each."""
+        requests: list[dict[str, Any]] = []
+        request_ops: list[int | None] = []
+        for rec in self.ledger.since(start):
+            if getattr(rec, "bucket", None) not in self.reverse:
+                continue
+            requests.append(self.unmap(rec.as_trace_request()))
+            request_ops.append(_op_for_seq(marks or [], rec))
+        return requests, request_ops
+
+    def drop(self) -> None:
+        for real in self.buckets.values():
+            # best effort: the names are unique to this run, so a leftover collides with nothing
+            with contextlib.suppress(Exception):
+                self.backend.delete_bucket(real)
+
+
+class _TfTraceRun:
+    """One trace in the TF engine: TF-side ops through the worker, the rest on the backend."""
+
+    def __init__(self, replayer: TfReplayer, trace: Mapping[str, Any], prefix: str) -> None:
+        self.r = replayer
+        self.trace = trace
+        self.iso = _Isolation(replayer.emulator, trace, prefix)
+        self.ledger = replayer.emulator.ledger
         self.t0 = 0.0  # wall time of the trace's ops start (traces with sleep ops)
         self.virtual = 0.0  # sum of the sleeps so far
         self.max_lag = 0.0
         self.handles: dict[str, str] = {}
         self.prefix = prefix
 
-    def real_name(self, name: str) -> tuple[str, str]:
-        bucket, _, obj = name.partition("/")
-        return self.buckets[bucket], obj
-
     def gs_path(self, name: str) -> str:
-        bucket, obj = self.real_name(name)
-        return f"gs://{bucket}/{obj}"
-
-    def put(self, name: str, size: int) -> None:
-        version = self.versions.get(name, 0) + 1
-        self.versions[name] = version
-        bucket, obj = self.real_name(name)
-        self.backend.put_object(bucket, obj, object_content(name, version, int(size)))
-        self.deleted.discard(name)
+        return "gs://" + self.iso.real_path(name)
 
     def execute(self) -> dict[str, Any]:
-        for real in self.buckets.values():
-            self.backend.create_bucket(real)
-        for name, size in (self.trace.get("objects") or {}).items():
-            self.put(name, size)
+        self.iso.create(self.trace.get("objects") or {})
         timed = any(op["op"] == "sleep" for op in self.trace["ops"])
         if timed:  # TF's prune thread ticks once a second from the cache's construction
             _sleep_until(math.floor(time.time()) + 1 + _PRUNE_PHASE)
@@ -426,8 +485,6 @@ class _TfTraceRun:
         if timed:
             self.t0 = math.floor(time.time()) + TRACE_START_FRACTION
             _sleep_until(self.t0)
-        self.virtual = 0.0
-        self.max_lag = 0.0
         start = self.ledger.mark()
         marks: list[tuple[int, int]] = []  # (ledger mark before op, op index)
         reads: list[dict[str, Any]] = []
@@ -443,7 +500,7 @@ class _TfTraceRun:
                 )
                 read_ops.append(index)
         _wait_quiet(self.ledger)
-        requests, request_ops = self.collect(start, marks)
+        requests, request_ops = self.iso.collect(start, marks)
         return {
             "engine": "tf",
             "requests": requests,
@@ -472,14 +529,10 @@ class _TfTraceRun:
         if kind == "configure":
             return self.r._call("run_op(op)", op=dict(op))
         if kind == "overwrite":
-            self.put(op["object"], op["size"])
+            self.iso.put(op["object"], op["size"])
             return None
         if kind == "delete":
-            # deleting an object that does not exist (any more) changes nothing, in both engines
-            if self.versions.get(op["object"]) and op["object"] not in self.deleted:
-                bucket, obj = self.real_name(op["object"])
-                self.backend.delete_object(bucket, obj)
-                self.deleted.add(op["object"])
+            self.iso.delete(op["object"])
             return None
         if kind == "sleep":
             # on an absolute timeline, so time spent in ops does not add up across sleeps
@@ -488,38 +541,12 @@ class _TfTraceRun:
             return None
         raise ReplayError(f"unknown op {kind!r}")
 
-    def collect(self, start: int, marks: list[tuple[int, int]]) -> tuple[list[dict], list[int]]:
-        """The trace's requests (mapped back to trace names) and the op index of each."""
-        requests: list[dict[str, Any]] = []
-        request_ops: list[int] = []
-        for rec in self.ledger.since(start):
-            if getattr(rec, "bucket", None) not in self.reverse:
-                continue
-            requests.append(self.unmap(rec.as_trace_request()))
-            request_ops.append(_op_for_seq(marks, rec))
-        return requests, request_ops
-
-    def unmap(self, request: dict[str, Any]) -> dict[str, Any]:
-        out = dict(request)
-        for key in ("object", "bucket"):
-            value = out.get(key)
-            if isinstance(value, str):
-                bucket, sep, rest = value.partition("/")
-                if bucket in self.reverse:
-                    out[key] = self.reverse[bucket] + sep + rest
-        if isinstance(out.get("range"), tuple):
-            out["range"] = list(out["range"])
-        return out
-
     def cleanup(self) -> None:
         try:
             if self.r._worker is not None:
                 self.r._call("close_all()")
         finally:
-            for real in self.buckets.values():
-                # best effort: the names are unique to this run, so a leftover collides with nothing
-                with contextlib.suppress(Exception):
-                    self.backend.delete_bucket(real)
+            self.iso.drop()
 
 
 def _sleep_until(wall: float) -> None:
@@ -569,28 +596,104 @@ def run_tf(trace: Mapping[str, Any], *, emulator: Any = None, backend: str = "em
 # Model engine
 
 
-def run_model(trace: Mapping[str, Any]) -> dict[str, Any]:
+#: Transports the model engine can read through.
+MODEL_TRANSPORTS = ("memory", "gcsfs")
+
+
+def run_model(
+    trace: Mapping[str, Any], *, transport: str = "memory", emulator: Any = None
+) -> dict[str, Any]:
     """Run one (validated) trace through the model on a virtual clock; returns the result.
 
-    The model filesystem is built with the trace's ``config`` and ``stat_cache_max_age`` over a
-    :class:`~emulator.transport.MemoryTransport`; the ops run through
-    :func:`emulator.simulate.run_trace` (the one trace runner the model side has), so replay and
-    simulation cannot drift apart.
+    The model filesystem is built with the trace's ``config`` and ``stat_cache_max_age``; the
+    ops run through :func:`emulator.simulate.run_trace` (the one trace runner the model side
+    has), so replay and simulation cannot drift apart.
+
+    ``transport="memory"``: a :class:`~emulator.transport.MemoryTransport`; requests are what
+    the model says it sends. ``transport="gcsfs"``: a :class:`~emulator.transport.GcsfsTransport`
+    through the front's plain-HTTP endpoint of ``emulator`` (started and stopped here if None),
+    objects in the fake GCS under run-unique bucket names; requests are what the FRONT saw (the
+    wire, comparable with the tf engine), and ``transport_requests`` what the model says it
+    sent.
     """
     from emulator.clock import VirtualClock
     from emulator.gcs_model import GcsFilesystemModel
     from emulator.simulate import run_trace
-    from emulator.transport import MemoryTransport
+    from emulator.transport import GcsfsTransport, MemoryTransport
 
+    if transport not in MODEL_TRANSPORTS:
+        raise ReplayError(f"transport must be one of {', '.join(MODEL_TRANSPORTS)}: {transport!r}")
     stat_age = trace.get("stat_cache_max_age")
-    fs = GcsFilesystemModel(
-        MemoryTransport(),
-        trace.get("config"),
-        stat_cache_max_age=DEFAULT_STAT_CACHE_MAX_AGE if stat_age is None else int(stat_age),
-        clock=VirtualClock(TRACE_START_FRACTION),
-    )
-    result = run_trace(dict(trace), fs, engine="model").to_dict()
-    return {"engine": "model", "requests": result["requests"], "reads": result["reads"]}
+
+    def model_fs(tr: Any) -> GcsFilesystemModel:
+        return GcsFilesystemModel(
+            tr,
+            trace.get("config"),
+            stat_cache_max_age=DEFAULT_STAT_CACHE_MAX_AGE if stat_age is None else int(stat_age),
+            clock=VirtualClock(TRACE_START_FRACTION),
+        )
+
+    if transport == "memory":
+        result = run_trace(dict(trace), model_fs(MemoryTransport()), engine="model").to_dict()
+        return {"engine": "model", "requests": result["requests"], "reads": result["reads"]}
+
+    own = emulator is None
+    if own:
+        from emulator.session import GcsEmulator
+
+        emulator = GcsEmulator()
+    try:
+        return _run_model_gcsfs(trace, emulator, model_fs, GcsfsTransport, run_trace)
+    finally:
+        if own:
+            emulator.close()
+
+
+def _run_model_gcsfs(
+    trace: Mapping[str, Any], emulator: Any, model_fs: Any, transport_cls: Any, run_trace: Any
+) -> dict[str, Any]:
+    iso = _Isolation(emulator, trace, f"m{uuid.uuid4().hex[:6]}")
+    renamed = _renamed_trace(trace, iso.real_path)
+    original = {iso.real_path(name): name for name in _trace_object_names(trace)}
+    try:
+        iso.create(trace.get("objects") or {})
+        fs = model_fs(transport_cls(emulator.gcsfs()))
+        _wait_quiet(emulator.ledger)
+        start = emulator.ledger.mark()
+        result = run_trace(
+            renamed,
+            fs,
+            engine="model",
+            writer=lambda real, version, size: iso.put(original[real], size, version),
+            deleter=lambda real: iso.delete(original[real]),
+            create_objects=False,
+        ).to_dict()
+        _wait_quiet(emulator.ledger)
+        requests, _ = iso.collect(start)
+        return {
+            "engine": "model",
+            "requests": requests,
+            "reads": result["reads"],
+            "transport_requests": [iso.unmap(r) for r in result["requests"]],
+        }
+    finally:
+        iso.drop()
+
+
+def _trace_object_names(trace: Mapping[str, Any]) -> set[str]:
+    names = set(trace.get("objects") or {})
+    return names | {op["object"] for op in trace["ops"] if "object" in op}
+
+
+def _renamed_trace(trace: Mapping[str, Any], rename: Callable[[str], str]) -> dict[str, Any]:
+    """The trace with every object name passed through ``rename``."""
+    out = dict(trace)
+    out["objects"] = {rename(k): v for k, v in (trace.get("objects") or {}).items()}
+    out["ops"] = [
+        {**op, "object": rename(op["object"])} if "object" in op else dict(op)
+        for op in trace["ops"]
+    ]
+    return out
 
 
 def public_result(result: Mapping[str, Any]) -> dict[str, Any]:

@@ -80,6 +80,8 @@ def test_model_engine_text_output_lists_requests_and_reads():
         (["--engine", "gpu", "T"], "--engine must be one of tf, model"),
         (["--engine", "tf", "--compare", "T"], "either --engine or --compare"),
         (["/nonexistent/trace.json"], "trace file not found"),
+        (["--transport", "ftp", "T"], "--transport must be one of memory, gcsfs"),
+        (["--engine", "tf", "--transport", "gcsfs", "T"], "model engine only"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(args, needle):
@@ -178,3 +180,13 @@ def test_tf_engine_that_cannot_start_fails_with_one_line():
     assert result.exit_code == 2
     line = _error_line(result)
     assert "tf engine failed" in line and "127.0.0.1:9" in line
+
+
+def test_model_engine_over_gcsfs_reports_what_the_front_saw():
+    """--transport gcsfs: the CLI starts a fake GCS + front, the model reads through gcsfs."""
+    trace = str(TRACES / "t13_eviction_max_not_multiple.json")
+    over_gcsfs = _invoke(trace, "--transport", "gcsfs", "--json")
+    in_memory = _invoke(trace, "--json")
+    assert over_gcsfs.exit_code == 0, over_gcsfs.output
+    assert json.loads(over_gcsfs.stdout) == json.loads(in_memory.stdout)
+    assert len(json.loads(over_gcsfs.stdout)["requests"]) == 7

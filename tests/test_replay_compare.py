@@ -266,3 +266,32 @@ def test_traces_are_isolated_inside_one_tf_process(stem, tf_results):
     assert first["requests"] and first["reads"]
     assert again["requests"] == first["requests"]
     assert again["reads"] == first["reads"]
+
+
+@pytest.fixture(scope="module")
+def gcsfs_results(gcs_emulator):
+    """Suite traces through the model over gcsfs and the front (no TF), same session emulator."""
+    return {
+        p.stem: run_model(load_trace(p), transport="gcsfs", emulator=gcs_emulator)
+        for p in TRACE_PATHS
+    }
+
+
+@pytest.mark.parametrize("path", TRACE_PATHS, ids=[p.stem for p in TRACE_PATHS])
+def test_model_over_gcsfs_sends_what_it_says(path, gcsfs_results):
+    """The model's own request log equals what the front saw on the wire, and equals the
+    in-memory model's (the transport adds no request and changes no range)."""
+    result = gcsfs_results[path.stem]
+    assert result["transport_requests"] == result["requests"]
+    memory = run_model(load_trace(path))
+    assert compare(memory, result) is None
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("path", TRACE_PATHS, ids=[p.stem for p in TRACE_PATHS])
+def test_model_over_gcsfs_matches_tf_on_the_wire(path, gcsfs_results, tf_results):
+    """Same front, same fake GCS: TF's requests and the model+gcsfs requests as the front saw
+    them are equal, and the reads return the same bytes."""
+    trace = load_trace(path)
+    diff = compare(tf_results[path.stem], gcsfs_results[path.stem])
+    assert diff is None, f"{path.name}\n{diff.describe(trace)}"

@@ -1,7 +1,8 @@
 """``gcs-hook replay``: run a read trace through real TensorFlow or the model, or compare both.
 
-    gcs-hook replay TRACE.json... [--engine tf|model] [--json] [--backend SPEC]
-    gcs-hook replay --compare TRACE.json... [--json] [--backend SPEC]
+    gcs-hook replay TRACE.json... [--engine tf|model] [--transport memory|gcsfs] [--json]
+                                  [--backend SPEC]
+    gcs-hook replay --compare TRACE.json... [--transport memory|gcsfs] [--json] [--backend SPEC]
 
 A directory stands for the ``*.json`` traces in it. Exit codes: 0 = ran (for ``--compare``:
 the engines agree on every trace), 1 = ``--compare`` found a difference, 2 = bad input or an
@@ -72,8 +73,19 @@ def replay(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
     backend: Annotated[
         str,
-        typer.Option("--backend", help="Fake GCS for the tf engine: embedded | container | URL."),
+        typer.Option(
+            "--backend",
+            help="Fake GCS for the tf engine and --transport gcsfs: embedded | container | URL.",
+        ),
     ] = "embedded",
+    transport: Annotated[
+        str,
+        typer.Option(
+            "--transport",
+            help="Model engine's I/O: memory (in-process objects) or gcsfs (through the fake "
+            "GCS front; requests are then what the front saw).",
+        ),
+    ] = "memory",
 ) -> None:
     """Replay read traces through real TensorFlow or the Python model, or compare the two.
 
@@ -86,6 +98,10 @@ def replay(
         fail("use either --engine or --compare, not both")
     if engine is not None and engine not in _ENGINES:
         fail(f"--engine must be one of {', '.join(_ENGINES)}, got {engine!r}")
+    if transport not in rp.MODEL_TRANSPORTS:
+        fail(f"--transport must be one of {', '.join(rp.MODEL_TRANSPORTS)}, got {transport!r}")
+    if transport != "memory" and engine == "tf":
+        fail("--transport applies to the model engine only")
     paths = _expand(trace_paths)
     traces = []
     for path in paths:
@@ -94,16 +110,42 @@ def replay(
         except rp.ReplayError as exc:
             fail(f"invalid trace {path}: {exc}")
 
+    emulator: Any = None  # one fake GCS + front for every engine that needs one
+
     def run(which: str) -> list[dict[str, Any]]:
+        nonlocal emulator
         try:
-            if which == "model":
+            if which == "model" and transport == "memory":
                 return [rp.run_model(t) for t in traces]
-            with rp.TfReplayer(backend=backend) as replayer:
+            if emulator is None:
+                from emulator.session import GcsEmulator
+
+                emulator = GcsEmulator(backend)
+            if which == "model":
+                return [rp.run_model(t, transport=transport, emulator=emulator) for t in traces]
+            with rp.TfReplayer(emulator) as replayer:
                 return replayer.run_many(traces)
         except Exception as exc:  # noqa: BLE001 — one line, whatever the engine raised
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             fail(f"{which} engine failed: {type(exc).__name__}: {first}")
             raise  # unreachable: fail() exits
+
+    try:
+        _report(paths, traces, run, engine, compare_engines, as_json)
+    finally:
+        if emulator is not None:
+            emulator.close()
+
+
+def _report(
+    paths: list[Path],
+    traces: list[dict[str, Any]],
+    run: Any,
+    engine: str | None,
+    compare_engines: bool,
+    as_json: bool,
+) -> None:
+    from emulator import replay as rp
 
     single = len(paths) == 1
     if not compare_engines:
