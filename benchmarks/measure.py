@@ -85,7 +85,7 @@ def _label(c: CacheConfig) -> str:
     from benchmarks.report import format_bytes
 
     if not c.cache_on:
-        return "cache off (TF default)"
+        return "cache off"
     s = f"{format_bytes(c.block_size)} / {format_bytes(c.max_bytes)}"
     return s + (f" / {c.max_staleness}s" if c.max_staleness else "")
 

@@ -73,11 +73,17 @@ def rich_table(
     from rich.table import Table
 
     table = Table(title="Predicted cost per configuration (fastest first)")
-    for col in ("block_size", "max_bytes", "staleness", "epoch time", "fetched/epoch", "req/epoch"):
+    for col in ("block", "max_bytes", "stale", "s/epoch", "fetched/ep", "req/ep"):
         table.add_column(col, justify="right")
+    by_key = {(r.config.block_size, r.config.max_bytes, r.config.max_staleness): r for r in results}
+
+    def redundant(r: PointResult) -> bool:  # a staleness > 0 point costing the same as with 0
+        base = by_key.get((r.config.block_size, r.config.max_bytes, 0))
+        return r.config.max_staleness > 0 and base is not None and base.requests == r.requests
+
     fitting = sorted(
-        (r for r in results if r.config.max_bytes <= budget),
-        key=lambda r: (r.predicted_s, r.requests),
+        (r for r in results if r.config.max_bytes <= budget and not redundant(r)),
+        key=lambda r: (r.predicted_s, r.requests, r.config.max_bytes),
     )
     shown = fitting[:top]
     default = next((r for r in results if not r.config.cache_on), None)
@@ -88,9 +94,9 @@ def rich_table(
         style = "bold green" if r is best else ("dim" if not c.cache_on else None)
         table.add_row(
             format_bytes(c.block_size) if c.cache_on else "-",
-            format_bytes(c.max_bytes) if c.cache_on else "off (TF default)",
-            f"{c.max_staleness} s" if c.max_staleness else "0",
-            f"{r.epoch_s:.2f} s",
+            format_bytes(c.max_bytes) if c.cache_on else "cache off",
+            f"{c.max_staleness}" if c.max_staleness else "0",
+            f"{r.epoch_s:.2f}",
             format_bytes(r.bytes_fetched / max(1, r.epochs)),
             f"{r.requests_per_epoch:.0f}",
             style=style,
@@ -140,22 +146,25 @@ def heatmap_png(
     blocks, rows, cells = _grid(results, 0)
     panels = (
         ("epoch_s", "predicted epoch time (s)", lambda v: f"{v:.1f}" if v < 100 else f"{v:.0f}"),
-        ("bytes", "bytes fetched per epoch", lambda v: format_bytes(v).replace(" ", "\n")),
+        ("bytes", "bytes fetched per epoch", lambda v: format_bytes(v)),
         ("requests", "requests per epoch", lambda v: f"{v:.0f}"),
     )
-    fig, axes = plt.subplots(1, 3, figsize=(6 + 2.2 * len(blocks), 1.6 + 0.55 * len(rows)))
+    fig, axes = plt.subplots(
+        3, 1, figsize=(3.2 + 0.85 * len(blocks), 3 * (1.3 + 0.42 * len(rows)) + 0.6)
+    )
     for ax, (key, label, fmt) in zip(axes, panels, strict=True):
         data = cells[key]
         finite = data[np.isfinite(data)]
         lo = max(float(finite.min()) if finite.size else 1.0, 1e-9)
         hi = max(float(finite.max()) if finite.size else 1.0, lo * 1.0001)
         im = ax.imshow(data, cmap="viridis_r", norm=LogNorm(lo, hi), aspect="auto", origin="lower")
-        ax.set_xticks(range(len(blocks)), [format_bytes(b) for b in blocks], rotation=45)
+        ax.set_xticks(range(len(blocks)), [format_bytes(b) for b in blocks], rotation=30)
         ax.set_yticks(
             range(len(rows)), ["off (TF default)" if m == 0 else format_bytes(m) for m in rows]
         )
-        ax.set_xlabel("block_size")
-        ax.set_ylabel("max_bytes")
+        ax.set_xlabel("block_size", fontsize=8)
+        ax.set_ylabel("max_bytes", fontsize=8)
+        ax.tick_params(labelsize=7)
         ax.set_title(label, fontsize=10)
         for i in range(len(rows)):
             for j in range(len(blocks)):
@@ -178,7 +187,14 @@ def heatmap_png(
                 )
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.text(
+        0.01, 0.005,
+        "max_staleness 0. Red: recommendation. Hatched: over the memory budget. "
+        "Blank: max_bytes < block_size (BlockCacheParams refuses it). "
+        "Cache off = TF 2.21 default (64 MiB read-ahead buffer per open file).",
+        fontsize=7, ha="left", va="bottom",
+    )  # fmt: skip
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return str(path)
@@ -192,23 +208,23 @@ def measured_png(measurements: Sequence[Mapping[str, Any]], path: str | os.PathL
     import matplotlib.pyplot as plt
 
     labels = [m["label"] for m in measurements]
-    x = range(len(labels))
-    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(labels), 4))
-    ax.bar([i - 0.2 for i in x], [m["predicted_s"] for m in measurements], 0.4, label="predicted")
-    ax.bar([i + 0.2 for i in x], [m["measured_s"] for m in measurements], 0.4, label="measured")
+    x = list(range(len(labels)))
+    model = [m["predicted_s"] for m in measurements]
+    local = [m.get("baseline_s", 0.0) for m in measurements]
+    fig, ax = plt.subplots(figsize=(2.5 + 1.6 * len(labels), 4))
+    ax.bar([i - 0.2 for i in x], model, 0.4, label="predicted: model (GCS time)", color="C0")
+    ax.bar([i - 0.2 for i in x], local, 0.4, bottom=model, color="C0", alpha=0.35,
+           label="predicted: + this machine's own cost (unshaped run)")  # fmt: skip
+    ax.bar([i + 0.2 for i in x], [m["measured_s"] for m in measurements], 0.4,
+           label="measured (shaped)", color="C1")  # fmt: skip
     for i, m in enumerate(measurements):
-        ax.text(
-            i,
-            max(m["predicted_s"], m["measured_s"]),
-            f"{m['error_pct']:+.0f}%",
-            ha="center",
-            va="bottom",
-            fontsize=8,
-        )
+        top = max(model[i] + local[i], m["measured_s"])
+        ax.text(i, top, f"{m['error_pct']:+.1f}%", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(list(x), labels, rotation=20, fontsize=7)
     ax.set_ylabel("seconds (all epochs)")
     ax.set_title("predicted vs measured (real TF through the shaped front)", fontsize=10)
-    ax.legend()
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_ylim(0, 1.25 * max(max(model[i] + local[i], measurements[i]["measured_s"]) for i in x))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

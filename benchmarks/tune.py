@@ -280,18 +280,17 @@ def _read_ops(trace: Mapping[str, Any]) -> list[tuple]:
 def _print_measurements(console: Any, measurements: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
-    table = Table(title="Predicted vs measured (real TF through the shaped front)")
-    for col in ("configuration", "requests pred/meas", "model", "local", "predicted",
-                "measured", "error"):  # fmt: skip
+    table = Table(title="Predicted vs measured seconds (real TF, shaped front)")
+    for col in ("config", "req p/m", "model", "local", "pred", "meas", "error"):
         table.add_column(col, justify="right")
     for m in measurements:
         table.add_row(
             m["label"],
             f"{m['predicted_requests']}/{m['measured_requests']}",
-            f"{m['predicted_s']:.2f} s",
-            f"{m['baseline_s']:.2f} s",
-            f"{m['calibrated_s']:.2f} s",
-            f"{m['measured_s']:.2f} s",
+            f"{m['predicted_s']:.2f}",
+            f"{m['baseline_s']:.2f}",
+            f"{m['calibrated_s']:.2f}",
+            f"{m['measured_s']:.2f}",
             f"{m['error_pct']:+.1f}%",
         )
     console.print(table)
