@@ -3,7 +3,10 @@
 Every error the model raises is a :class:`GcsError` whose ``code`` is the TensorFlow status code
 name (``OUT_OF_RANGE``, ``NOT_FOUND``, ...), so results can be compared with real TensorFlow by
 code. An error may carry ``partial``: the data TensorFlow hands back together with the error
-(bytes, or an ``int`` byte count in size-only mode); it is empty for most errors.
+(bytes, or an ``int`` byte count in size-only mode); it is empty for most errors. A transport
+error for a media request may carry ``body_bytes``: the size of the HTTP error body the server
+sent (TF reads media into an ``n``-byte buffer, so a body larger than ``n`` turns any error
+status into FAILED_PRECONDITION "Received X response bytes for a n-byte buffer").
 
 Invariant: messages never contain credentials (the model never sees any).
 """
@@ -35,10 +38,13 @@ class GcsError(Exception):
 
     code: ClassVar[str] = "UNKNOWN"
 
-    def __init__(self, message: str = "", *, partial: bytes | int = b"") -> None:
+    def __init__(
+        self, message: str = "", *, partial: bytes | int = b"", body_bytes: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.partial = partial
+        self.body_bytes = body_bytes
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.code}: {self.message!r})"

@@ -12,7 +12,9 @@ Semantics (see /work/shared/docs/tf-gcs-semantics.md §2-§3, tf-gcs-notes.md "O
   :meth:`GcsFilesystemModel.reset_block_cache`), refilled from the requested offset
   (unaligned), no stat; ``n > buffer`` reads go straight to GCS.
 - Every data fetch is one ranged GET; a short answer while the stat cache holds a fresh entry
-  saying the object is longer → INTERNAL "File contents are inconsistent"; 416 → 0 bytes.
+  saying the object is longer → INTERNAL "File contents are inconsistent"; 416 → 0 bytes; an
+  error whose body (``GcsError.body_bytes``) is larger than the fetch's ``n`` →
+  FAILED_PRECONDITION (TF's curl buffer overflows before the status is looked at).
 - Each ``read`` is retried as a whole on UNAVAILABLE / DEADLINE_EXCEEDED / UNKNOWN up to
   ``max_retries`` times, then ABORTED; sleeping goes through an injectable ``sleep``.
 - :meth:`reset_block_cache` = ``ResetFileBlockCache``: a new empty cache (signatures too),
@@ -41,6 +43,7 @@ from emulator.clock import Clock, RealClock, VirtualClock
 from emulator.errors import (
     RETRIABLE_CODES,
     AbortedError,
+    FailedPreconditionError,
     GcsError,
     InternalError,
     InvalidArgumentError,
@@ -631,7 +634,18 @@ class GcsFilesystemModel:
 
     def _load_buffer(self, filename: str, bucket: str, obj: str, offset: int, n: int) -> Payload:
         """TF's LoadBufferFromGCS: one ranged GET plus the short-read integrity check."""
-        data = self.transport.read_range(bucket, obj, offset, n)
+        try:
+            data = self.transport.read_range(bucket, obj, offset, n)
+        except GcsError as e:
+            # curl writes the body into the caller's n-byte buffer: an error body that does not
+            # fit aborts the transfer, and TF reports that instead of the HTTP status.
+            if e.body_bytes is not None and e.body_bytes > n:
+                raise FailedPreconditionError(
+                    "Error executing an HTTP request: libcurl code 23 meaning 'Failed writing "
+                    "received data to disk/application', error details: Received "
+                    f"{e.body_bytes} response bytes for a {n}-byte buffer"
+                ) from e
+            raise
         got = payload_len(data)
         if got < n:
             stat = self.stat_cache.lookup(filename)

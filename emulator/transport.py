@@ -17,6 +17,10 @@ Invariants shared by every transport:
   status (404 → NOT_FOUND, 503 → UNAVAILABLE, ...).
 - ``SizeOnlyTransport`` moves no bytes: its payloads are ``int`` byte counts.
 - ``requests`` is appended in send order, thread-safely; ``counts`` tallies requests by kind.
+- An error from ``read_range`` carries ``body_bytes`` = ``error_body_bytes``: the size of the
+  error body the server sends to TF's media URL (fake-gcs-server: 10, "Not Found\\n"; real GCS
+  XML errors are a few hundred bytes). TF turns an error whose body exceeds its ``n``-byte
+  buffer into FAILED_PRECONDITION; the model needs the size to do the same.
 
 Faults can be injected (``inject_fault``) into any transport: the next matching request is
 recorded as sent and then fails with the given status code, as a server error would.
@@ -78,8 +82,16 @@ class _RecordingTransport:
 
     size_only = False
 
-    def __init__(self, *, record: bool = True) -> None:
+    def __init__(self, *, record: bool = True, error_body_bytes: int = 10) -> None:
+        if (
+            isinstance(error_body_bytes, bool)
+            or not isinstance(error_body_bytes, int)
+            or (error_body_bytes < 0)
+        ):
+            raise ValueError(f"error_body_bytes must be an integer >= 0, got {error_body_bytes!r}")
         self.record = record
+        #: Size of the error body the server sends with a failed media request (see module doc).
+        self.error_body_bytes = error_body_bytes
         self.requests: list[dict] = []
         self.counts: dict[str, int] = {"metadata": 0, "media": 0, "list": 0}
         self.bytes_received = 0
@@ -126,6 +138,23 @@ class _RecordingTransport:
                         self._faults.remove(fault)
                     raise error_for_code(fault.code, f"injected {fault.code} for {request}")
 
+    def read_range(self, bucket: str, name: str, start: int, n: int) -> Any:
+        """One ranged media request (see the module docstring); errors carry ``body_bytes``."""
+        try:
+            return self._read_range(bucket, name, start, n)
+        except GcsError as e:
+            self._media_error(e)
+            raise
+
+    def _read_range(self, bucket: str, name: str, start: int, n: int) -> Any:
+        raise NotImplementedError
+
+    def _media_error(self, err: GcsError) -> GcsError:
+        """Tag a media-request error with the server's error body size."""
+        if err.body_bytes is None:
+            err.body_bytes = self.error_body_bytes
+        return err
+
     def _received(self, n: int) -> None:
         with self._lock:
             self.bytes_received += n
@@ -136,8 +165,10 @@ class _InMemoryObjects(_RecordingTransport):
 
     _generations = itertools.count(1_000_000)
 
-    def __init__(self, *, record: bool = True, latency_s: float = 0.0) -> None:
-        super().__init__(record=record)
+    def __init__(
+        self, *, record: bool = True, latency_s: float = 0.0, error_body_bytes: int = 10
+    ) -> None:
+        super().__init__(record=record, error_body_bytes=error_body_bytes)
         if not latency_s >= 0:
             raise ValueError(f"latency_s must be >= 0, got {latency_s!r}")
         #: Real seconds each media request takes (to exercise concurrency); 0 = none.
@@ -200,7 +231,7 @@ class SizeOnlyTransport(_InMemoryObjects):
     def _size(self, payload: int) -> int:
         return payload
 
-    def read_range(self, bucket: str, name: str, start: int, n: int) -> int:
+    def _read_range(self, bucket: str, name: str, start: int, n: int) -> int:
         obj = f"{bucket}/{name}"
         self._send({"kind": "media", "object": obj, "range": [start, start + n - 1]})
         size, _ = self._get(bucket, name)
@@ -221,7 +252,7 @@ class MemoryTransport(_InMemoryObjects):
     def _size(self, payload: bytes) -> int:
         return len(payload)
 
-    def read_range(self, bucket: str, name: str, start: int, n: int) -> bytes:
+    def _read_range(self, bucket: str, name: str, start: int, n: int) -> bytes:
         obj = f"{bucket}/{name}"
         self._send({"kind": "media", "object": obj, "range": [start, start + n - 1]})
         if self.latency_s:
@@ -252,8 +283,8 @@ class FsspecTransport(_RecordingTransport):
     one, else a hash of its mtime/etag), ``cat_file(path, start, end)`` for ranged bytes. The
     filesystem's listing cache is invalidated before each ``info`` so every stat is a request."""
 
-    def __init__(self, fs: Any, *, record: bool = True) -> None:
-        super().__init__(record=record)
+    def __init__(self, fs: Any, *, record: bool = True, error_body_bytes: int = 10) -> None:
+        super().__init__(record=record, error_body_bytes=error_body_bytes)
         self.fs = fs
 
     def stat(self, bucket: str, name: str) -> ObjectStat:
@@ -280,7 +311,7 @@ class FsspecTransport(_RecordingTransport):
         self.fs.invalidate_cache(path)
         return self.fs.info(path)
 
-    def read_range(self, bucket: str, name: str, start: int, n: int) -> bytes:
+    def _read_range(self, bucket: str, name: str, start: int, n: int) -> bytes:
         self._send({"kind": "media", "object": f"{bucket}/{name}", "range": [start, start + n - 1]})
         try:
             data = self.fs.cat_file(f"{bucket}/{name}", start=start, end=start + n)
@@ -319,6 +350,7 @@ class GcsfsTransport(FsspecTransport):
         *,
         endpoint_url: str | None = None,
         record: bool = True,
+        error_body_bytes: int = 10,
         **gcsfs_kwargs: Any,
     ) -> None:
         _require_no_hns()
@@ -330,7 +362,7 @@ class GcsfsTransport(FsspecTransport):
             if endpoint_url:
                 kwargs["endpoint_url"] = endpoint_url
             fs = gcsfs.GCSFileSystem(**kwargs)
-        super().__init__(fs, record=record)
+        super().__init__(fs, record=record, error_body_bytes=error_body_bytes)
 
     def _object_info(self, bucket: str, name: str) -> dict:
         from fsspec.asyn import sync
@@ -371,8 +403,9 @@ class GcsClientTransport(_RecordingTransport):
         endpoint_url: str | None = None,
         project: str = "test-project",
         record: bool = True,
+        error_body_bytes: int = 10,
     ) -> None:
-        super().__init__(record=record)
+        super().__init__(record=record, error_body_bytes=error_body_bytes)
         if client is None:
             from google.auth.credentials import AnonymousCredentials
             from google.cloud import storage
@@ -395,7 +428,7 @@ class GcsClientTransport(_RecordingTransport):
             raise NotFoundError(f"No such object: {bucket}/{name}")
         return ObjectStat(int(blob.size), int(blob.generation))
 
-    def read_range(self, bucket: str, name: str, start: int, n: int) -> bytes:
+    def _read_range(self, bucket: str, name: str, start: int, n: int) -> bytes:
         self._send({"kind": "media", "object": f"{bucket}/{name}", "range": [start, start + n - 1]})
         blob = self.client.bucket(bucket).blob(name)
         try:

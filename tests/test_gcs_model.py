@@ -354,3 +354,17 @@ def test_buffer_size_can_differ_from_the_cache_block_size():
     assert media(t) == [[0, 64 * 1024 - 1]] and fs.block_size == MiB
     with pytest.raises(ValueError):
         GcsFilesystemModel(SizeOnlyTransport(), None, buffer_size=-1)
+
+
+def test_error_body_larger_than_the_read_is_failed_precondition():
+    """TF reads media into an n-byte buffer: fake-gcs-server's 10-byte 404 body overflows a
+    1-byte read (curl write error → FAILED_PRECONDITION) but not a 10-byte one."""
+    t, fs, _ = setup()
+    f = fs.open("gs://b/a")
+    f.read(0, 1)  # stat cached
+    fs.reset_block_cache(MiB, 0, 0)  # the cached handle now passes reads straight through
+    t.delete("b", "a")
+    assert f.read(5, 1).code == "FAILED_PRECONDITION"
+    assert f.read(5, 10).code == "NOT_FOUND"
+    t.error_body_bytes = 300  # e.g. real GCS's XML error document
+    assert f.read(5, 200).code == "FAILED_PRECONDITION"
