@@ -584,13 +584,13 @@ def get_workload(name: str, **params: Any) -> Workload:
 SWEEP_SCALE: dict[str, dict[str, Any]] = {
     "tfrecord-epochs": {
         "shards": 16,
-        "records_per_shard": 640,
+        "records_per_shard": 656,
         "record_size": 100 * KiB,
         "epochs": 3,
     },  # 1 GiB
     "interleave": {
         "shards": 32,
-        "records_per_shard": 320,
+        "records_per_shard": 328,
         "record_size": 100 * KiB,
         "cycle_length": 8,
         "block_length": 4,
