@@ -103,15 +103,81 @@ def load_trace(source: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
     """Load and validate a trace; returns it as a plain dict (``ReplayError`` if invalid).
 
     Validation is :mod:`emulator.trace`'s; this only normalises the result to the JSON dict form
-    both engines walk.
+    both engines walk. A *fault case* — ``{"comment": ..., "faults": [...], "trace": {...}}`` —
+    is a trace plus errors to inject (see :func:`validate_faults`); it loads as the trace dict
+    with a ``"faults"`` list added, which both engines apply.
     """
     from emulator import trace as trace_mod
 
+    if isinstance(source, Mapping):
+        doc: Any = dict(source)
+    else:
+        try:
+            with open(source, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as exc:
+            raise ReplayError(f"cannot read trace {source}: {exc.strerror}") from exc
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ReplayError(f"trace is not valid JSON: {exc}") from exc
+    faults: Any = None
+    if isinstance(doc, dict) and "trace" in doc:
+        unknown = set(doc) - {"trace", "faults", "comment"}
+        if unknown:
+            raise ReplayError(f"fault case: unknown keys {sorted(unknown)}")
+        faults = doc.get("faults") or []
+        doc = doc["trace"]
+    if isinstance(doc, dict) and "faults" in doc:
+        faults = doc["faults"]
+        doc = {k: v for k, v in doc.items() if k != "faults"}
     try:
-        loaded = trace_mod.load_trace(dict(source) if isinstance(source, Mapping) else source)
-    except (OSError, ValueError) as exc:
+        trace = _trace_dict(trace_mod.load_trace(doc))
+    except ValueError as exc:
         raise ReplayError(str(exc)) from exc
-    return _trace_dict(loaded)
+    if faults:
+        trace["faults"] = validate_faults(faults, trace)
+    return trace
+
+
+#: Request kinds a fault can target.
+FAULT_KINDS = ("metadata", "media", "list")
+
+
+def validate_faults(faults: Any, trace: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Check a fault list; returns it normalised (``ReplayError`` naming the bad entry).
+
+    Each fault: ``{"status": 400..599, "kind": "metadata"|"media"|"list", "object":
+    "bucket/path" (for "list": the bucket), "times": n >= 1 (default 1)}`` — answer the next
+    ``times`` matching requests with HTTP ``status`` instead of serving them. Installed when
+    the trace's ops start: at the front for the tf engine, as transport faults (the TF status
+    code for that HTTP status) for the model.
+    """
+    if not isinstance(faults, list):
+        raise ReplayError("faults must be a list")
+    buckets = set(_trace_buckets(trace))
+    out = []
+    for i, fault in enumerate(faults):
+        where = f"faults[{i}]"
+        if not isinstance(fault, Mapping):
+            raise ReplayError(f"{where} must be an object")
+        unknown = set(fault) - {"status", "kind", "object", "times"}
+        if unknown:
+            raise ReplayError(f"{where}: unknown keys {sorted(unknown)}")
+        status, kind = fault.get("status"), fault.get("kind")
+        obj, times = fault.get("object"), fault.get("times", 1)
+        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+            raise ReplayError(f"{where}: status must be an HTTP error code 400..599")
+        if kind not in FAULT_KINDS:
+            raise ReplayError(f"{where}: kind must be one of {', '.join(FAULT_KINDS)}")
+        if not isinstance(obj, str) or _bucket_of(obj) not in buckets:
+            raise ReplayError(f"{where}: object must name a bucket the trace uses")
+        if kind != "list" and "/" not in obj:
+            raise ReplayError(f"{where}: object must be 'bucket/path' for {kind} faults")
+        if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+            raise ReplayError(f"{where}: times must be an integer >= 1")
+        out.append({"status": status, "kind": kind, "object": obj, "times": times})
+    return out
 
 
 def _trace_dict(loaded: Any) -> dict[str, Any]:
@@ -482,6 +548,7 @@ class _TfTraceRun:
             _sleep_until(math.floor(time.time()) + 1 + _PRUNE_PHASE)
         self.r._call("fresh_cache(*args)", args=list(_config_tuple(self.trace.get("config"))))
         _wait_quiet(self.ledger)
+        self.install_faults()
         if timed:
             self.t0 = math.floor(time.time()) + TRACE_START_FRACTION
             _sleep_until(self.t0)
@@ -509,6 +576,25 @@ class _TfTraceRun:
             "read_ops": read_ops,
             "max_lag_s": round(self.max_lag, 3),
         }
+
+    def install_faults(self) -> None:
+        """The trace's faults as front rules, scoped to this run's bucket names."""
+        faults = self.trace.get("faults") or []
+        if not faults:
+            return
+        from emulator.faults import Fault
+
+        for fault in faults:
+            bucket, _, obj = fault["object"].partition("/")
+            self.r.emulator.front.faults.add(
+                Fault(
+                    fault["status"],
+                    kind=fault["kind"],
+                    bucket=self.iso.buckets[bucket],
+                    object=obj or None,
+                    times=fault["times"],
+                )
+            )
 
     def run_op(self, op: Mapping[str, Any]) -> Any:
         kind = op["op"]
@@ -617,13 +703,18 @@ def run_model(
     sent.
     """
     from emulator.clock import VirtualClock
-    from emulator.gcs_model import GcsFilesystemModel
+    from emulator.errors import error_for_http_status
+    from emulator.gcs_model import GcsFilesystemModel, RetryConfig
     from emulator.simulate import run_trace
     from emulator.transport import GcsfsTransport, MemoryTransport
 
     if transport not in MODEL_TRANSPORTS:
         raise ReplayError(f"transport must be one of {', '.join(MODEL_TRANSPORTS)}: {transport!r}")
+    faults = trace.get("faults") or []
+    if faults and transport != "memory":
+        raise ReplayError("faults can only be injected with the memory transport")
     stat_age = trace.get("stat_cache_max_age")
+    plain = {k: v for k, v in trace.items() if k != "faults"}
 
     def model_fs(tr: Any) -> GcsFilesystemModel:
         return GcsFilesystemModel(
@@ -631,10 +722,20 @@ def run_model(
             trace.get("config"),
             stat_cache_max_age=DEFAULT_STAT_CACHE_MAX_AGE if stat_age is None else int(stat_age),
             clock=VirtualClock(TRACE_START_FRACTION),
+            # as the tf engine runs TF: GCS_RETRY_CONFIG_INIT_DELAY_TIME_US=0 (no backoff)
+            retry=RetryConfig(init_delay_us=0),
         )
 
     if transport == "memory":
-        result = run_trace(dict(trace), model_fs(MemoryTransport()), engine="model").to_dict()
+        store = MemoryTransport()
+        for fault in faults:
+            store.inject_fault(
+                fault["kind"],
+                error_for_http_status(fault["status"]).code,
+                fault["times"],
+                fault["object"],
+            )
+        result = run_trace(plain, model_fs(store), engine="model").to_dict()
         return {"engine": "model", "requests": result["requests"], "reads": result["reads"]}
 
     own = emulator is None
@@ -643,7 +744,7 @@ def run_model(
 
         emulator = GcsEmulator()
     try:
-        return _run_model_gcsfs(trace, emulator, model_fs, GcsfsTransport, run_trace)
+        return _run_model_gcsfs(plain, emulator, model_fs, GcsfsTransport, run_trace)
     finally:
         if own:
             emulator.close()
@@ -743,7 +844,7 @@ def random_trace(seed: int, *, max_ops: int = 24, timed: bool = False) -> dict[s
     slept = 0.0
     for _ in range(rng.randint(4, max_ops)):
         if timed and slept < 4 and rng.random() < 0.12:
-            seconds = rng.choice([1.0, 1.0, 2.0])
+            seconds = rng.choice([0.5, 1.0, 1.0, 1.5, 2.0])
             slept += seconds
             ops.append({"op": "sleep", "seconds": seconds})
             continue
