@@ -811,7 +811,9 @@ def trace_paths(directory: str | os.PathLike) -> list[Path]:
 # Random traces (differential fuzzing of the model against real TF)
 
 
-def random_trace(seed: int, *, max_ops: int = 24, timed: bool = False) -> dict[str, Any]:
+def random_trace(
+    seed: int, *, max_ops: int = 24, timed: bool = False, faults: bool = False
+) -> dict[str, Any]:
     """A random but valid trace for differential testing; the same seed gives the same trace.
 
     It aims at edges: block sizes that are not powers of two, ``max_bytes`` below, at and just
@@ -821,7 +823,8 @@ def random_trace(seed: int, *, max_ops: int = 24, timed: bool = False) -> dict[s
     Untimed (default): no ``sleep`` ops, stat cache max age 0 or the default, so such traces
     need at most two TF processes per buffer size. ``timed=True``: also ``max_staleness`` 1-2 s,
     stat cache max age 1-2 s and whole-second ``sleep`` ops (see the module docstring on time),
-    a few seconds of wall time per trace in the TF engine.
+    a few seconds of wall time per trace in the TF engine. ``faults=True``: also 1-3 injected
+    HTTP errors (see :func:`validate_faults`) on media or metadata requests.
     """
     import random
 
@@ -913,4 +916,14 @@ def random_trace(seed: int, *, max_ops: int = 24, timed: bool = False) -> dict[s
         trace["stat_cache_max_age"] = rng.choice([1, 2, 5])
     elif rng.random() < 0.4:
         trace["stat_cache_max_age"] = 0
+    if faults:
+        trace["faults"] = [
+            {
+                "status": rng.choice([503, 503, 500, 429, 404, 403, 410, 400]),
+                "kind": rng.choice(["media", "media", "metadata"]),
+                "object": rng.choice(names),
+                "times": rng.choice([1, 1, 2, 3, 11]),
+            }
+            for _ in range(rng.randint(1, 3))
+        ]
     return load_trace(trace)
