@@ -11,10 +11,13 @@ ledger request for request, see tests/test_workloads.py). The ledger then conver
 - list requests (``glob``/``list_files``) and bucket requests are left out: they do not depend
   on the block cache (counted in :attr:`Recording.skipped`).
 
-Handles: each epoch runs as its own worker call and the ledger is marked between calls; within
-an epoch each object gets one handle, opened before its first request and closed at the end of
-the epoch (TF opens one RandomAccessFile per file per epoch in these workloads; with the cache
-on TF's reads do not depend on the handle, with it off they depend on the handle's buffer).
+Handles: opens send nothing, so they are inferred. Each epoch runs as its own worker call and the
+ledger is marked between calls; within an epoch each object gets one handle (closed at the end of
+the epoch), or, for workloads whose ``recorded_handles`` is ``"switch"`` (checkpoint restore), a
+new handle each time the reads move to another object. With the cache on TF's requests do not
+depend on handles; with it off each handle has its own read-ahead buffer, so the policy matters
+(checked: checkpoint restore with the cache off sends 9 requests in TF, "switch" predicts 9,
+"per-object" 6).
 
 Invariants: the trace's ``objects`` are the sizes written to the backend; ops are in the order
 the front received the requests; ``config`` is the recording configuration (block_size 0,
@@ -52,21 +55,38 @@ class Recording:
 
 
 def ledger_to_ops(
-    records: list[Any], handle_prefix: str, skipped: dict[str, int]
+    records: list[Any],
+    handle_prefix: str,
+    skipped: dict[str, int],
+    policy: str = "per-object",
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Ops (one epoch) and the matching trace-format requests from ledger records."""
+    """Ops (one epoch) and the matching trace-format requests from ledger records.
+
+    ``policy`` decides when a read gets a new handle (opens are invisible on the wire):
+    ``"per-object"`` — one handle per object for the epoch; ``"switch"`` — a new handle whenever
+    the reads move to another object (readers that open, read a run, and close, like TF's
+    checkpoint bundle/table readers).
+    """
+    if policy not in ("per-object", "switch"):
+        raise ValueError(f"unknown handle policy {policy!r}")
     ops: list[dict[str, Any]] = []
     reqs: list[dict[str, Any]] = []
     handles: dict[str, str] = {}
+    n_handles = 0
+    last_obj: str | None = None
     for rec in records:
         obj = f"{rec.bucket}/{rec.object}" if rec.bucket and rec.object else None
         if rec.kind == "media" and obj:
             if rec.range is None:
                 raise ValueError(f"media request without Range for {obj}: recording config off?")
             start, end = rec.range
-            if obj not in handles:
-                handles[obj] = f"{handle_prefix}{len(handles) + 1}"
+            if obj not in handles or (policy == "switch" and obj != last_obj):
+                if obj in handles:
+                    ops.append({"op": "close", "handle": handles.pop(obj)})
+                n_handles += 1
+                handles[obj] = f"{handle_prefix}{n_handles}"
                 ops.append({"op": "open", "handle": handles[obj], "object": obj})
+            last_obj = obj
             ops.append(
                 {"op": "read", "handle": handles[obj], "offset": start, "n": end - start + 1}
             )
@@ -143,7 +163,9 @@ def record_workload(
             with contextlib.suppress(AttributeError, TypeError):
                 ledger.wait_quiet()
             recs = [r for r in ledger.since(mark) if r.bucket == workload.bucket]
-            epoch_ops, epoch_reqs = ledger_to_ops(recs, f"e{epoch}h", skipped)
+            epoch_ops, epoch_reqs = ledger_to_ops(
+                recs, f"e{epoch}h", skipped, workload.recorded_handles
+            )
             ops += epoch_ops
             requests += epoch_reqs
     finally:

@@ -178,6 +178,8 @@ class Workload:
     epochs: int = 2
 
     description = ""
+    #: how :mod:`benchmarks.record` assigns handles to recorded reads (see there)
+    recorded_handles = "per-object"
 
     def objects(self) -> dict[str, int]:
         """Object name (``bucket/path``) → size in bytes."""
@@ -478,6 +480,7 @@ class CheckpointRestore(Workload):
     floats_per_variable: int = 64 * 1024
     epochs: int = 1
     description = "checkpoint restore: one large file, many variable reads (tf.train.Checkpoint)"
+    recorded_handles = "switch"
     sizes: dict[str, int] = field(default_factory=dict, compare=False)
 
     def objects(self) -> dict[str, int]:
