@@ -164,3 +164,32 @@ def test_checkpoint_restore_is_recorded_and_replays(gcs_emulator, recording_work
         assert model_reqs == rec.requests
     finally:
         gcs_emulator.backend.delete_bucket(w.bucket)
+
+
+@pytest.mark.tf
+def test_block_size_zero_makes_every_read_exactly_one_get(
+    gcs_emulator, gcs_bucket, recording_worker
+) -> None:
+    """The recording trick: with GCS_READ_CACHE_BLOCK_SIZE_MB=0 each RandomAccessFile::Read
+    (offset, n > 0) is one GET of exactly bytes=offset-(offset+n-1); n = 0 sends nothing."""
+    gcs_emulator.backend.put_object(gcs_bucket, "o.bin", bytes(range(256)) * 12)  # 3072 B
+    reads = [(0, 100), (50, 10), (1000, 5000), (2990, 100), (5000, 10), (7, 0), (0, 100)]
+    mark = gcs_emulator.ledger.mark()
+    got = recording_worker.run(
+        "from gcs_hook import native_ops\n"
+        "ops = native_ops.load()\n"
+        "ops.gcs_random_access_open(handle='rec-h', path=path)\n"
+        "result = []\n"
+        "for off, n in reads:\n"
+        "    data, code, msg = ops.gcs_random_access_read(handle='rec-h', offset=off, n=n)\n"
+        "    result.append([len(data.numpy()), code.numpy().decode()])\n"
+        "ops.gcs_random_access_close(handle='rec-h')\n",
+        path=f"gs://{gcs_bucket}/o.bin",
+        reads=reads,
+    )
+    gcs_emulator.ledger.wait_quiet(0.05, 5.0)
+    recs = [r for r in gcs_emulator.ledger.since(mark) if r.bucket == gcs_bucket]
+    assert [(r.kind, r.range) for r in recs] == [
+        ("media", (off, off + n - 1)) for off, n in reads if n > 0
+    ]
+    assert [g[0] for g in got] == [100, 10, 2072, 82, 0, 0, 100]
