@@ -64,6 +64,17 @@ def test_unreachable_backend_one_line_exit_2(tmp_path) -> None:
     assert not (tmp_path / "o").exists()
 
 
+def test_container_backend_without_docker_one_line_exit_2(tmp_path) -> None:
+    from emulator.backend import docker_engine_error
+
+    if docker_engine_error() is None:
+        pytest.skip("a Docker engine is available here: the container backend would start")
+    res = run_cli("--backend", "container", "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "backend 'container' is unusable" in lines[0]
+
+
 def test_invalid_trace_file_one_line_exit_2(tmp_path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"objects": {"b/o": 10}, "ops": [{"op": "fly"}]}))
