@@ -44,6 +44,7 @@ starts a prune thread at that moment's phase instead.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 import json
 import math
@@ -138,6 +139,14 @@ def load_trace(source: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
     if faults:
         trace["faults"] = validate_faults(faults, trace)
     return trace
+
+
+def fault_body_bytes(status: int) -> int:
+    """Size of the error body the front sends with an injected fault (emulator.front, Fault's
+    default message): TF copies it into the caller's buffer, so it matters for small reads."""
+    from emulator.faults import Fault
+
+    return len(json.dumps({"error": {"code": status, "message": Fault(status).message}}).encode())
 
 
 #: Request kinds a fault can target.
@@ -728,12 +737,15 @@ def run_model(
 
     if transport == "memory":
         store = MemoryTransport()
+        sized = "body_bytes" in inspect.signature(store.inject_fault).parameters
         for fault in faults:
             store.inject_fault(
                 fault["kind"],
                 error_for_http_status(fault["status"]).code,
                 fault["times"],
                 fault["object"],
+                # what the front sends with an injected error; TF reads it into its n-byte buffer
+                **({"body_bytes": fault_body_bytes(fault["status"])} if sized else {}),
             )
         result = run_trace(plain, model_fs(store), engine="model").to_dict()
         return {"engine": "model", "requests": result["requests"], "reads": result["reads"]}
