@@ -499,6 +499,13 @@ def run_sweep(
     return [r for r in out if r is not None]
 
 
+def _dask_chunk(
+    trace: Mapping[str, Any], configs: list[CacheConfig], kw: dict[str, Any], engine: str
+) -> list[PointResult]:
+    _init_worker(trace, kw)
+    return _run_chunk(configs, engine)
+
+
 def _run_dask(
     trace: Mapping[str, Any],
     configs: list[CacheConfig],
@@ -507,26 +514,37 @@ def _run_dask(
     scheduler: str,
     progress: Callable[[int, int], None] | None,
 ) -> list[PointResult]:
+    """The sweep on a ``dask.distributed`` cluster: the trace is scattered once to every
+    worker, configurations go in chunks (about 4 per worker thread)."""
     try:
         from dask.distributed import Client
         from dask.distributed import as_completed as dask_completed
     except ImportError as exc:  # optional dependency
         raise RuntimeError(
-            "a dask scheduler was given but dask.distributed is not installed"
+            "a dask scheduler was given but dask.distributed is not installed "
+            "(pip install 'gcs-hook[dask]')"
         ) from exc
 
-    def task(chunk: list[CacheConfig]) -> list[PointResult]:
-        _init_worker(trace, kw)
-        return _run_chunk(chunk, engine)
-
+    total = len(configs)
     with Client(scheduler) as client:
-        futs = [client.submit(task, [c], pure=False) for c in configs]
-        index = {f.key: i for i, f in enumerate(futs)}
-        out: list[PointResult | None] = [None] * len(configs)
-        for n, fut in enumerate(dask_completed(futs), 1):
-            out[index[fut.key]] = fut.result()[0]
+        threads = max(1, sum(client.nthreads().values()))
+        nchunks = max(1, min(total, threads * 4))
+        chunks = [list(range(i, total, nchunks)) for i in range(nchunks)]
+        shared = client.scatter(dict(trace), broadcast=True)
+        futs = [
+            client.submit(_dask_chunk, shared, [configs[i] for i in idx], kw, engine, pure=False)
+            for idx in chunks
+        ]
+        index = {f.key: idx for f, idx in zip(futs, chunks, strict=True)}
+        out: list[PointResult | None] = [None] * total
+        done = 0
+        for fut in dask_completed(futs):
+            idx = index[fut.key]
+            for i, res in zip(idx, fut.result(), strict=True):
+                out[i] = res
+            done += len(idx)
             if progress:
-                progress(n, len(configs))
+                progress(done, total)
     return [r for r in out if r is not None]
 
 

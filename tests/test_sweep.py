@@ -195,3 +195,21 @@ def test_report_files(tmp_path) -> None:
     assert Path(paths["csv"]).read_text().count("\n") == len(results) + 1
     for key in ("heatmap", "measured"):
         assert Path(paths[key]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_on_a_local_dask_cluster_equals_local() -> None:
+    distributed = pytest.importorskip("distributed", reason="dask.distributed not installed")
+    trace = SequentialShards(shards=3, records_per_shard=30, record_size=80_000).synthesize()
+    grid = default_grid(256 * MiB, quick=True)
+    local = run_sweep(trace, grid, workers=1)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:  # fmt: skip
+        seen = []
+        remote = run_sweep(
+            trace, grid, scheduler=cluster.scheduler_address,
+            progress=lambda d, t: seen.append(d),
+        )  # fmt: skip
+    assert [r.as_row() for r in remote] == [r.as_row() for r in local]
+    assert seen[-1] == len(grid)
