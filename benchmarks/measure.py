@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from benchmarks.gcs_timing import GcsTiming
-from benchmarks.record import _upload
+from benchmarks.record import upload_objects
 from benchmarks.sweep import CacheConfig, simulate_fast
 from benchmarks.workloads import RandomRecords, Workload
 
@@ -139,7 +139,7 @@ def measure_configs(
         trace = workload.synthesize()
     if upload:
         emulator.backend.create_bucket(workload.bucket)
-        _upload(emulator, workload)
+        upload_objects(emulator, workload)
     copies = [workload.with_params(bucket=f"{workload.bucket}-c{i}") for i in range(2 * repeats)]
     for copy in copies:
         _copy_bucket(emulator, workload.bucket, copy.bucket)

@@ -35,7 +35,14 @@ from typing import Any
 
 from benchmarks.workloads import CheckpointRestore, RandomRecords, Workload
 
-__all__ = ["RECORDING_CONFIG", "RECORDING_ENV", "Recording", "ledger_to_ops", "record_workload"]
+__all__ = [
+    "RECORDING_CONFIG",
+    "RECORDING_ENV",
+    "Recording",
+    "ledger_to_ops",
+    "record_workload",
+    "upload_objects",
+]
 
 #: Environment that makes every RandomAccessFile::Read exactly one ranged GET.
 RECORDING_ENV = {"GCS_READ_CACHE_BLOCK_SIZE_MB": "0", "GCS_READ_CACHE_MAX_SIZE_MB": "0"}
@@ -101,7 +108,8 @@ def ledger_to_ops(
     return ops, reqs
 
 
-def _upload(emulator: Any, workload: Workload) -> dict[str, int]:
+def upload_objects(emulator: Any, workload: Workload) -> dict[str, int]:
+    """Write the workload's files to the emulator's backend; returns name → size."""
     sizes = {}
     for name, data in workload.files():
         bucket, _, path = name.partition("/")
@@ -148,7 +156,7 @@ def record_workload(
             sizes = _write_checkpoint(emulator, worker, workload)
             workload = workload.with_params(sizes=sizes)
         else:
-            sizes = _upload(emulator, workload)
+            sizes = upload_objects(emulator, workload)
         ops: list[dict[str, Any]] = []
         requests: list[dict[str, Any]] = []
         skipped: dict[str, int] = {}

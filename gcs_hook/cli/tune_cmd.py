@@ -162,6 +162,10 @@ def tune(
             fail(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)} (or a TRACE.json)")
         opts.workload = name
         opts.params = _parse_params(param or [], name)
+        import importlib.util
+
+        if not WORKLOADS[name].can_synthesize and importlib.util.find_spec("tensorflow") is None:
+            fail(f"workload {name!r} is recorded with TensorFlow: pip install 'gcs-hook[tf]'")
     try:
         opts.timing = GcsTiming(latency_ms / 1000, bandwidth_mibps * 2**20, overhead_ms / 1000)
     except ValueError as exc:
