@@ -1,19 +1,23 @@
 """Measured runs: real TensorFlow reads a workload through the front with traffic shaping on.
 
-For each configuration a fresh TF process (``TfWorker``) is started, its block cache set with
-the project's ``gcs_configure_block_cache`` op (emptied before every pass), the front's :class:`~emulator.shaping.Shaping` set to
-the same first-byte latency / bandwidth / per-request overhead as the
-:class:`~benchmarks.gcs_timing.GcsTiming` used for the prediction, and each epoch of the workload
-timed inside the TF process. Each pass reads its own copy of the objects, so TF's stat cache
-and block cache never carry over between passes or configurations.
+For each configuration one fresh TF process (``TfWorker``) runs ``repeats`` pairs of passes over
+the workload: one unshaped (this machine's own cost: TF, a new CONNECT + TLS handshake through the
+Python front per request, fake-gcs-server) and one with the front's
+:class:`~emulator.shaping.Shaping` set to the same first-byte latency / bandwidth / per-request
+overhead as the :class:`~benchmarks.gcs_timing.GcsTiming` used for the prediction. Before each
+pass the block cache is set (and emptied) with the project's ``gcs_configure_block_cache`` op,
+and each pass reads its own copy of the objects, so TF's stat cache and block cache never carry
+over between passes. A pass is timed inside the TF process from the start of the epoch code to
+the delivery of its last element.
 
 Cache off (max_bytes 0) is measured the way the hook leaves it: no cache environment variables,
 so the read-ahead buffer is TF's default 64 MiB (the buffer is fixed when TF builds its
 filesystem; ``ResetFileBlockCache`` does not change it).
 
-Invariants: the front's shaping is restored to what it was, and every worker is closed, even on
-errors; the predicted time comes from :func:`benchmarks.sweep.simulate_fast` on the trace of the
-same workload (synthesized when the workload has a synthesizer, else the given recorded trace).
+Invariants: the front's shaping is restored to what it was, every worker is closed and every
+copy bucket deleted, even on errors; the predicted time comes from
+:func:`benchmarks.sweep.simulate_fast` on the trace of the same workload (synthesized when the
+workload has a synthesizer, else the given recorded trace).
 """
 
 from __future__ import annotations
