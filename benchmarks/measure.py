@@ -124,6 +124,7 @@ def measure_configs(
     trace: dict[str, Any] | None = None,
     upload: bool = True,
     repeats: int = 1,
+    stat_cache_max_age: int = 5,
     timeout: float = 120.0,
     progress: Any = None,
 ) -> list[Measurement]:
@@ -190,7 +191,10 @@ def measure_configs(
     out = []
     try:
         for n, config in enumerate(configs):
-            with TfWorker(dict(emulator.tf_env())) as worker:
+            env = dict(emulator.tf_env())
+            if stat_cache_max_age != 5:
+                env["GCS_STAT_CACHE_MAX_AGE"] = str(stat_cache_max_age)
+            with TfWorker(env) as worker:
                 # warm-up outside the timing: TF's GCS filesystem, auth, the op library
                 worker.run(
                     "result = tf.io.gfile.exists('gs://' + b + '/nothing')", b=copies[0].bucket
@@ -200,7 +204,13 @@ def measure_configs(
                     base.append(one_pass(worker, copies[2 * r], config, None)[0])
                     secs, n_req = one_pass(worker, copies[2 * r + 1], config, shaping)
                     shaped_s.append(secs)
-            predicted, _ = simulate_fast(trace, config, timing=timing, epochs=workload.epochs)
+            predicted, _ = simulate_fast(
+                trace,
+                config,
+                timing=timing,
+                epochs=workload.epochs,
+                stat_cache_max_age=stat_cache_max_age,
+            )
             out.append(
                 Measurement(
                     config=config,

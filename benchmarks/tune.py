@@ -63,6 +63,7 @@ class TuneOptions:
     measure: bool = True
     workers: int | None = None
     scheduler: str | None = None
+    stat_cache_max_age: int | None = None  # GCS_STAT_CACHE_MAX_AGE; None: trace's or TF's 5 s
 
 
 @dataclass
@@ -201,6 +202,7 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
                 grid,
                 timing=opts.timing,
                 epochs=epochs,
+                stat_cache_max_age=opts.stat_cache_max_age,
                 engine=engine,
                 workers=opts.workers,
                 scheduler=opts.scheduler,
@@ -236,6 +238,9 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
                     trace=m_trace,
                     upload=False,
                     repeats=1 if opts.quick else 2,
+                    stat_cache_max_age=5
+                    if opts.stat_cache_max_age is None
+                    else opts.stat_cache_max_age,
                     progress=lambda done, total: bar.update(task, completed=done),
                 )
             measurements = [m.as_dict() | {"label": m.label} for m in ms]
@@ -252,6 +257,7 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
         "measure_timing": MEASURE_TIMING.as_dict(),
         "model_check": model_check,
         "grid": "quick" if opts.quick else "full",
+        "stat_cache_max_age": opts.stat_cache_max_age,
     }
     paths = write_report(
         opts.out_dir,
@@ -265,6 +271,8 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
     if measurements:
         _print_measurements(console, measurements)
     line = recommendation_line(best)
+    if opts.stat_cache_max_age not in (None, 5):
+        line += f"  # with GCS_STAT_CACHE_MAX_AGE={opts.stat_cache_max_age} set before importing TF"
     return TuneOutcome(results, best, line, paths, measurements, model_check, time.monotonic() - t0)
 
 

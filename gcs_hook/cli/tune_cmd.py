@@ -4,6 +4,7 @@
                   [--backend embedded|container|URL] [--out DIR] [--quick]
                   [--param KEY=VALUE ...] [--latency-ms MS] [--bandwidth-mibps N]
                   [--overhead-ms MS] [--no-measure] [--workers N] [--scheduler ADDR]
+                  [--stat-cache-max-age S]
 
 Runs :func:`benchmarks.tune.run_tune` (record with real TF → sweep in the model → measured runs →
 report) and prints the line to paste. Bad arguments (unknown workload or parameter, negative or
@@ -127,6 +128,10 @@ def tune(
     scheduler: Annotated[
         str | None, typer.Option("--scheduler", help="dask.distributed scheduler address")
     ] = None,
+    stat_cache_max_age: Annotated[
+        int | None,
+        typer.Option("--stat-cache-max-age", help="TF's GCS_STAT_CACHE_MAX_AGE, s [default 5]"),
+    ] = None,
 ) -> None:
     """Recommend BlockCacheParams for a training workload (sweep + measured runs, plots)."""
     from rich.console import Console
@@ -178,6 +183,9 @@ def tune(
         if importlib.util.find_spec("distributed") is None:
             fail("--scheduler needs dask.distributed (pip install 'dask[distributed]')")
     opts.workers, opts.scheduler = workers, scheduler
+    if stat_cache_max_age is not None and stat_cache_max_age < 0:
+        fail(f"--stat-cache-max-age must be >= 0 seconds, got {stat_cache_max_age}")
+    opts.stat_cache_max_age = stat_cache_max_age
     opts.measure = not no_measure and opts.trace is None
     if opts.trace is None:
         _check_backend(backend)
