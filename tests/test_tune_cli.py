@@ -42,6 +42,8 @@ def _free_port() -> int:
         (["--param", "shards=-3"], "is not a non-negative number"),
         (["--workload", "missing/trace.json"], "does not exist"),
         (["--latency-ms", "-5"], "bad timing"),
+        (["--stat-cache-max-age", "-1"], "--stat-cache-max-age must be >= 0"),
+        (["--workers", "0"], "--workers must be >= 1"),
     ],
 )
 def test_bad_arguments_one_line_exit_2(tmp_path, args, needle) -> None:
