@@ -82,6 +82,12 @@ def test_model_engine_text_output_lists_requests_and_reads():
         (["/nonexistent/trace.json"], "trace file not found"),
         (["--transport", "ftp", "T"], "--transport must be one of memory, gcsfs"),
         (["--engine", "tf", "--transport", "gcsfs", "T"], "model engine only"),
+        ([], "give trace files"),
+        (["--random", "0"], "between 1 and 10000"),
+        (["--random", "2", "T"], "either trace files or --random"),
+        (["--timed", "T"], "go with --random"),
+        (["--random", "2", "--seed", "-1"], "--seed must be >= 0"),
+        (["--random", "2", "--faults", "--transport", "gcsfs"], "memory transport"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(args, needle):
@@ -190,3 +196,15 @@ def test_model_engine_over_gcsfs_reports_what_the_front_saw():
     assert over_gcsfs.exit_code == 0, over_gcsfs.output
     assert json.loads(over_gcsfs.stdout) == json.loads(in_memory.stdout)
     assert len(json.loads(over_gcsfs.stdout)["requests"]) == 7
+
+
+def test_random_traces_are_reproducible_by_seed():
+    first = json.loads(_invoke("--random", "3", "--seed", "40", "--faults", "--json").stdout)
+    again = json.loads(_invoke("--random", "2", "--seed", "41", "--faults", "--json").stdout)
+    assert [d["trace"] for d in first] == [
+        "random_trace(40, faults)",
+        "random_trace(41, faults)",
+        "random_trace(42, faults)",
+    ]
+    assert first[1:] == again  # same seed, same trace, same model result
+    assert all(d["engine"] == "model" and d["requests"] for d in first)

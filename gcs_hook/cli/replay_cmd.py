@@ -55,14 +55,17 @@ def _expand(paths: list[Path]) -> list[Path]:
     return out
 
 
+_MAX_RANDOM = 10_000
+
+
 def replay(
     trace_paths: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Argument(
             metavar="TRACE.json...",
-            help="Trace files (trace-format.md), or directories of them.",
+            help="Trace files (trace-format.md) or fault cases, or directories of them.",
         ),
-    ],
+    ] = None,
     engine: Annotated[
         str | None,
         typer.Option("--engine", help="tf (real TensorFlow through the fake GCS front) or model."),
@@ -86,6 +89,21 @@ def replay(
             "GCS front; requests are then what the front saw).",
         ),
     ] = "memory",
+    random_count: Annotated[
+        int | None,
+        typer.Option(
+            "--random",
+            metavar="N",
+            help="Instead of files: N random traces (emulator.replay.random_trace), seeds from --seed.",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="First seed for --random.")] = 0,
+    timed: Annotated[
+        bool, typer.Option("--timed", help="--random: staleness, short stat ages, sleeps.")
+    ] = False,
+    with_faults: Annotated[
+        bool, typer.Option("--faults", help="--random: inject random HTTP errors.")
+    ] = False,
 ) -> None:
     """Replay read traces through real TensorFlow or the Python model, or compare the two.
 
@@ -102,13 +120,33 @@ def replay(
         fail(f"--transport must be one of {', '.join(rp.MODEL_TRANSPORTS)}, got {transport!r}")
     if transport != "memory" and engine == "tf":
         fail("--transport applies to the model engine only")
-    paths = _expand(trace_paths)
-    traces = []
-    for path in paths:
-        try:
-            traces.append(rp.load_trace(path))
-        except rp.ReplayError as exc:
-            fail(f"invalid trace {path}: {exc}")
+    if random_count is None and (timed or with_faults or seed != 0):
+        fail("--seed, --timed and --faults go with --random N")
+    if random_count is not None:
+        if trace_paths:
+            fail("give either trace files or --random N, not both")
+        if not 1 <= random_count <= _MAX_RANDOM:
+            fail(f"--random must be between 1 and {_MAX_RANDOM}, got {random_count}")
+        if seed < 0:
+            fail(f"--seed must be >= 0, got {seed}")
+        if with_faults and transport != "memory":
+            fail("--faults needs the memory transport")
+        seeds = range(seed, seed + random_count)
+        names = [
+            f"random_trace({s}{', timed' if timed else ''}{', faults' if with_faults else ''})"
+            for s in seeds
+        ]
+        traces = [rp.random_trace(s, timed=timed, faults=with_faults) for s in seeds]
+    else:
+        if not trace_paths:
+            fail("give trace files (or a directory), or --random N")
+        names = [str(p) for p in _expand(trace_paths)]
+        traces = []
+        for name in names:
+            try:
+                traces.append(rp.load_trace(name))
+            except rp.ReplayError as exc:
+                fail(f"invalid trace {name}: {exc}")
 
     emulator: Any = None  # one fake GCS + front for every engine that needs one
 
@@ -131,14 +169,14 @@ def replay(
             raise  # unreachable: fail() exits
 
     try:
-        _report(paths, traces, run, engine, compare_engines, as_json)
+        _report(names, traces, run, engine, compare_engines, as_json)
     finally:
         if emulator is not None:
             emulator.close()
 
 
 def _report(
-    paths: list[Path],
+    paths: list[str],
     traces: list[dict[str, Any]],
     run: Any,
     engine: str | None,
