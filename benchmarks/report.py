@@ -187,10 +187,10 @@ def heatmap_png(
                 )
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.text(
-        0.01, 0.005,
-        "max_staleness 0. Red: recommendation. Hatched: over the memory budget. "
+        0.01, 0.004,
+        "max_staleness 0. Red: recommendation. Hatched: over the memory budget.\n"
         "Blank: max_bytes < block_size (BlockCacheParams refuses it). "
         "Cache off = TF 2.21 default (64 MiB read-ahead buffer per open file).",
         fontsize=7, ha="left", va="bottom",
