@@ -24,6 +24,8 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 _ops: Any = None
@@ -186,3 +188,22 @@ def run_op(op: dict[str, Any], path: str | None = None, handle: str | None = Non
         cfg = op["config"] or TF_DEFAULT_CONFIG
         return configure(int(cfg["block_size"]), int(cfg["max_bytes"]), int(cfg["max_staleness"]))
     raise ValueError(f"not a TF-side trace op: {kind!r}")
+
+
+def concurrent_reads(handle: str, reads: list[list[int]], threads: int) -> list[dict[str, Any]]:
+    """Run positional reads ``[offset, n]`` on one open handle from ``threads`` Python threads
+    at once (the read op runs without the GIL, so the reads really overlap inside TF's cache);
+    results in the order of ``reads``."""
+    start = threading.Barrier(max(1, min(threads, len(reads))))
+
+    def one(item: list[int]) -> dict[str, Any]:
+        return read(handle, int(item[0]), int(item[1]))
+
+    def first(item: list[int]) -> dict[str, Any]:
+        start.wait(timeout=60)  # line the threads up so the first reads collide
+        return one(item)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        head = [pool.submit(first, item) for item in reads[:threads]]
+        tail = [pool.submit(one, item) for item in reads[threads:]]
+        return [f.result(timeout=120) for f in head + tail]
