@@ -28,6 +28,20 @@ from benchmarks.workloads import (
 
 KiB, MiB, GiB = 1024, 1024**2, 1024**3
 TRACES = sorted((Path(__file__).parent / "traces").glob("*.json"))
+
+
+def _in_fast_scope(path: Path) -> bool:
+    """Traces without overwrite/delete/configure ops or missing objects (the fast engine's scope)."""
+    from benchmarks.sweep import compile_ops
+
+    try:
+        compile_ops(json.loads(path.read_text()))
+    except NotImplementedError:
+        return False
+    return True
+
+
+FAST_TRACES = [p for p in TRACES if _in_fast_scope(p)]
 #: a timing under which no virtual time passes (the model's clock only moves on sleep ops)
 FROZEN = GcsTiming(0.0, 1e30, 0.0)
 
@@ -66,16 +80,17 @@ def _trace_config(trace: dict) -> tuple[CacheConfig, int]:
     return config, config.block_size if config.block_size else 0
 
 
-@pytest.mark.parametrize("path", TRACES, ids=lambda p: p.stem)
+def test_shared_traces_in_fast_scope() -> None:
+    assert len(FAST_TRACES) >= 10, [p.stem for p in FAST_TRACES]
+
+
+@pytest.mark.parametrize("path", FAST_TRACES, ids=lambda p: p.stem)
 def test_fast_engine_matches_model_on_shared_traces(path) -> None:
     trace = json.loads(path.read_text())
     config, buffer = _trace_config(trace)
-    try:
-        _, fast_reqs = simulate_fast(
-            trace, config, timing=FROZEN, keep_requests=True, buffer_size=buffer
-        )
-    except NotImplementedError as exc:
-        pytest.skip(f"outside the fast engine's scope (overwrite/delete/configure/missing): {exc}")
+    _, fast_reqs = simulate_fast(
+        trace, config, timing=FROZEN, keep_requests=True, buffer_size=buffer
+    )
     _, model_reqs = simulate_model(
         trace, config, timing=FROZEN, keep_requests=True, buffer_size=buffer
     )
