@@ -11,15 +11,33 @@ Invariants:
   library and two processes building at once both succeed (the second finds the first's result).
 - Missing prerequisites (compiler, jsoncpp headers, TensorFlow or its GCS headers) raise ONE
   :class:`NativeBuildError` naming everything that has to be installed.
-- TensorFlow 2.16–2.21 are supported: the GCS filesystem headers live in ``tsl/platform/cloud/``
-  (older wheels) or ``xla/tsl/platform/cloud/`` (newer); which one exists decides
-  ``-DGCS_HOOK_XLA_TSL=0|1``.
+- Supported: TensorFlow 2.16-2.21 (:data:`SUPPORTED_TF`). Any other version is refused up front
+  with a :class:`NativeBuildError` that names the supported range, unless
+  ``GCS_HOOK_ALLOW_UNSUPPORTED_TF=1`` asks to try anyway; then a failed compile (or load, see
+  ``native_ops``) says the version is unsupported. A failure on a supported version names the
+  supported range and the verified versions too.
+- Header layout: the GCS filesystem headers live in ``tsl/platform/cloud/`` (TF 2.16-2.18 wheels)
+  or ``xla/tsl/platform/cloud/`` (TF 2.19-2.21); which one exists decides
+  ``-DGCS_HOOK_XLA_TSL=0|1``. No other source difference is needed across 2.16-2.21.
+
+Verified (:data:`VERIFIED_TF`), each in a throw-away virtualenv with ``tensorflow-cpu==X`` from
+PyPI, Python 3.11, g++ 12, Debian jsoncpp 1.9.5 headers, by ``scripts/check_native_tf.py``: the
+ops build and load; ``GcsBlockCacheParams`` reads TF's defaults ``[64 MiB, 0, 0]``;
+``GcsConfigureBlockCache`` changes them, identical values skip (no refetch), new values give a
+fresh cache; the random-access ops read a local file (plain path and ``file://``) byte-exact with
+``OUT_OF_RANGE`` + partial tail at EOF; gs:// reads through the fake GCS front (cache off: one
+64 MiB buffered GET; cache on: aligned 1 MiB / 2 MiB block GETs; missing object ``NOT_FOUND``);
+``GcsConfigureCredentials`` (authorized_user) fetches one token and later requests carry it.
+14/14 checks passed on 2.16.2, 2.17.1, 2.18.1, 2.19.1, 2.20.0 and 2.21.0 (2026-11-25 run), plus
+the repo's own test suite on 2.21.0. 2.15.1 also passed 14/14 but is outside the supported range
+(the project pins ``tensorflow-cpu>=2.16``); it builds only with the override.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -42,6 +60,13 @@ INSTALL_COMPILER = "a C++17 compiler: apt-get install -y g++ (or set CXX)"
 INSTALL_JSONCPP = (
     "jsoncpp headers (json/json.h): apt-get install -y libjsoncpp-dev "
     "(or set GCS_HOOK_JSONCPP_INCLUDE to the directory holding json/json.h)"
+)
+SUPPORTED_TF = ((2, 16), (2, 21))  # inclusive (major, minor) range
+VERIFIED_TF = ("2.16.2", "2.17.1", "2.18.1", "2.19.1", "2.20.0", "2.21.0")
+ALLOW_UNSUPPORTED_ENV = "GCS_HOOK_ALLOW_UNSUPPORTED_TF"
+SUPPORTED_TEXT = (
+    f"gcs-hook's native ops support TensorFlow {SUPPORTED_TF[0][0]}.{SUPPORTED_TF[0][1]}-"
+    f"{SUPPORTED_TF[1][0]}.{SUPPORTED_TF[1][1]} (verified on {', '.join(VERIFIED_TF)})"
 )
 INSTALL_TF = "TensorFlow 2.16-2.21: pip install 'tensorflow-cpu>=2.16,<2.22'"
 
@@ -113,6 +138,40 @@ def find_layout(tf_include: str) -> int | None:
     return None
 
 
+def tf_minor(version: str) -> tuple[int, int] | None:
+    """``(major, minor)`` of a TensorFlow version string (``"2.16.2"``, ``"2.22.0-dev2026"``)."""
+    m = re.match(r"\s*(\d+)\.(\d+)", version)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def is_supported_tf(version: str) -> bool:
+    """Whether ``version`` lies in :data:`SUPPORTED_TF` (inclusive, by major.minor)."""
+    mm = tf_minor(version)
+    return mm is not None and SUPPORTED_TF[0] <= mm <= SUPPORTED_TF[1]
+
+
+def allow_unsupported_tf() -> bool:
+    """``$GCS_HOOK_ALLOW_UNSUPPORTED_TF`` is set to 1/true/yes: build for any TF version."""
+    return os.environ.get(ALLOW_UNSUPPORTED_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def unsupported_tf_note(version: str) -> str:
+    """One sentence for error messages: ``version`` is outside the supported range (or ``""``)."""
+    if is_supported_tf(version):
+        return ""
+    return f"TensorFlow {version} is not supported: {SUPPORTED_TEXT}."
+
+
+def version_problem(version: str) -> str | None:
+    """Why the build refuses ``version`` (``None`` if supported or the override is set)."""
+    if is_supported_tf(version) or allow_unsupported_tf():
+        return None
+    return (
+        f"TensorFlow {version} is not supported ({SUPPORTED_TEXT}); install {INSTALL_TF}, "
+        f"or set {ALLOW_UNSUPPORTED_ENV}=1 to try building against {version} anyway"
+    )
+
+
 def _tensorflow():
     try:
         import tensorflow as tf
@@ -136,11 +195,15 @@ def problems() -> list[str]:
     except NativeBuildError:
         found.append(f"TensorFlow does not import; install {INSTALL_TF}")
     else:
+        refused = version_problem(tf.__version__)
+        if refused:
+            found.append(refused)
         include = tf.sysconfig.get_include()
         if find_layout(include) is None:
             found.append(
                 f"TensorFlow {tf.__version__} has no GCS filesystem headers under {include} "
-                f"(looked for {' or '.join(LAYOUTS)}); install {INSTALL_TF}"
+                f"(looked for {' or '.join(LAYOUTS)})"
+                + ("" if refused else f"; install {INSTALL_TF}")
             )
     return found
 
@@ -212,9 +275,16 @@ def _compile(p: BuildPlan, out: Path) -> None:
             lines = proc.stderr.strip().splitlines()
             errors = [line for line in lines if "error" in line]
             tail = "\n".join(errors[:20] if errors else lines[-40:])
+            if is_supported_tf(p.tf_version):
+                note = f"{SUPPORTED_TEXT}; this is a bug in gcs-hook, please report it."
+            else:
+                note = unsupported_tf_note(p.tf_version) + (
+                    f" The build was attempted because {ALLOW_UNSUPPORTED_ENV} is set; "
+                    f"install {INSTALL_TF}."
+                )
             raise NativeBuildError(
                 f"Compiling gcs-hook's native ops against TensorFlow {p.tf_version} failed "
-                f"(exit {proc.returncode}).\nCommand: {' '.join(cmd)}\n{tail}"
+                f"(exit {proc.returncode}). {note}\nCommand: {' '.join(cmd)}\n{tail}"
             )
         os.chmod(tmp, 0o755)
         os.replace(tmp, out)

@@ -10,7 +10,9 @@
     gcs_random_access_close(handle)
 
 All ops are stateful, so they run eagerly (TF2) and are never pruned or constant-folded in graphs.
-The module is loaded once per process (thread-safe).
+The module is loaded once per process (thread-safe). A library TensorFlow refuses to load (e.g.
+an undefined symbol on an unsupported version) raises :class:`NativeBuildError` naming the TF
+version and the supported range.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import threading
 from types import ModuleType
 
-from gcs_hook.native_build import NativeBuildError, build
+from gcs_hook.native_build import SUPPORTED_TEXT, NativeBuildError, build, unsupported_tf_note
 
 __all__ = ["NativeBuildError", "load", "library_path"]
 
@@ -38,5 +40,13 @@ def load() -> ModuleType:
         if _module is None:
             import tensorflow as tf
 
-            _module = tf.load_op_library(library_path())
+            path = library_path()
+            try:
+                _module = tf.load_op_library(path)
+            except Exception as exc:  # tf.errors.NotFoundError for an undefined symbol
+                note = unsupported_tf_note(tf.__version__) or f"{SUPPORTED_TEXT}."
+                raise NativeBuildError(
+                    f"TensorFlow {tf.__version__} could not load gcs-hook's native ops from "
+                    f"{path} ({str(getattr(exc, 'message', exc)).strip()}). {note}"
+                ) from None
         return _module

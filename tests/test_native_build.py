@@ -40,8 +40,8 @@ def test_cache_root_precedence(monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     ("headers", "expected"),
     [
-        (["xla/tsl/platform/cloud/gcs_file_system.h"], 1),  # TF >= 2.18
-        (["tsl/platform/cloud/gcs_file_system.h"], 0),  # TF 2.16 / 2.17
+        (["xla/tsl/platform/cloud/gcs_file_system.h"], 1),  # TF 2.19-2.21
+        (["tsl/platform/cloud/gcs_file_system.h"], 0),  # TF 2.16-2.18
         (
             ["xla/tsl/platform/cloud/gcs_file_system.h", "tsl/platform/cloud/gcs_file_system.h"],
             1,
@@ -54,6 +54,37 @@ def test_header_layout_detection(tmp_path, headers, expected):
         (tmp_path / h).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / h).write_text("// header\n")
     assert native_build.find_layout(str(tmp_path)) == expected
+
+
+@pytest.mark.parametrize(
+    ("version", "minor", "supported"),
+    [
+        ("2.16.2", (2, 16), True),
+        ("2.21.0", (2, 21), True),
+        ("2.19.0rc1", (2, 19), True),
+        ("2.15.1", (2, 15), False),
+        ("2.22.0-dev20260101", (2, 22), False),
+        ("3.0.0", (3, 0), False),
+        ("nightly", None, False),
+    ],
+)
+def test_tf_version_range(version, minor, supported):
+    assert native_build.tf_minor(version) == minor
+    assert native_build.is_supported_tf(version) is supported
+    assert (native_build.unsupported_tf_note(version) == "") is supported
+
+
+def test_unsupported_tf_is_refused_unless_overridden(monkeypatch):
+    monkeypatch.delenv(native_build.ALLOW_UNSUPPORTED_ENV, raising=False)
+    assert native_build.version_problem("2.21.0") is None
+    refused = native_build.version_problem("2.15.1")
+    assert refused is not None
+    assert "TensorFlow 2.15.1 is not supported" in refused
+    assert "2.16-2.21" in refused and native_build.ALLOW_UNSUPPORTED_ENV in refused
+    monkeypatch.setenv(native_build.ALLOW_UNSUPPORTED_ENV, "1")
+    assert native_build.version_problem("2.15.1") is None
+    monkeypatch.setenv(native_build.ALLOW_UNSUPPORTED_ENV, "0")
+    assert native_build.version_problem("2.15.1") is not None
 
 
 def test_jsoncpp_include_override(monkeypatch, tmp_path):
@@ -141,3 +172,36 @@ def test_missing_compiler_and_jsoncpp_give_one_clear_error(tmp_path):
     assert "apt-get install -y g++" in msg
     assert "apt-get install -y libjsoncpp-dev" in msg
     assert not cache.exists()  # nothing was built or half-built
+
+
+@pytest.mark.tf
+def test_library_tf_cannot_load_gives_native_build_error(tmp_path):
+    # A cached "library" that is not a shared object: real TF refuses it; the error says which
+    # TF and which versions are supported, as a NativeBuildError (not a bare tf.errors one).
+    cache = tmp_path / "cache"
+    code = (
+        "import pathlib\n"
+        "from gcs_hook import native_build, native_ops\n"
+        "out = native_build.plan().output\n"
+        "out.parent.mkdir(parents=True)\n"
+        "out.write_bytes(b'not an ELF file')\n"
+        "try:\n"
+        "    native_ops.load()\n"
+        "except native_build.NativeBuildError as e:\n"
+        "    print('ERROR', e)\n"
+        "import tensorflow as tf\n"
+        "print('VERSION', tf.__version__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=_env(GCS_HOOK_CACHE_DIR=str(cache)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = [line for line in out.stdout.splitlines() if line.startswith("ERROR")]
+    assert len(lines) == 1
+    version = out.stdout.split("VERSION ", 1)[1].split()[0]
+    assert f"TensorFlow {version} could not load" in lines[0]
+    assert "support TensorFlow 2.16-2.21" in lines[0]

@@ -1,7 +1,7 @@
 // Shared helpers for the gcs-hook custom ops.
 //
-// Header layout: TensorFlow moved TSL's cloud filesystem from `tsl/platform/cloud/` (TF <= 2.17)
-// to `xla/tsl/platform/cloud/` (TF >= 2.18). gcs_hook/native_build.py checks which header exists
+// Header layout: TensorFlow moved TSL's cloud filesystem from `tsl/platform/cloud/` (TF 2.16-2.18
+// wheels) to `xla/tsl/platform/cloud/` (TF 2.19-2.21 wheels; checked in each wheel). gcs_hook/native_build.py checks which header exists
 // in the installed wheel and defines GCS_HOOK_XLA_TSL=1 or GCS_HOOK_XLA_TSL=0 accordingly.
 // Either way the classes live in namespace `tsl`.
 #ifndef GCS_HOOK_NATIVE_GCS_HOOK_COMMON_H_
