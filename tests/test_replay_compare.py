@@ -1,9 +1,16 @@
-"""Differential test: every trace in tests/traces gives the same requests and reads in real
-TensorFlow (through the fake GCS front, one TF subprocess per import-time env group for the whole
-module) and in the Python model.
+"""Differential test: real TensorFlow (through the session's fake GCS front; one TF subprocess
+per import-time env group, all traces in ONE replay run) against the Python model:
 
-Plus unit tests of the pieces that make the comparison trustworthy: grouping traces by
-import-time settings, per-trace isolation inside one TF process, and ``compare`` itself.
+- every suite trace (tests/traces/*.json) and fault case (tests/traces/faults/*.json): same
+  requests and reads; known, written-up differences are checked xfails;
+- 20 fixed-seed random traces, and three suite traces replayed again at the end of the run
+  (isolation of traces inside one TF process);
+- the model over gcsfs through the same front: what it says it sends is what the front saw, and
+  that equals TF's requests;
+- 16 threads colliding on a cold cache: each block fetched once, in TF and in the model.
+
+Plus unit tests of what makes the comparison trustworthy: grouping by import-time settings,
+bucket naming, fault validation and ``compare`` itself.
 """
 
 from __future__ import annotations
@@ -42,7 +49,6 @@ def test_fault_cases_validate_and_name_their_faults():
     for path in FAULT_PATHS:
         trace = load_trace(path)
         assert trace["faults"], path
-        assert env_group(trace) is not None
 
 
 @pytest.mark.parametrize(
