@@ -29,8 +29,11 @@ fresh cache; the random-access ops read a local file (plain path and ``file://``
 64 MiB buffered GET; cache on: aligned 1 MiB / 2 MiB block GETs; missing object ``NOT_FOUND``);
 ``GcsConfigureCredentials`` (authorized_user) fetches one token and later requests carry it.
 14/14 checks passed on 2.16.2, 2.17.1, 2.18.1, 2.19.1, 2.20.0 and 2.21.0 (2026-11-25 run), plus
-the repo's own test suite on 2.21.0. 2.15.1 also passed 14/14 but is outside the supported range
-(the project pins ``tensorflow-cpu>=2.16``); it builds only with the override.
+the repo's own test suite on 2.21.0. The 2.16-2.18 wheels pull in tensorflow-io-gcs-filesystem
+0.37.1; it does not replace the built-in gs:// filesystem (all checks ran against TF's own).
+Outside the range: 2.15.1 also passed 14/14 (built with the override; the project pins
+``tensorflow-cpu>=2.16``, so it stays unsupported); the 2.14.1 wheel ships no GCS filesystem
+headers at all, so even with the override the build stops with a clear error.
 """
 
 from __future__ import annotations
@@ -200,10 +203,13 @@ def problems() -> list[str]:
             found.append(refused)
         include = tf.sysconfig.get_include()
         if find_layout(include) is None:
+            advice = "" if refused else f"; install {INSTALL_TF}"
+            note = unsupported_tf_note(tf.__version__)
+            if note and not refused:
+                advice = f"; {note[:-1]}; install {INSTALL_TF}"
             found.append(
                 f"TensorFlow {tf.__version__} has no GCS filesystem headers under {include} "
-                f"(looked for {' or '.join(LAYOUTS)})"
-                + ("" if refused else f"; install {INSTALL_TF}")
+                f"(looked for {' or '.join(LAYOUTS)}){advice}"
             )
     return found
 
