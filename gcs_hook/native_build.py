@@ -27,11 +27,13 @@ ops build and load; ``GcsBlockCacheParams`` reads TF's defaults ``[64 MiB, 0, 0]
 fresh cache; the random-access ops read a local file (plain path and ``file://``) byte-exact with
 ``OUT_OF_RANGE`` + partial tail at EOF; gs:// reads through the fake GCS front (cache off: one
 64 MiB buffered GET; cache on: aligned 1 MiB / 2 MiB block GETs; missing object ``NOT_FOUND``);
-``GcsConfigureCredentials`` (authorized_user) fetches one token and later requests carry it.
-14/14 checks passed on 2.16.2, 2.17.1, 2.18.1, 2.19.1, 2.20.0 and 2.21.0 (2026-11-25 run), plus
-the repo's own test suite on 2.21.0. The 2.16-2.18 wheels pull in tensorflow-io-gcs-filesystem
+``GcsConfigureCredentials`` (authorized_user) fetches one token and later requests carry it; the
+public API (``configure_gcs`` eager and in a Session with a device, ``ConfigureGcsHook`` in a
+MonitoredSession, ``ConfigureGcsCallback`` in ``Model.fit``) reads back what it set. 15/15 checks
+passed on 2.16.2, 2.17.1, 2.18.1, 2.19.1, 2.20.0 and 2.21.0 (2026-11-25 run, final sources, fresh
+builds), plus the repo's own test suite on 2.21.0. The 2.16-2.18 wheels pull in tensorflow-io-gcs-filesystem
 0.37.1; it does not replace the built-in gs:// filesystem (all checks ran against TF's own).
-Outside the range: 2.15.1 also passed 14/14 (built with the override; the project pins
+Outside the range: 2.15.1 passed the 14 op-level checks (built with the override; the project pins
 ``tensorflow-cpu>=2.16``, so it stays unsupported); the 2.14.1 wheel ships no GCS filesystem
 headers at all, so even with the override the build stops with a clear error.
 """

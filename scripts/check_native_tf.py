@@ -18,7 +18,10 @@ interpreter runs the TF side with the front's ``tf_env()``. Checks, in that TF p
    ``OUT_OF_RANGE`` and the partial tail at EOF;
 5. gs:// reads through the front: cache off = one 64 MiB buffered GET; cache on = aligned block
    GETs; a missing object = ``NOT_FOUND``;
-6. ``GcsConfigureCredentials`` (authorized_user): one token request, later requests carry it.
+6. ``GcsConfigureCredentials`` (authorized_user): one token request, later requests carry it;
+7. the public API on top: ``configure_gcs`` eagerly and in a ``tf.compat.v1.Session`` (with a
+   device), ``ConfigureGcsHook`` in a ``MonitoredSession``, ``ConfigureGcsCallback`` in
+   ``Model.fit``, each read back with ``current_block_cache``.
 
 Exit status 0 only if every check passed. Nothing here touches the repo's files.
 """
@@ -96,7 +99,40 @@ def tf_side(bucket: str, creds_path: str, workdir: str) -> dict:
     out["auth"] = read(f"gs://{bucket}/auth.bin", [(0, 1000)])
     with tf.io.gfile.GFile(f"gs://{bucket}/auth.bin", "rb") as f:
         out["gfile_sha"] = _sha(f.read())
+    out["api"] = _public_api(tf)
     return out
+
+
+def _public_api(tf) -> dict:
+    """The hook API (not just the ops) on this TF: each entry point, read back."""
+    import numpy as np
+
+    import gcs_hook
+    from gcs_hook import BlockCacheParams
+    from gcs_hook.hook import current_block_cache
+
+    got = {}
+    gcs_hook.configure_gcs(block_cache=BlockCacheParams(MiB, 2 * MiB, 1))
+    got["eager"] = list(current_block_cache())
+    g = tf.Graph()
+    with g.as_default():
+        sess = tf.compat.v1.Session(graph=g)
+        params = BlockCacheParams(2 * MiB, 8 * MiB)
+        gcs_hook.configure_gcs(sess, block_cache=params, device="/device:CPU:0")
+        got["session"] = list(current_block_cache(sess))
+        sess.close()
+    with tf.Graph().as_default():
+        inc = tf.compat.v1.assign_add(tf.compat.v1.train.get_or_create_global_step(), 1)
+        hook = gcs_hook.ConfigureGcsHook(block_cache=BlockCacheParams(4 * MiB, 16 * MiB, 2))
+        with tf.compat.v1.train.MonitoredSession(hooks=[hook]) as s:
+            s.run(inc)
+            got["hook"] = list(current_block_cache())
+    model = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    callback = gcs_hook.ConfigureGcsCallback(block_cache=BlockCacheParams(3 * MiB, 6 * MiB))
+    model.fit(np.zeros((4, 2)), np.zeros((4, 1)), epochs=1, verbose=0, callbacks=[callback])
+    got["keras"] = list(current_block_cache())
+    return got
 
 
 def drive(python: str, cache_dir: str | None) -> int:
@@ -176,6 +212,13 @@ def drive(python: str, cache_dir: str | None) -> int:
         "credentials: reads byte-exact (op and GFile)": r["auth"]
         == [[1000, "OK", _sha(objs["auth.bin"])]]
         and r["gfile_sha"] == _sha(objs["auth.bin"]),
+        "API: configure_gcs eager / Session+device, ConfigureGcsHook, Keras callback": r["api"]
+        == {
+            "eager": [MiB, 2 * MiB, 1],
+            "session": [2 * MiB, 8 * MiB, 0],
+            "hook": [4 * MiB, 16 * MiB, 2],
+            "keras": [3 * MiB, 6 * MiB, 0],
+        },
     }
     print(f"TensorFlow {r['tf']} ({python}); library {r['library']}")
     for x in recs:
