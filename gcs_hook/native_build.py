@@ -21,21 +21,26 @@ Invariants:
   ``-DGCS_HOOK_XLA_TSL=0|1``. No other source difference is needed across 2.16-2.21.
 
 Verified (:data:`VERIFIED_TF`), each in a throw-away virtualenv with ``tensorflow-cpu==X`` from
-PyPI, Python 3.11, g++ 12, Debian jsoncpp 1.9.5 headers, by ``scripts/check_native_tf.py``: the
-ops build and load; ``GcsBlockCacheParams`` reads TF's defaults ``[64 MiB, 0, 0]``;
+PyPI, Python 3.11, g++ 12.2, Debian jsoncpp 1.9.5 headers, by ``scripts/check_native_tf.py``:
+the ops build and load; ``GcsBlockCacheParams`` reads TF's defaults ``[64 MiB, 0, 0]``;
 ``GcsConfigureBlockCache`` changes them, identical values skip (no refetch), new values give a
 fresh cache; the random-access ops read a local file (plain path and ``file://``) byte-exact with
 ``OUT_OF_RANGE`` + partial tail at EOF; gs:// reads through the fake GCS front (cache off: one
 64 MiB buffered GET; cache on: aligned 1 MiB / 2 MiB block GETs; missing object ``NOT_FOUND``);
-``GcsConfigureCredentials`` (authorized_user) fetches one token and later requests carry it; the
-public API (``configure_gcs`` eager and in a Session with a device, ``ConfigureGcsHook`` in a
-MonitoredSession, ``ConfigureGcsCallback`` in ``Model.fit``) reads back what it set. 15/15 checks
-passed on 2.16.2, 2.17.1, 2.18.1, 2.19.1, 2.20.0 and 2.21.0 (2026-11-25 run, final sources, fresh
-builds), plus the repo's own test suite on 2.21.0. The 2.16-2.18 wheels pull in tensorflow-io-gcs-filesystem
-0.37.1; it does not replace the built-in gs:// filesystem (all checks ran against TF's own).
-Outside the range: 2.15.1 passed the 14 op-level checks (built with the override; the project pins
-``tensorflow-cpu>=2.16``, so it stays unsupported); the 2.14.1 wheel ships no GCS filesystem
-headers at all, so even with the override the build stops with a clear error.
+``GcsConfigureCredentials`` with authorized_user and with service_account JSON fetches one token
+from the right endpoint (v3 refresh / v4 JWT) and later requests carry it; the public API
+(``configure_gcs`` eager and in a Session with a device, ``ConfigureGcsHook`` in a
+MonitoredSession, ``ConfigureGcsCallback`` in ``Model.fit``) reads back what it set. 16/16 checks
+passed on 2.16.1, 2.16.2, 2.17.1, 2.18.1, 2.19.1, 2.20.0 and 2.21.0 (2026-11-25 run, final
+sources, fresh builds), plus the repo's own test suite on 2.21.0. The 2.16-2.18 wheels pull in
+tensorflow-io-gcs-filesystem 0.37.1; it does not replace the built-in gs:// filesystem (all
+checks ran against TF's own).
+
+Outside the range: 2.15.1 passed the 14 op-level checks of an earlier version of the script (run
+before the version gate existed; now it needs ``GCS_HOOK_ALLOW_UNSUPPORTED_TF=1`` and stays
+unsupported, as the project pins ``tensorflow-cpu>=2.16``). The 2.14.1 wheel ships no GCS
+filesystem headers at all: refused up front, and with the override the build stops with the
+missing-headers error, which also says the version is unsupported.
 """
 
 from __future__ import annotations
@@ -67,7 +72,7 @@ INSTALL_JSONCPP = (
     "(or set GCS_HOOK_JSONCPP_INCLUDE to the directory holding json/json.h)"
 )
 SUPPORTED_TF = ((2, 16), (2, 21))  # inclusive (major, minor) range
-VERIFIED_TF = ("2.16.2", "2.17.1", "2.18.1", "2.19.1", "2.20.0", "2.21.0")
+VERIFIED_TF = ("2.16.1", "2.16.2", "2.17.1", "2.18.1", "2.19.1", "2.20.0", "2.21.0")
 ALLOW_UNSUPPORTED_ENV = "GCS_HOOK_ALLOW_UNSUPPORTED_TF"
 SUPPORTED_TEXT = (
     f"gcs-hook's native ops support TensorFlow {SUPPORTED_TF[0][0]}.{SUPPORTED_TF[0][1]}-"

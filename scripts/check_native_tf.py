@@ -18,7 +18,8 @@ interpreter runs the TF side with the front's ``tf_env()``. Checks, in that TF p
    ``OUT_OF_RANGE`` and the partial tail at EOF;
 5. gs:// reads through the front: cache off = one 64 MiB buffered GET; cache on = aligned block
    GETs; a missing object = ``NOT_FOUND``;
-6. ``GcsConfigureCredentials`` (authorized_user): one token request, later requests carry it;
+6. ``GcsConfigureCredentials``, authorized_user then service_account (JWT signed by TF): one
+   token request each, to the flow's endpoint; later requests carry that token;
 7. the public API on top: ``configure_gcs`` eagerly and in a ``tf.compat.v1.Session`` (with a
    device), ``ConfigureGcsHook`` in a ``MonitoredSession``, ``ConfigureGcsCallback`` in
    ``Model.fit``, each read back with ``current_block_cache``.
@@ -54,7 +55,7 @@ def _sha(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
 
 
-def tf_side(bucket: str, creds_path: str, workdir: str) -> dict:
+def tf_side(bucket: str, workdir: str) -> dict:
     """Runs in the interpreter under test; returns what it observed (no judgement here)."""
     import tensorflow as tf
 
@@ -94,11 +95,14 @@ def tf_side(bucket: str, creds_path: str, workdir: str) -> dict:
     out["reconfigured"] = m.gcs_block_cache_params().numpy().tolist()
     out["on3"] = read(f"gs://{bucket}/on.bin", [(100, 10)])
     out["missing"] = read(f"gs://{bucket}/missing.bin", [(0, 10)])
-    with open(creds_path) as f:
+    with open(os.path.join(workdir, "authorized_user.json")) as f:
         m.gcs_configure_credentials(f.read())
     out["auth"] = read(f"gs://{bucket}/auth.bin", [(0, 1000)])
     with tf.io.gfile.GFile(f"gs://{bucket}/auth.bin", "rb") as f:
         out["gfile_sha"] = _sha(f.read())
+    with open(os.path.join(workdir, "service_account.json")) as f:
+        m.gcs_configure_credentials(f.read())
+    out["auth_sa"] = read(f"gs://{bucket}/auth-sa.bin", [(0, 1000)])
     out["api"] = _public_api(tf)
     return out
 
@@ -144,22 +148,27 @@ def drive(python: str, cache_dir: str | None) -> int:
         "off.bin": _data(3 * MiB, "off"),
         "on.bin": _data(3 * MiB, "on"),
         "auth.bin": _data(1000, "auth"),
+        "auth-sa.bin": _data(1000, "auth-sa"),
     }
     local = _data(100_000, "local")
     with GcsEmulator() as emu, tempfile.TemporaryDirectory(prefix="native-tf-check-") as tmp:
         emu.backend.create_bucket(BUCKET)
         for name, body in objs.items():
             emu.backend.put_object(BUCKET, name, body)
-        creds = make_test_credentials("authorized_user")
-        principal = emu.token_issuer.register(creds)
-        creds_path = os.path.join(tmp, "creds.json")
-        fd = os.open(creds_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(creds, f)
+        principals = {}
+        for kind in ("authorized_user", "service_account"):
+            creds = make_test_credentials(kind)
+            principals[kind] = emu.token_issuer.register(creds)
+            fd = os.open(
+                os.path.join(tmp, f"{kind}.json"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
+            )
+            with os.fdopen(fd, "w") as f:
+                json.dump(creds, f)
+        principal = principals["authorized_user"]
         env = dict(os.environ, **emu.tf_env(), TF_CPP_MIN_LOG_LEVEL="1")
         env["GCS_HOOK_CACHE_DIR"] = cache_dir or os.path.join(tmp, "ops-cache")
         proc = subprocess.run(
-            [python, os.path.abspath(__file__), "--tf-side", BUCKET, creds_path, tmp],
+            [python, os.path.abspath(__file__), "--tf-side", BUCKET, tmp],
             env=env,
             capture_output=True,
             text=True,
@@ -174,7 +183,7 @@ def drive(python: str, cache_dir: str | None) -> int:
         r = json.loads(lines[-1][len("RESULT ") :])
         emu.ledger.wait_quiet(quiet_s=0.1, timeout=5)
         recs = emu.ledger.records(bucket=BUCKET)
-        tokens = emu.ledger.records(kind="token")
+        tokens = [(t.path.split("?")[0], t.principal) for t in emu.ledger.records(kind="token")]
 
     def media(obj: str) -> list:
         return [
@@ -186,6 +195,7 @@ def drive(python: str, cache_dir: str | None) -> int:
     on = objs["on.bin"]
     local_expected = [[5000, "OK", _sha(local[1000:6000])], [10, "OUT_OF_RANGE", _sha(local[-10:])]]
     auth_recs = [x for x in recs if x.object == "auth.bin"]
+    sa_recs = [x for x in recs if x.object == "auth-sa.bin"]
     checks = {
         "ops build and load": bool(r.get("library")),
         "local file reads (plain path and file://), EOF tail": r["local"] == [local_expected] * 2,
@@ -206,12 +216,20 @@ def drive(python: str, cache_dir: str | None) -> int:
         )
         == [(0, MiB - 1), (2 * MiB, 3 * MiB - 1), (0, 2 * MiB - 1)],
         "missing object -> NOT_FOUND": r["missing"][0][1] == "NOT_FOUND",
-        "credentials: exactly one token request": [t.principal for t in tokens] == [principal],
+        "credentials: one token request per configure, right flow": tokens
+        == [
+            ("/oauth2/v3/token", principal),
+            ("/oauth2/v4/token", principals["service_account"]),
+        ],
         "credentials: later requests carry the configured token": bool(auth_recs)
         and all(x.principal == principal for x in auth_recs),
         "credentials: reads byte-exact (op and GFile)": r["auth"]
         == [[1000, "OK", _sha(objs["auth.bin"])]]
         and r["gfile_sha"] == _sha(objs["auth.bin"]),
+        "service account: JWT flow token carried, bytes exact": r["auth_sa"]
+        == [[1000, "OK", _sha(objs["auth-sa.bin"])]]
+        and bool(sa_recs)
+        and all(x.principal == principals["service_account"] for x in sa_recs),
         "API: configure_gcs eager / Session+device, ConfigureGcsHook, Keras callback": r["api"]
         == {
             "eager": [MiB, 2 * MiB, 1],
@@ -233,8 +251,8 @@ def drive(python: str, cache_dir: str | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--tf-side"]:
-        bucket, creds_path, workdir = argv[1:4]
-        print("RESULT " + json.dumps(tf_side(bucket, creds_path, workdir)), flush=True)
+        bucket, workdir = argv[1:3]
+        print("RESULT " + json.dumps(tf_side(bucket, workdir)), flush=True)
         return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("python", help="interpreter whose TensorFlow is checked (e.g. a venv's)")
