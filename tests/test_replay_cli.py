@@ -88,10 +88,15 @@ def test_model_engine_text_output_lists_requests_and_reads():
         (["--timed", "T"], "go with --random"),
         (["--random", "2", "--seed", "-1"], "--seed must be >= 0"),
         (["--random", "2", "--faults", "--transport", "gcsfs"], "memory transport"),
+        (["--transport", "gcsfs", "F"], "needs the memory transport"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(args, needle):
-    args = [str(TRACES / "t01_basic_two_blocks.json") if a == "T" else a for a in args]
+    fault_case = str(TRACES / "faults" / "f01_media_503_retried.json")
+    args = [
+        str(TRACES / "t01_basic_two_blocks.json") if a == "T" else fault_case if a == "F" else a
+        for a in args
+    ]
     result = _invoke(*args)
     assert result.exit_code == 2
     assert needle in _error_line(result)

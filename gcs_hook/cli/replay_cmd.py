@@ -147,6 +147,10 @@ def replay(
                 traces.append(rp.load_trace(name))
             except rp.ReplayError as exc:
                 fail(f"invalid trace {name}: {exc}")
+        if transport != "memory":
+            for name, trace in zip(names, traces, strict=True):
+                if trace.get("faults"):
+                    fail(f"{name} injects faults: that needs the memory transport")
 
     emulator: Any = None  # one fake GCS + front for every engine that needs one
 
