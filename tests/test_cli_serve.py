@@ -69,11 +69,12 @@ def test_serve_negative_duration():
 
 
 def test_serve_container_without_engine():
-    if docker_engine_error() is None:
+    reason = docker_engine_error()
+    if reason is None:
         pytest.skip("a Docker engine is reachable; the no-engine error cannot be shown here")
     result = runner.invoke(app, ["serve", "--backend", "container"])
     assert result.exit_code == 2
-    assert "no Docker engine" in one_error_line(result)
+    assert f"container backend requested but {reason}" in one_error_line(result)
 
 
 def test_env_without_running_instance(tmp_path):
