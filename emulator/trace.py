@@ -34,6 +34,7 @@ __all__ = [
     "Trace",
     "TraceError",
     "TraceResult",
+    "digest_chain",
     "dump_trace",
     "load_result",
     "load_trace",
@@ -299,17 +300,28 @@ def dump_trace(trace: Trace) -> str:
     return json.dumps(trace.to_dict(), indent=1)
 
 
+def digest_chain(seed: str, size: int) -> bytes:
+    """Deterministic bytes: ``sha256(f"{seed}|{i}")`` digests for i = 0, 1, ..., cut to ``size``.
+
+    The one generator of test/demo content; :func:`object_content` is it with seed
+    ``f"{name}|{version}"``.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ValueError(f"size must be an integer >= 0, got {size!r}")
+    prefix = f"{seed}|".encode()
+    sha = hashlib.sha256
+    count = (size + 31) // 32
+    out = b"".join(sha(prefix + str(i).encode()).digest() for i in range(count))
+    return out[:size]
+
+
 def object_content(name: str, version: int, size: int) -> bytes:
     """Deterministic bytes of version ``version`` of object ``name`` ("bucket/path")."""
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ValueError(f"size must be an integer >= 0, got {size!r}")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"version must be an integer >= 1, got {version!r}")
-    prefix = f"{name}|{version}|".encode()
-    sha = hashlib.sha256
-    count = (size + 31) // 32
-    out = b"".join(sha(prefix + str(i).encode()).digest() for i in range(count))
-    return out[:size]
+    return digest_chain(f"{name}|{version}", size)
 
 
 def sha256_hex(data: bytes) -> str:

@@ -43,12 +43,10 @@ TF_SIDE_TIMEOUT_S = 600
 
 
 def _data(n: int, seed: str) -> bytes:
-    out = bytearray()
-    i = 0
-    while len(out) < n:
-        out += hashlib.sha256(f"{seed}|{i}".encode()).digest()
-        i += 1
-    return bytes(out[:n])
+    """The tests' content (tests/_hook_support.data): the digest chain of ``seed``."""
+    from emulator.trace import digest_chain  # stdlib-only module, importable on the TF side too
+
+    return digest_chain(seed, n)
 
 
 def _sha(b: bytes) -> str:

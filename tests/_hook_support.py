@@ -1,8 +1,11 @@
-"""Shared helpers for the tests/test_hook_*.py modules (code that runs inside a TfWorker)."""
+"""Shared helpers for the TF tests (tests/test_hook_*.py, test_tf_through_front.py): content,
+hashes, ledger ranges, and the code that runs inside a TfWorker."""
 
 from __future__ import annotations
 
 import hashlib
+
+from emulator.trace import digest_chain
 
 MiB = 1024 * 1024
 
@@ -32,13 +35,8 @@ def gfile_sha(path):
 
 
 def data(n: int, seed: str) -> bytes:
-    """Deterministic bytes."""
-    out = bytearray()
-    i = 0
-    while len(out) < n:
-        out += hashlib.sha256(f"{seed}|{i}".encode()).digest()
-        i += 1
-    return bytes(out[:n])
+    """Deterministic bytes: :func:`emulator.trace.digest_chain` of ``seed``, ``n`` long."""
+    return digest_chain(seed, n)
 
 
 def sha(b: bytes) -> str:

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import pytest
+from _hook_support import data
 
 pytestmark = pytest.mark.tf
 
 CACHE_ENV = {"GCS_READ_CACHE_BLOCK_SIZE_MB": "1", "GCS_READ_CACHE_MAX_SIZE_MB": "4"}
 
 
-def _data(n: int, seed: str) -> bytes:
-    out = bytearray()
-    i = 0
-    while len(out) < n:
-        out += hashlib.sha256(f"{seed}|{i}".encode()).digest()
-        i += 1
-    return bytes(out[:n])
-
-
 def test_gfile_reads_are_byte_exact(gcs_emulator, gcs_bucket, tf_worker, gcs_ledger):
-    blob = _data(300_000, "a")
+    blob = data(300_000, "a")
     gcs_emulator.backend.put_object(gcs_bucket, "dir/a.bin", blob)
     gcs_emulator.backend.put_object(gcs_bucket, "dir/sub/b.txt", b"hello")
     gcs_emulator.backend.put_object(gcs_bucket, "top.txt", b"")
@@ -62,7 +53,7 @@ result = {
 
 def test_block_cache_requests_in_ledger(gcs_emulator, gcs_bucket, tf_worker_factory, gcs_ledger):
     """The issue's first ledger-verified expectation (1 MiB blocks, 4 MiB cache)."""
-    blob = _data(3_000_000, "cache")
+    blob = data(3_000_000, "cache")
     gcs_emulator.backend.put_object(gcs_bucket, "a.bin", blob)
     worker = tf_worker_factory(CACHE_ENV)
     mark = gcs_ledger.mark()

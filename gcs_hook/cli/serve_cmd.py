@@ -21,7 +21,6 @@ running instance for ``env``): one line on stderr, exit code 2, nothing started.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -69,16 +68,6 @@ def default_state_file() -> Path:
 def export_lines(env: dict[str, str]) -> list[str]:
     """``export K=V`` lines (shell-quoted) for the variables a client process needs."""
     return [f"export {k}={shlex.quote(env[k])}" for k in _EXPORT_KEYS if k in env]
-
-
-def deterministic_bytes(name: str, size: int, version: int = 1) -> bytes:
-    """trace-format.md content: sha256(f"{name}|{version}|{i}") blocks, cut to size."""
-    out = bytearray()
-    i = 0
-    while len(out) < size:
-        out += hashlib.sha256(f"{name}|{version}|{i}".encode()).digest()
-        i += 1
-    return bytes(out[:size])
 
 
 def ledger_table(records: list[Any], title: str = "request ledger") -> Any:
@@ -194,8 +183,9 @@ def run_demo(emu: Any, console: Any) -> bool:
     Returns True when TF returned exactly the bytes the backend holds.
     """
     from emulator.tf_worker import TfWorker, TfWorkerError
+    from emulator.trace import object_content
 
-    data = deterministic_bytes(f"{DEMO_BUCKET}/{DEMO_OBJECT}", DEMO_SIZE)
+    data = object_content(f"{DEMO_BUCKET}/{DEMO_OBJECT}", 1, DEMO_SIZE)
     emu.backend.create_bucket(DEMO_BUCKET)
     emu.backend.put_object(DEMO_BUCKET, DEMO_OBJECT, data)
     env = emu.tf_env(test_token=DEFAULT_TEST_TOKEN)
