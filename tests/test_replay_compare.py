@@ -27,8 +27,9 @@ from emulator.replay import EnvGroup, compare, env_group, load_trace, run_model
 TRACE_DIR = Path(__file__).parent / "traces"
 TRACE_PATHS = replay.trace_paths(TRACE_DIR)
 FAULT_PATHS = replay.trace_paths(TRACE_DIR / "faults")
-#: Differences written up in docs/model-vs-tf-diffs.md and not fixed in the model yet (strict:
-#: once the model is fixed the test passes, xfail fails, and the entry must go).
+#: Differences written up in docs/model-vs-tf-diffs.md and not fixed in the model yet: while
+#: the engines differ these cases xfail (with the difference in the reason); once the model is
+#: fixed they simply pass, and the entry here (and in the doc) can go.
 KNOWN_DIFFERENCES = {
     "f08_stat_missing_list_500": "D1: the model does not retry Stat (docs/model-vs-tf-diffs.md)",
     "f13_error_body_longer_than_read": "D2: injected errors have no body size in the model",
@@ -344,8 +345,7 @@ def test_fault_case_tf_and_model_agree(path, tf_results):
     """Injected HTTP errors (front for TF, transport for the model): same retries, same codes."""
     trace = load_trace(path)
     diff = compare(tf_results[path.stem], run_model(trace))
-    if path.stem in KNOWN_DIFFERENCES:
-        assert diff is not None, f"{path.stem} agrees now: drop it from KNOWN_DIFFERENCES"
+    if diff is not None and path.stem in KNOWN_DIFFERENCES:
         pytest.xfail(f"{KNOWN_DIFFERENCES[path.stem]}\n{diff.describe(trace)}")
     assert diff is None, f"{path.name}\n{diff.describe(trace)}"
 
