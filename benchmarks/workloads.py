@@ -221,18 +221,31 @@ def _shard_names(bucket: str, prefix: str, shards: int) -> list[str]:
     return [f"{bucket}/{prefix}/shard-{i:05d}-of-{shards:05d}.tfrecord" for i in range(shards)]
 
 
-@dataclass(frozen=True)
-class SequentialShards(Workload):
-    """TFRecord shards read in order by ``tf.data.TFRecordDataset``, for several epochs."""
+#: TfWorker code that counts the records of dataset ``ds`` (the tail of a shard epoch).
+_COUNT_RECORDS = (
+    "count = 0\n"
+    "for _rec in ds:\n"
+    "    count += 1\n"
+    "    _t_last = _time.perf_counter()\n"
+    "result = count\n"
+)
 
-    name: str = "tfrecord-epochs"
+
+@dataclass(frozen=True)
+class _TFRecordShards(Workload):
+    """Base of the shard workloads: ``shards`` TFRecord files under ``bucket/<_prefix>/``, each
+    ``records_per_shard`` records of ``record_size`` payload bytes (subclasses set defaults)."""
+
     shards: int = 4
     records_per_shard: int = 64
     record_size: int = 16 * KiB
-    description = "TFRecord shards read sequentially by tf.data.TFRecordDataset, several epochs"
+    _prefix = ""  # class attribute, not a field
 
     def _names(self) -> list[str]:
-        return _shard_names(self.bucket, "seq", self.shards)
+        return _shard_names(self.bucket, self._prefix, self.shards)
+
+    def _gs_paths(self) -> list[str]:
+        return ["gs://" + n for n in self._names()]
 
     def objects(self) -> dict[str, int]:
         size = self.records_per_shard * (self.record_size + RECORD_OVERHEAD)
@@ -243,23 +256,27 @@ class SequentialShards(Workload):
             payloads = [_payload(name, i, self.record_size) for i in range(self.records_per_shard)]
             yield name, tfrecord_bytes(payloads)
 
+
+@dataclass(frozen=True)
+class SequentialShards(_TFRecordShards):
+    """TFRecord shards read in order by ``tf.data.TFRecordDataset``, for several epochs."""
+
+    name: str = "tfrecord-epochs"
+    shards: int = 4
+    records_per_shard: int = 64
+    record_size: int = 16 * KiB
+    description = "TFRecord shards read sequentially by tf.data.TFRecordDataset, several epochs"
+    _prefix = "seq"
+
     def tf_epoch_code(self) -> str:
-        files = ["gs://" + n for n in self._names()]
-        return (
-            f"{_TICK}ds = tf.data.TFRecordDataset({files!r})\n"
-            "count = 0\n"
-            "for _rec in ds:\n"
-            "    count += 1\n"
-            "    _t_last = _time.perf_counter()\n"
-            "result = count\n"
-        )
+        return f"{_TICK}ds = tf.data.TFRecordDataset({self._gs_paths()!r})\n" + _COUNT_RECORDS
 
     def synthesize(self) -> dict[str, Any]:
         return _interleave_trace(self.objects(), self.record_size, 1, 1, self.epochs)
 
 
 @dataclass(frozen=True)
-class InterleavedShards(Workload):
+class InterleavedShards(_TFRecordShards):
     """``tf.data`` interleave over N TFRecord shards (cycle_length, block_length), no parallelism."""
 
     name: str = "interleave"
@@ -269,30 +286,14 @@ class InterleavedShards(Workload):
     cycle_length: int = 4
     block_length: int = 2
     description = "tf.data interleave over N TFRecord shards (cycle_length, block_length)"
-
-    def _names(self) -> list[str]:
-        return _shard_names(self.bucket, "inter", self.shards)
-
-    def objects(self) -> dict[str, int]:
-        size = self.records_per_shard * (self.record_size + RECORD_OVERHEAD)
-        return {n: size for n in self._names()}
-
-    def files(self) -> Iterator[tuple[str, bytes]]:
-        for name in self._names():
-            payloads = [_payload(name, i, self.record_size) for i in range(self.records_per_shard)]
-            yield name, tfrecord_bytes(payloads)
+    _prefix = "inter"
 
     def tf_epoch_code(self) -> str:
-        files = ["gs://" + n for n in self._names()]
         return (
-            f"{_TICK}ds = tf.data.Dataset.from_tensor_slices({files!r})\n"
+            f"{_TICK}ds = tf.data.Dataset.from_tensor_slices({self._gs_paths()!r})\n"
             "ds = ds.interleave(tf.data.TFRecordDataset,"
             f" cycle_length={self.cycle_length}, block_length={self.block_length})\n"
-            "count = 0\n"
-            "for _rec in ds:\n"
-            "    count += 1\n"
-            "    _t_last = _time.perf_counter()\n"
-            "result = count\n"
+            + _COUNT_RECORDS
         )
 
     def synthesize(self) -> dict[str, Any]:
