@@ -38,6 +38,20 @@ def seen(emulator, mark, bucket):
     ]
 
 
+def target_options(emulator):
+    """gcsfs options for the front's plain endpoint, anonymous."""
+    return {"endpoint_url": emulator.url, "token": "anon"}
+
+
+def cached_fs(emulator):
+    """A fresh ``tfgcs`` filesystem over the front: 64 KiB blocks, 256 KiB cache, no staleness."""
+    return TFCachedFileSystem(
+        target_options=target_options(emulator),
+        block_cache={"block_size": 64 * KiB, "max_bytes": 256 * KiB, "max_staleness": 0},
+        skip_instance_cache=True,
+    )
+
+
 @pytest.fixture
 def obj(gcs_emulator, gcs_bucket):
     data = object_content(f"{gcs_bucket}/a.bin", 1, 300_000)
@@ -122,11 +136,7 @@ def test_model_over_gcsfs_equals_simulation_on_suite_traces(gcs_emulator, gcs_bu
 
 def test_fsspec_open_tfgcs_reads_with_tf_cache_semantics(gcs_emulator, obj):
     bucket, data = obj
-    fs = TFCachedFileSystem(
-        target_options={"endpoint_url": gcs_emulator.url, "token": "anon"},
-        block_cache={"block_size": 64 * KiB, "max_bytes": 256 * KiB, "max_staleness": 0},
-        skip_instance_cache=True,
-    )
+    fs = cached_fs(gcs_emulator)
     mark = gcs_emulator.ledger.mark()
     with fs.open(f"tfgcs://{bucket}/a.bin", "rb") as f:
         f.seek(70 * KiB)
@@ -149,7 +159,7 @@ def test_fsspec_open_url_and_cache_off_buffered_reader(gcs_emulator, obj):
     with fsspec.open(
         f"tfgcs://{bucket}/a.bin",
         "rb",
-        target_options={"endpoint_url": gcs_emulator.url, "token": "anon"},
+        target_options=target_options(gcs_emulator),
         block_cache={"block_size": 100 * KiB, "max_bytes": 0, "max_staleness": 0},
         skip_instance_cache=True,
     ) as f:
@@ -168,11 +178,7 @@ def test_fsspec_open_url_and_cache_off_buffered_reader(gcs_emulator, obj):
 
 def test_missing_object_and_write_invalidation(gcs_emulator, obj):
     bucket, data = obj
-    fs = TFCachedFileSystem(
-        target_options={"endpoint_url": gcs_emulator.url, "token": "anon"},
-        block_cache={"block_size": 64 * KiB, "max_bytes": 256 * KiB, "max_staleness": 0},
-        skip_instance_cache=True,
-    )
+    fs = cached_fs(gcs_emulator)
     with pytest.raises(FileNotFoundError):
         fs.open(f"{bucket}/nope", "rb")
     with fs.open(f"{bucket}/a.bin", "rb") as f:
