@@ -103,9 +103,22 @@ def _pick_measured(results: list[PointResult], best: PointResult | None, n: int)
     return chosen[:n]
 
 
+def _progress_bar(console: Any) -> Any:
+    """The rich progress bar of one pipeline stage (description, bar, done/total, elapsed)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
 def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
     """Run the whole tune pipeline, printing progress to ``console`` (a rich Console)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     t0 = time.monotonic()
     workload: Workload | None = None
@@ -188,14 +201,7 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
             f"[bold]sweep[/bold]: {len(grid)} configurations × {n_ops:,} ops "
             f"({engine} engine, size-only) …"
         )
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        ) as bar:
+        with _progress_bar(console) as bar:
             task = bar.add_task("sweep", total=len(grid))
             results = run_sweep(
                 trace,
@@ -222,13 +228,7 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
             m_trace = None
             if not measure_w.can_synthesize and recorded is not None:
                 m_trace = dict(recorded.trace, config=None)
-            with Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-            ) as bar:
+            with _progress_bar(console) as bar:
                 task = bar.add_task("measure", total=len(configs))
                 ms = measure_configs(
                     measure_w,
