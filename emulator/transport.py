@@ -33,6 +33,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -141,13 +142,31 @@ class _RecordingTransport:
     def read_range(self, bucket: str, name: str, start: int, n: int) -> Any:
         """One ranged media request (see the module docstring); errors carry ``body_bytes``."""
         try:
+            self._send(
+                {"kind": "media", "object": f"{bucket}/{name}", "range": [start, start + n - 1]}
+            )
             return self._read_range(bucket, name, start, n)
         except GcsError as e:
             self._media_error(e)
             raise
 
     def _read_range(self, bucket: str, name: str, start: int, n: int) -> Any:
+        """The fetch itself (the request is already recorded by :meth:`read_range`)."""
         raise NotImplementedError
+
+    def _remote_media(self, fetch: Callable[[], bytes]) -> bytes:
+        """Run a network transport's ranged GET ``fetch()``: HTTP 416 is empty data, any other
+        library error becomes the TF status it maps to; a GcsError passes through as it is."""
+        try:
+            data = fetch()
+        except GcsError:
+            raise
+        except Exception as e:  # noqa: BLE001 - mapped to a TF status
+            if _http_status(e) == 416:
+                return b""
+            raise _map_exception(e) from e
+        self._received(len(data))
+        return data
 
     def _media_error(self, err: GcsError) -> GcsError:
         """Tag a media-request error with the server's error body size."""
@@ -232,8 +251,6 @@ class SizeOnlyTransport(_InMemoryObjects):
         return payload
 
     def _read_range(self, bucket: str, name: str, start: int, n: int) -> int:
-        obj = f"{bucket}/{name}"
-        self._send({"kind": "media", "object": obj, "range": [start, start + n - 1]})
         size, _ = self._get(bucket, name)
         got = max(0, min(n, size - start))
         self._received(got)
@@ -253,8 +270,6 @@ class MemoryTransport(_InMemoryObjects):
         return len(payload)
 
     def _read_range(self, bucket: str, name: str, start: int, n: int) -> bytes:
-        obj = f"{bucket}/{name}"
-        self._send({"kind": "media", "object": obj, "range": [start, start + n - 1]})
         if self.latency_s:
             time.sleep(self.latency_s)
         data, _ = self._get(bucket, name)
@@ -312,17 +327,13 @@ class FsspecTransport(_RecordingTransport):
         return self.fs.info(path)
 
     def _read_range(self, bucket: str, name: str, start: int, n: int) -> bytes:
-        self._send({"kind": "media", "object": f"{bucket}/{name}", "range": [start, start + n - 1]})
-        try:
-            data = self.fs.cat_file(f"{bucket}/{name}", start=start, end=start + n)
-        except FileNotFoundError as e:
-            raise NotFoundError(f"No such object: {bucket}/{name}") from e
-        except Exception as e:  # noqa: BLE001 - mapped to a TF status
-            if _http_status(e) == 416:
-                return b""
-            raise _map_exception(e) from e
-        self._received(len(data))
-        return data
+        def fetch() -> bytes:
+            try:
+                return self.fs.cat_file(f"{bucket}/{name}", start=start, end=start + n)
+            except FileNotFoundError as e:
+                raise NotFoundError(f"No such object: {bucket}/{name}") from e
+
+        return self._remote_media(fetch)
 
     def list_prefix(self, bucket: str, prefix: str, max_results: int) -> list[str]:
         self._send({"kind": "list", "object": bucket})
@@ -429,18 +440,12 @@ class GcsClientTransport(_RecordingTransport):
         return ObjectStat(int(blob.size), int(blob.generation))
 
     def _read_range(self, bucket: str, name: str, start: int, n: int) -> bytes:
-        self._send({"kind": "media", "object": f"{bucket}/{name}", "range": [start, start + n - 1]})
         blob = self.client.bucket(bucket).blob(name)
-        try:
-            data = blob.download_as_bytes(
+        return self._remote_media(
+            lambda: blob.download_as_bytes(
                 start=start, end=start + n - 1, checksum=None, raw_download=True
             )
-        except Exception as e:  # noqa: BLE001
-            if _http_status(e) == 416:
-                return b""
-            raise _map_exception(e) from e
-        self._received(len(data))
-        return data
+        )
 
     def list_prefix(self, bucket: str, prefix: str, max_results: int) -> list[str]:
         self._send({"kind": "list", "object": bucket})
