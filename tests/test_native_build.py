@@ -26,6 +26,22 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter with ``env``; assert it exited 0 (stderr tail shown)."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
+def _only_error_line(stdout: str) -> str:
+    """The one ``ERROR ...`` line the child printed; asserts there is exactly one."""
+    lines = [line for line in stdout.splitlines() if line.startswith("ERROR")]
+    assert len(lines) == 1
+    return lines[0]
+
+
 def test_cache_root_precedence(monkeypatch, tmp_path):
     monkeypatch.delenv("GCS_HOOK_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
@@ -131,14 +147,7 @@ def test_two_processes_building_at_once_both_succeed(tmp_path):
 
     # A third process reuses the cached library without recompiling.
     before = lib.stat()
-    out = subprocess.run(
-        [sys.executable, "-c", LOAD_AND_READ_BACK],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
+    _run_python(LOAD_AND_READ_BACK, env)
     after = lib.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
@@ -162,13 +171,7 @@ def test_missing_compiler_and_jsoncpp_give_one_clear_error(tmp_path):
         GCS_HOOK_JSONCPP_INCLUDE=str(tmp_path / "no-jsoncpp"),
     )
     env.pop("CXX", None)
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    lines = [line for line in out.stdout.splitlines() if line.startswith("ERROR")]
-    assert len(lines) == 1
-    msg = lines[0]
+    msg = _only_error_line(_run_python(code, env).stdout)
     assert "apt-get install -y g++" in msg
     assert "apt-get install -y libjsoncpp-dev" in msg
     assert not cache.exists()  # nothing was built or half-built
@@ -192,16 +195,8 @@ def test_library_tf_cannot_load_gives_native_build_error(tmp_path):
         "import tensorflow as tf\n"
         "print('VERSION', tf.__version__)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env=_env(GCS_HOOK_CACHE_DIR=str(cache)),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    lines = [line for line in out.stdout.splitlines() if line.startswith("ERROR")]
-    assert len(lines) == 1
+    out = _run_python(code, _env(GCS_HOOK_CACHE_DIR=str(cache)))
+    error = _only_error_line(out.stdout)
     version = out.stdout.split("VERSION ", 1)[1].split()[0]
-    assert f"TensorFlow {version} could not load" in lines[0]
-    assert "support TensorFlow 2.16-2.21" in lines[0]
+    assert f"TensorFlow {version} could not load" in error
+    assert "support TensorFlow 2.16-2.21" in error
