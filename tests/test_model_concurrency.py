@@ -6,6 +6,7 @@ import collections
 import threading
 
 import pytest
+from _hook_support import media_ranges
 
 from emulator.clock import RealClock
 from emulator.gcs_model import GcsFilesystemModel, RetryConfig
@@ -152,18 +153,15 @@ def test_concurrent_readers_fetch_each_block_once_like_tf(
     path = f"gs://{gcs_bucket}/obj"
     ledger = gcs_emulator.ledger
 
-    def media_ranges(mark):
-        ledger.wait_quiet(quiet_s=0.05, timeout=5)
-        return collections.Counter(
-            r.range for r in ledger.since(mark) if r.bucket == gcs_bucket and r.kind == "media"
-        )
+    def range_counts(mark):
+        return collections.Counter(media_ranges(ledger, mark, gcs_bucket))
 
     tf = tf_worker_factory(
         {"GCS_READ_CACHE_BLOCK_SIZE_MB": "1", "GCS_READ_CACHE_MAX_SIZE_MB": "64"}
     )
     mark = ledger.mark()
     tf_reads = tf.run(TF_THREADS_CODE, path=path, windows=windows)
-    tf_ranges = media_ranges(mark)
+    tf_ranges = range_counts(mark)
 
     transport = GcsfsTransport(gcs_emulator.gcsfs())
     fs = GcsFilesystemModel(
@@ -174,7 +172,7 @@ def test_concurrent_readers_fetch_each_block_once_like_tf(
     model_reads = run_threads(
         lambda i: [[r.returned, r.code or "OK"] for r in (f.read(o, n) for o, n in windows[i])]
     )
-    model_ranges = media_ranges(mark)
+    model_ranges = range_counts(mark)
     assert max(tf_ranges.values()) == 1 and max(model_ranges.values()) == 1
     assert set(model_ranges) == set(tf_ranges)
     assert model_reads == tf_reads
