@@ -30,10 +30,11 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.gcs_timing import DEFAULT_TIMING, METADATA_RESPONSE_BYTES, GcsTiming
+from emulator import trace as trace_mod
 
 __all__ = [
     "TF_DEFAULT_BUFFER",
@@ -57,12 +58,12 @@ TF_STAT_CACHE_MAX_AGE = 5
 
 
 @dataclass(frozen=True, order=True)
-class CacheConfig:
-    """One point of the grid, in BlockCacheParams units: bytes, bytes, seconds."""
+class CacheConfig(trace_mod.CacheConfig):
+    """One point of the grid, in BlockCacheParams units: bytes, bytes, seconds.
 
-    block_size: int
-    max_bytes: int
-    max_staleness: int = 0
+    The trace format's :class:`emulator.trace.CacheConfig` (same fields, ``as_dict``), plus
+    validation, ordering and :attr:`cache_on`.
+    """
 
     def __post_init__(self) -> None:
         for name in ("block_size", "max_bytes", "max_staleness"):
@@ -73,9 +74,6 @@ class CacheConfig:
     @property
     def cache_on(self) -> bool:
         return self.block_size > 0 and self.max_bytes > 0
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
