@@ -30,12 +30,15 @@ Exit status 0 only if every check passed. Nothing here touches the repo's files.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
+
+# emulator.trace is stdlib-only, so the TF side (another venv with this repo installed) has it too
+from emulator.trace import digest_chain
+from emulator.trace import sha256_hex as _sha
 
 MiB = 1 << 20
 BUCKET = "native-tf-check"
@@ -44,13 +47,7 @@ TF_SIDE_TIMEOUT_S = 600
 
 def _data(n: int, seed: str) -> bytes:
     """The tests' content (tests/_hook_support.data): the digest chain of ``seed``."""
-    from emulator.trace import digest_chain  # stdlib-only module, importable on the TF side too
-
     return digest_chain(seed, n)
-
-
-def _sha(b: bytes) -> str:
-    return hashlib.sha256(b).hexdigest()
 
 
 def tf_side(bucket: str, workdir: str) -> dict:

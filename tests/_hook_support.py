@@ -3,9 +3,7 @@ hashes, ledger ranges, and the code that runs inside a TfWorker."""
 
 from __future__ import annotations
 
-import hashlib
-
-from emulator.trace import digest_chain
+from emulator.trace import digest_chain, sha256_hex
 
 MiB = 1024 * 1024
 
@@ -40,7 +38,8 @@ def data(n: int, seed: str) -> bytes:
 
 
 def sha(b: bytes) -> str:
-    return hashlib.sha256(b).hexdigest()
+    """Hex SHA-256 (:func:`emulator.trace.sha256_hex`), as the worker's ``read_at`` reports it."""
+    return sha256_hex(b)
 
 
 def media_ranges(ledger, mark: int, bucket: str, obj: str | None = None) -> list[tuple[int, int]]:
