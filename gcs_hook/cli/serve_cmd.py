@@ -109,13 +109,10 @@ def ledger_table(records: list[Any], title: str = "request ledger") -> Any:
 
 
 def _check_port_free(port: int, what: str) -> None:
-    if not port:
-        return
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            fail(f"{what} port {port} on 127.0.0.1 is already in use")
+    from emulator.backend import port_in_use
+
+    if port and port_in_use(port, "127.0.0.1"):
+        fail(f"{what} port {port} on 127.0.0.1 is already in use")
 
 
 def _start_emulator(
