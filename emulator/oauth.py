@@ -63,6 +63,12 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
+def _matches_raw_or_unquoted(value: str, digest: str) -> bool:
+    """``value`` as sent, or URL-decoded (TF does not url-encode its refresh body), has the
+    SHA-256 ``digest`` (constant-time compare)."""
+    return any(_same(_digest(v), digest) for v in (value, urllib.parse.unquote_plus(value)))
+
+
 def parse_refresh_body(body: str) -> dict[str, str]:
     """Split a (possibly not url-encoded) refresh-token body into its four known fields."""
     out: dict[str, str] = {}
@@ -222,17 +228,9 @@ class TokenIssuer:
             return self._error(401, "invalid_client", "unknown client_id")
         secret = fields.get("client_secret", "")
         refresh = fields.get("refresh_token", "")
-        secret_ok = any(
-            _same(_digest(v), user.secret_digest)
-            for v in (secret, urllib.parse.unquote_plus(secret))
-        )
-        if not secret_ok:
+        if not _matches_raw_or_unquoted(secret, user.secret_digest):
             return self._error(401, "invalid_client", "client secret does not match")
-        refresh_ok = any(
-            _same(_digest(v), user.refresh_digest)
-            for v in (refresh, urllib.parse.unquote_plus(refresh))
-        )
-        if not refresh_ok:
+        if not _matches_raw_or_unquoted(refresh, user.refresh_digest):
             return self._error(400, "invalid_grant", "refresh token does not match")
         return self._issue(f"user:{user.client_id}")
 
