@@ -121,6 +121,13 @@ def _die_with_parent_fn() -> Any:
     return set_pdeathsig
 
 
+def _object_meta(body: bytes) -> dict:
+    """An object resource from the JSON API, with ``size`` as an int (the API sends a string)."""
+    meta = json.loads(body)
+    meta["size"] = int(meta.get("size", 0))
+    return meta
+
+
 def quote_object(name: str) -> str:
     return urllib.parse.quote(name, safe="")
 
@@ -247,16 +254,12 @@ class Backend:
             headers["Content-Length"] = str(size)
             with open(data, "rb") as f:
                 _, out = self._request("POST", path, f, headers)
-        meta = json.loads(out)
-        meta["size"] = int(meta.get("size", 0))
-        return meta
+        return _object_meta(out)
 
     def stat_object(self, bucket: str, name: str) -> dict:
         path = f"/storage/v1/b/{quote_object(bucket)}/o/{quote_object(name)}"
         _, out = self._request("GET", path)
-        meta = json.loads(out)
-        meta["size"] = int(meta.get("size", 0))
-        return meta
+        return _object_meta(out)
 
     def get_object(self, bucket: str, name: str) -> bytes:
         path = f"/download/storage/v1/b/{quote_object(bucket)}/o/{quote_object(name)}?alt=media"
