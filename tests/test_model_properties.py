@@ -150,7 +150,16 @@ def test_cache_within_max_bytes_and_bytes_served_are_the_objects(trace):
             if visited and cache.enabled and r.code not in ("INTERNAL", "NOT_FOUND"):
                 assert cache.held_bytes() <= cache.max_bytes
             if name not in trace.objects:
-                assert (r.code, r.returned) == ("NOT_FOUND" if op.n else r.code, 0)
+                assert r.returned == 0
+                if op.n and r.code == "FAILED_PRECONDITION":
+                    # Real TF: a 404 body longer than the GET's buffer overflows curl's write
+                    # buffer first (docs/model-vs-tf-diffs.md) - only a media GET this short.
+                    last = transport.requests[-1]
+                    start, end = last["range"]
+                    assert last["kind"] == "media"
+                    assert end - start + 1 < transport.error_body_bytes
+                elif op.n:
+                    assert r.code == "NOT_FOUND"
                 continue
             content = object_content(name, 1, trace.objects[name])
             expected = content[op.offset : op.offset + op.n]
