@@ -543,7 +543,29 @@ class GcsFilesystemModel:
 
     def stat(self, path: str) -> FileStat:
         """TF's Stat for an object: stat cache, else metadata GET; if NOT_FOUND, a one-result
-        listing under ``object/`` (a "folder"), else NOT_FOUND."""
+        listing under ``object/`` (a "folder"), else NOT_FOUND. Like every RetryingFileSystem
+        call, the whole Stat is retried on a retriable code (see :meth:`_call_with_retries`)."""
+        return self._call_with_retries(lambda: self._stat_once(path))
+
+    def _call_with_retries(self, call: Callable[[], T]) -> T:
+        """TF's CallWithRetries: ``call()`` again after UNAVAILABLE / DEADLINE_EXCEEDED / UNKNOWN,
+        at most ``retry.max_retries`` times, sleeping as TF does; then ABORTED."""
+        attempt = 0
+        while True:
+            try:
+                return call()
+            except GcsError as err:
+                if err.code not in RETRIABLE_CODES:
+                    raise
+                if attempt >= self.retry.max_retries:
+                    raise AbortedError(
+                        f"All {self.retry.max_retries} retry attempts failed. "
+                        f"The last failure: {err.message}"
+                    ) from None
+            self._retry_sleep(attempt)
+            attempt += 1
+
+    def _stat_once(self, path: str) -> FileStat:
         filename, bucket, obj = parse_gcs_path(path)
         try:
             return self._stat_object(filename, bucket, obj)
@@ -594,7 +616,11 @@ class GcsFilesystemModel:
             base = directory.rstrip("/")
             return sorted(p for p in (f"{base}/{r}" for r in relative) if regex.fullmatch(p))
 
-        return list(self.matching_paths_cache.lookup_or_compute(pattern, compute))
+        return list(
+            self._call_with_retries(
+                lambda: self.matching_paths_cache.lookup_or_compute(pattern, compute)
+            )
+        )
 
     def clear_file_caches(self, path: str) -> None:
         """TF's ClearFileCaches (after a write or delete through TF): the file's blocks and

@@ -76,6 +76,7 @@ class _Fault:
     code: str
     remaining: int
     object: str | None
+    body_bytes: int | None = None
 
 
 class _RecordingTransport:
@@ -105,16 +106,23 @@ class _RecordingTransport:
         code: str = "UNAVAILABLE",
         count: int = 1,
         object: str | None = None,
+        body_bytes: int | None = None,
     ) -> None:
         """Make the next ``count`` requests of ``kind`` (for ``object`` "bucket/name" if given)
-        fail with TF status ``code`` after being recorded."""
+        fail with TF status ``code`` after being recorded. ``body_bytes``: the size of the error
+        body the server would send (None = ``error_body_bytes``); TF reports a media error whose
+        body is larger than the read as FAILED_PRECONDITION."""
         if kind not in self.counts:
             raise ValueError(f"kind must be one of {sorted(self.counts)}, got {kind!r}")
         error_for_code(code)  # validates the code name
         if count < 1:
             raise ValueError(f"count must be >= 1, got {count}")
+        if body_bytes is not None and (
+            isinstance(body_bytes, bool) or not isinstance(body_bytes, int) or body_bytes < 0
+        ):
+            raise ValueError(f"body_bytes must be an integer >= 0 or None, got {body_bytes!r}")
         with self._lock:
-            self._faults.append(_Fault(kind, code, count, object))
+            self._faults.append(_Fault(kind, code, count, object, body_bytes))
 
     def clear_requests(self) -> None:
         with self._lock:
@@ -137,7 +145,9 @@ class _RecordingTransport:
                     fault.remaining -= 1
                     if fault.remaining == 0:
                         self._faults.remove(fault)
-                    raise error_for_code(fault.code, f"injected {fault.code} for {request}")
+                    err = error_for_code(fault.code, f"injected {fault.code} for {request}")
+                    err.body_bytes = fault.body_bytes
+                    raise err
 
     def read_range(self, bucket: str, name: str, start: int, n: int) -> Any:
         """One ranged media request (see the module docstring); errors carry ``body_bytes``."""
