@@ -30,10 +30,7 @@ FAULT_PATHS = replay.trace_paths(TRACE_DIR / "faults")
 #: Differences written up in docs/model-vs-tf-diffs.md and not fixed in the model yet: while
 #: the engines differ these cases xfail (with the difference in the reason); once the model is
 #: fixed they simply pass, and the entry here (and in the doc) can go.
-KNOWN_DIFFERENCES = {
-    "f08_stat_missing_list_500": "D1: the model does not retry Stat (docs/model-vs-tf-diffs.md)",
-    "f13_error_body_longer_than_read": "D2: injected errors have no body size in the model",
-}
+KNOWN_DIFFERENCES: dict[str, str] = {}  # none open (D1, D2 fixed in aaeae8b)
 MiB = 1024 * 1024
 
 
