@@ -114,14 +114,9 @@ def load_trace(source: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
         doc: Any = dict(source)
     else:
         try:
-            with open(source, encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError as exc:
-            raise ReplayError(f"cannot read trace {source}: {exc.strerror}") from exc
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ReplayError(f"trace is not valid JSON: {exc}") from exc
+            doc = trace_mod.read_json_file(source)
+        except trace_mod.TraceError as exc:
+            raise ReplayError(str(exc)) from exc
     faults: Any = None
     if isinstance(doc, dict) and "trace" in doc:
         unknown = set(doc) - {"trace", "faults", "comment"}

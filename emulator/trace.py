@@ -253,6 +253,24 @@ def _check_handles(ops: tuple[Op, ...]) -> None:
                 open_handles.discard(op.handle)
 
 
+def read_json_file(path: str | os.PathLike) -> Any:
+    """The JSON document in the file ``path``; ``TraceError`` (one line) if it cannot be read or
+    is not valid JSON."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as e:
+        raise TraceError(f"cannot read trace {path!s}: {e.strerror}") from None
+    return _parse_json(text)
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TraceError(f"trace is not valid JSON: {e}") from None
+
+
 def load_trace(source: str | os.PathLike | dict | Trace) -> Trace:
     """Parse and validate a trace from a path, JSON text, or an already-parsed dict."""
     if isinstance(source, Trace):
@@ -262,15 +280,9 @@ def load_trace(source: str | os.PathLike | dict | Trace) -> Trace:
     else:
         text = str(source)
         if isinstance(source, os.PathLike) or not text.lstrip().startswith("{"):
-            try:
-                with open(source, encoding="utf-8") as fh:
-                    text = fh.read()
-            except OSError as e:
-                raise TraceError(f"cannot read trace {source!s}: {e.strerror}") from None
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise TraceError(f"trace is not valid JSON: {e}") from None
+            doc = read_json_file(source)
+        else:
+            doc = _parse_json(text)
     if not isinstance(doc, dict):
         raise TraceError("a trace must be a JSON object")
     unknown = set(doc) - {"config", "stat_cache_max_age", "objects", "ops", "comment", "name"}
