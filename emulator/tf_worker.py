@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from typing import Any
 
@@ -181,7 +182,7 @@ def _serve() -> None:  # runs in the child
     proto_out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything the code prints goes to stderr, not the protocol
     sys.stdout = sys.stderr
-    namespace: dict[str, Any] = {"__name__": "__tf_worker__", "os": os}
+    namespace: dict[str, Any] = {"__name__": "__tf_worker__", "os": os, "time": time}
     for line in sys.stdin:
         if not line.strip():
             continue

@@ -59,3 +59,12 @@ def test_timeout_kills_the_worker():
             w.run("result = 1")
     finally:
         w.close()
+
+
+def test_code_sees_the_documented_globals(tf_worker):
+    """The module docstring promises ``tf``, ``np``, ``os`` and ``time`` as globals."""
+    names = tf_worker.run(
+        "result = sorted(n for n in ('tf', 'np', 'os', 'time') if n in globals())"
+    )
+    assert names == ["np", "os", "tf", "time"]
+    assert tf_worker.run("result = time.monotonic() > 0 and os.getpid() > 0")
