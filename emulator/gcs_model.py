@@ -298,13 +298,7 @@ class RandomAccessFileModel:
             if err is None or err.code not in RETRIABLE_CODES:
                 return result
             if attempt >= retry.max_retries:
-                return ReadResult(
-                    result.data,
-                    AbortedError(
-                        f"All {retry.max_retries} retry attempts failed. "
-                        f"The last failure: {err.message}"
-                    ),
-                )
+                return ReadResult(result.data, fs._retries_exhausted(err))
             fs._retry_sleep(attempt)
             attempt += 1
 
@@ -558,12 +552,15 @@ class GcsFilesystemModel:
                 if err.code not in RETRIABLE_CODES:
                     raise
                 if attempt >= self.retry.max_retries:
-                    raise AbortedError(
-                        f"All {self.retry.max_retries} retry attempts failed. "
-                        f"The last failure: {err.message}"
-                    ) from None
+                    raise self._retries_exhausted(err) from None
             self._retry_sleep(attempt)
             attempt += 1
+
+    def _retries_exhausted(self, err: GcsError) -> AbortedError:
+        """TF's ABORTED after the last retry, so that outer layers do not retry again."""
+        return AbortedError(
+            f"All {self.retry.max_retries} retry attempts failed. The last failure: {err.message}"
+        )
 
     def _stat_once(self, path: str) -> FileStat:
         filename, bucket, obj = parse_gcs_path(path)
