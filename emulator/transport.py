@@ -79,17 +79,18 @@ class _Fault:
     body_bytes: int | None = None
 
 
+def _is_byte_count(value: object) -> bool:
+    """An ``int`` (not a ``bool``) that is >= 0."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 class _RecordingTransport:
     """Request recording, per-kind counts and fault injection shared by the transports."""
 
     size_only = False
 
     def __init__(self, *, record: bool = True, error_body_bytes: int = 10) -> None:
-        if (
-            isinstance(error_body_bytes, bool)
-            or not isinstance(error_body_bytes, int)
-            or (error_body_bytes < 0)
-        ):
+        if not _is_byte_count(error_body_bytes):
             raise ValueError(f"error_body_bytes must be an integer >= 0, got {error_body_bytes!r}")
         self.record = record
         #: Size of the error body the server sends with a failed media request (see module doc).
@@ -117,9 +118,7 @@ class _RecordingTransport:
         error_for_code(code)  # validates the code name
         if count < 1:
             raise ValueError(f"count must be >= 1, got {count}")
-        if body_bytes is not None and (
-            isinstance(body_bytes, bool) or not isinstance(body_bytes, int) or body_bytes < 0
-        ):
+        if body_bytes is not None and not _is_byte_count(body_bytes):
             raise ValueError(f"body_bytes must be an integer >= 0 or None, got {body_bytes!r}")
         with self._lock:
             self._faults.append(_Fault(kind, code, count, object, body_bytes))
