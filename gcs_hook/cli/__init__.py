@@ -29,13 +29,7 @@ _SUBCOMMAND_MODULES = ("serve_cmd", "replay_cmd", "tune_cmd")
 
 def _register_all() -> None:
     for name in _SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:  # a subcommand module not written yet
-            if exc.name == f"{__name__}.{name}":
-                continue
-            raise
-        module.register(app)
+        importlib.import_module(f"{__name__}.{name}").register(app)
 
 
 _register_all()
