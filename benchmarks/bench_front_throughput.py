@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 
-from emulator.session import GcsEmulator
+from emulator.fakegcs.session import GcsEmulator
 
 BUCKET = "bench-front"
 OBJECT = "big.bin"
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _measure_tf(env: dict[str, str], size: int, rounds: int) -> list[float]:
     """Seconds real TensorFlow takes to read the object whole (fresh GFile per round)."""
-    from emulator.tf_worker import TfWorker
+    from emulator.replay.tf_worker import TfWorker
 
     code = """
 import time

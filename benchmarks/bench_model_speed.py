@@ -3,10 +3,10 @@
 1. Block-trace replay, >= 5 M whole-block reads (Zipf over block ids), all engines on the same
    binary oracleGeneral trace in the same run (Python engines timed including reading the file;
    libcachesim timed on ``process_trace`` only): libcachesim's LRU (C), a plain ``OrderedDict``
-   LRU baseline, :func:`emulator.simulate.replay_block_trace` (TF's byte-accounted LRU, tight
-   loop) and the full size-only :class:`~emulator.block_cache.BlockCache`. Requests/s and
+   LRU baseline, :func:`emulator.replay.simulation.replay_block_trace` (TF's byte-accounted LRU, tight
+   loop) and the full size-only :class:`~emulator.model.block_cache.BlockCache`. Requests/s and
    ratios; miss ratios printed to show the engines agree. Target: tight loop >= 1/5 libcachesim.
-2. Sweep speed: :func:`emulator.simulate.simulate` (the full model: stat cache, signatures,
+2. Sweep speed: :func:`emulator.replay.simulation.simulate` (the full model: stat cache, signatures,
    block cache) on a 10 GiB-logical sequential workload (512 KiB reads, as TF's GFile issues
    them) for several cache configurations; configs/s and a projection for 100 configs on 2
    processes.
@@ -26,17 +26,17 @@ from collections import OrderedDict
 
 import numpy as np
 
-from emulator.block_cache import BlockCache
-from emulator.clock import VirtualClock
-from emulator.gcs_model import GcsFilesystemModel
-from emulator.simulate import (
+from emulator.model.block_cache import BlockCache
+from emulator.model.clock import VirtualClock
+from emulator.model.gcs_model import GcsFilesystemModel
+from emulator.model.transport import MemoryTransport
+from emulator.replay.simulation import (
     read_oracle_general,
     replay_block_trace,
     simulate,
     write_oracle_general,
 )
-from emulator.trace import CacheConfig
-from emulator.transport import MemoryTransport
+from emulator.replay.trace import CacheConfig
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -165,7 +165,7 @@ def bench_sweep(quick: bool) -> None:
         CacheConfig(64 * MiB, 1024 * MiB),
         CacheConfig(256 * 1024, 16 * MiB),
     ]
-    from emulator.trace import load_trace
+    from emulator.replay.trace import load_trace
 
     t0 = time.perf_counter()
     loaded = load_trace(trace)

@@ -3,7 +3,7 @@ both through the same front (one fake GCS), same cache configuration, same 1 MiB
 reads on one random-access file (prints MB/s and the ratio; target model >= 0.8x TF).
 
 Both readers run in their own subprocess so neither competes with the in-process front for the
-GIL: TF via :class:`emulator.tf_worker.TfWorker` + the project's random-access ops (cache
+GIL: TF via :class:`emulator.replay.tf_worker.TfWorker` + the project's random-access ops (cache
 configured through ``GCS_READ_CACHE_*`` env vars before import; a fresh TF process per run so
 the cold pass is cold), the model via
 ``python -m benchmarks.bench_model_vs_tf --child ...``. Each configuration runs TF and model
@@ -59,9 +59,9 @@ def child(url: str, path: str, config: str, passes: int) -> None:
     os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
     import gcsfs
 
-    from emulator.clock import RealClock
-    from emulator.gcs_model import GcsFilesystemModel
-    from emulator.transport import GcsfsTransport
+    from emulator.model.clock import RealClock
+    from emulator.model.gcs_model import GcsFilesystemModel
+    from emulator.model.transport import GcsfsTransport
 
     params = json.loads(config)
     if params is not None:
@@ -128,8 +128,8 @@ def main() -> None:
         child(url, path, config, int(passes))
         return
 
-    from emulator.session import GcsEmulator
-    from emulator.tf_worker import TfWorker
+    from emulator.fakegcs.session import GcsEmulator
+    from emulator.replay.tf_worker import TfWorker
 
     size = args.size_mib * MiB
     with GcsEmulator() as em:

@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--workloads", default="tfrecord-epochs,interleave,small-files")
     args = ap.parse_args()
     os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
-    from emulator.session import GcsEmulator
+    from emulator.fakegcs.session import GcsEmulator
 
     t = MEASURE_TIMING
     print(

@@ -2,7 +2,7 @@
 
 Run: ``python -m benchmarks.bench_shaping [--size-mib 4] [--repeats 3]``
 
-For several :class:`emulator.shaping.Shaping` settings, applied at run time to one running
+For several :class:`emulator.fakegcs.shaping.Shaping` settings, applied at run time to one running
 front, Range GETs of ``size`` bytes go through the CONNECT/TLS path (as TensorFlow's would);
 the median wall time is printed next to ``Shaping.expected_time(size)`` (the lower bound the
 shaping should impose). Unshaped time is printed first so the overhead is visible. Traffic goes
@@ -18,8 +18,8 @@ import statistics
 import sys
 import time
 
-from emulator.session import GcsEmulator
-from emulator.shaping import Shaping
+from emulator.fakegcs.session import GcsEmulator
+from emulator.fakegcs.shaping import Shaping
 
 BUCKET = "bench-shaping"
 

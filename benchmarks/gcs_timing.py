@@ -22,7 +22,7 @@ Defaults and where they come from
   set-up, auth header, response parsing); an assumption of this project, an order of magnitude
   below the latency so it only matters for very many tiny requests.
 
-The same three numbers drive the front's traffic shaping (``emulator.shaping.Shaping``) in
+The same three numbers drive the front's traffic shaping (``emulator.fakegcs.shaping.Shaping``) in
 measured runs, so predicted and measured time are comparable.
 
 Invariants: all three parameters are finite; latency and overhead >= 0; bandwidth > 0.

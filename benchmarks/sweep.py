@@ -8,7 +8,7 @@ Two engines compute, for one trace and one configuration, the requests TF 2.21 w
   each request (so ``max_staleness`` and the stat cache age see realistic time). It supports the
   ops workloads produce (open/read/close/stat/sleep); traces with overwrite/delete/configure need
   the model engine.
-- ``"model"`` (:func:`simulate_model`): the project's model, ``emulator.simulate.simulate``
+- ``"model"`` (:func:`simulate_model`): the project's model, ``emulator.replay.simulation.simulate``
   (C1's size-only model), the reference. Tests check both engines send the same requests.
 
 Semantics follow /work/shared/docs/tf-gcs-semantics.md: with the cache on (block_size > 0 and
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.gcs_timing import DEFAULT_TIMING, METADATA_RESPONSE_BYTES, GcsTiming
-from emulator import trace as trace_mod
+from emulator.replay import trace as trace_mod
 
 __all__ = [
     "TF_DEFAULT_BUFFER",
@@ -61,7 +61,7 @@ TF_STAT_CACHE_MAX_AGE = 5
 class CacheConfig(trace_mod.CacheConfig):
     """One point of the grid, in BlockCacheParams units: bytes, bytes, seconds.
 
-    The trace format's :class:`emulator.trace.CacheConfig` (same fields, ``as_dict``), plus
+    The trace format's :class:`emulator.replay.trace.CacheConfig` (same fields, ``as_dict``), plus
     validation, ordering and :attr:`cache_on`.
     """
 
@@ -346,7 +346,7 @@ def simulate_model(
     epochs: int = 1,
     keep_requests: bool = False,
 ) -> tuple[PointResult, list[dict[str, Any]]]:
-    """The same as :func:`simulate_fast`, computed by ``emulator.simulate.simulate``.
+    """The same as :func:`simulate_fast`, computed by ``emulator.replay.simulation.simulate``.
 
     A cache-off ``config`` is given to the model as ``(buffer_size, 0, max_staleness)``: the
     model, like TF at start-up, uses the configured block size as the read-ahead buffer.
@@ -355,7 +355,7 @@ def simulate_model(
     advance with request time, so staleness/stat-age effects can differ from the fast engine
     when requests take long).
     """
-    from emulator.simulate import simulate  # C1's size-only model
+    from emulator.replay.simulation import simulate  # C1's size-only model
 
     kw: dict[str, Any] = {}
     if stat_cache_max_age is not None:
@@ -381,7 +381,7 @@ def simulate_model(
 def _requests_of(sim: Any) -> list[dict[str, Any]]:
     reqs = sim.get("requests") if isinstance(sim, Mapping) else getattr(sim, "requests", None)
     if reqs is None:
-        raise TypeError("emulator.simulate.simulate returned no 'requests'")
+        raise TypeError("emulator.replay.simulation.simulate returned no 'requests'")
     return [r if isinstance(r, Mapping) else r.as_trace_request() for r in reqs]
 
 

@@ -144,7 +144,7 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
     try:
         needs_tf = workload is not None  # record (model check), measure, or sweep a recording
         if needs_tf and _tf_available():
-            from emulator.session import GcsEmulator
+            from emulator.fakegcs.session import GcsEmulator
 
             console.print(f"[bold]fake GCS[/bold]: starting ({opts.backend}) …")
             emulator = GcsEmulator(opts.backend)

@@ -2,7 +2,7 @@
 
 Fixtures:
 
-- ``gcs_emulator`` (session): one :class:`emulator.session.GcsEmulator` (embedded
+- ``gcs_emulator`` (session): one :class:`emulator.fakegcs.session.GcsEmulator` (embedded
   fake-gcs-server + front) per test session (per xdist worker).
 - ``gcs_bucket`` (function): the name of a fresh, empty bucket, deleted after the test.
 - ``gcs_ledger`` (function): the session ledger; use ``mark()``/``since()`` to look only at
@@ -37,7 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def gcs_emulator() -> Iterator[Any]:
     """One embedded fake GCS + front for the whole session."""
-    from emulator.session import GcsEmulator
+    from emulator.fakegcs.session import GcsEmulator
 
     emu = GcsEmulator()
     try:
@@ -82,7 +82,7 @@ def tf_worker_factory(gcs_emulator: Any) -> Iterator[Callable[..., Any]]:
     """``factory(extra_env=None, **kw)``: a cached TF subprocess per distinct environment."""
     if importlib.util.find_spec("tensorflow") is None:
         pytest.skip("TensorFlow is not installed (pip install 'gcs-hook[tf]')")
-    from emulator.tf_worker import TfWorker
+    from emulator.replay.tf_worker import TfWorker
 
     workers: dict[tuple, TfWorker] = {}
 

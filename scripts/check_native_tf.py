@@ -36,9 +36,9 @@ import subprocess
 import sys
 import tempfile
 
-# emulator.trace is stdlib-only, so the TF side (another venv with this repo installed) has it too
-from emulator.trace import digest_chain
-from emulator.trace import sha256_hex as _sha
+# emulator.replay.trace is stdlib-only, so the TF side (another venv with this repo installed) has it too
+from emulator.replay.trace import digest_chain
+from emulator.replay.trace import sha256_hex as _sha
 
 MiB = 1 << 20
 BUCKET = "native-tf-check"
@@ -46,7 +46,7 @@ TF_SIDE_TIMEOUT_S = 600
 
 
 def _data(n: int, seed: str) -> bytes:
-    """The tests' content (tests/_hook_support.data): the digest chain of ``seed``."""
+    """The tests' content (tests/_support.data): the digest chain of ``seed``."""
     return digest_chain(seed, n)
 
 
@@ -136,8 +136,8 @@ def _public_api(tf) -> dict:
 
 def drive(python: str, cache_dir: str | None) -> int:
     """Runs in the system Python: emulator up, TF side run, ledger judged; returns exit status."""
-    from emulator.oauth import make_test_credentials
-    from emulator.session import GcsEmulator
+    from emulator.fakegcs.oauth import make_test_credentials
+    from emulator.fakegcs.session import GcsEmulator
 
     objs = {
         "off.bin": _data(3 * MiB, "off"),

@@ -94,7 +94,7 @@ def replay(
         typer.Option(
             "--random",
             metavar="N",
-            help="Instead of files: N random traces (emulator.replay.random_trace), seeds from --seed.",
+            help="Instead of files: N random traces (emulator.replay.replay.random_trace), seeds from --seed.",
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="First seed for --random.")] = 0,
@@ -110,7 +110,7 @@ def replay(
     Several traces share one fake GCS and as few TensorFlow processes as their settings allow.
     Every trace is validated before anything runs.
     """
-    from emulator import replay as rp
+    from emulator.replay import replay as rp
 
     if compare_engines and engine is not None:
         fail("use either --engine or --compare, not both")
@@ -160,7 +160,7 @@ def replay(
             if which == "model" and transport == "memory":
                 return [rp.run_model(t) for t in traces]
             if emulator is None:
-                from emulator.session import GcsEmulator
+                from emulator.fakegcs.session import GcsEmulator
 
                 emulator = GcsEmulator(backend)
             if which == "model":
@@ -187,7 +187,7 @@ def _report(
     compare_engines: bool,
     as_json: bool,
 ) -> None:
-    from emulator import replay as rp
+    from emulator.replay import replay as rp
 
     single = len(paths) == 1
     if not compare_engines:

@@ -109,7 +109,7 @@ def ledger_table(records: list[Any], title: str = "request ledger") -> Any:
 
 
 def _check_port_free(port: int, what: str) -> None:
-    from emulator.backend import port_in_use
+    from emulator.fakegcs.backend import port_in_use
 
     if port and port_in_use(port, "127.0.0.1"):
         fail(f"{what} port {port} on 127.0.0.1 is already in use")
@@ -124,8 +124,8 @@ def _start_emulator(
     require_auth: bool,
     shaping: Any = None,
 ) -> Any:
-    from emulator.backend import BackendError
-    from emulator.session import GcsEmulator
+    from emulator.fakegcs.backend import BackendError
+    from emulator.fakegcs.session import GcsEmulator
 
     if data is not None and not data.is_dir():
         fail(f"--data {data}: not a directory")
@@ -179,8 +179,8 @@ def run_demo(emu: Any, console: Any) -> bool:
 
     Returns True when TF returned exactly the bytes the backend holds.
     """
-    from emulator.tf_worker import TfWorker, TfWorkerError
-    from emulator.trace import object_content
+    from emulator.replay.tf_worker import TfWorker, TfWorkerError
+    from emulator.replay.trace import object_content
 
     data = object_content(f"{DEMO_BUCKET}/{DEMO_OBJECT}", 1, DEMO_SIZE)
     emu.backend.create_bucket(DEMO_BUCKET)
@@ -264,7 +264,7 @@ def serve(
         fail("--token must be a non-empty value without whitespace")
     shaping = None
     if latency_ms or overhead_ms or bandwidth_mbps:
-        from emulator.shaping import Shaping
+        from emulator.fakegcs.shaping import Shaping
 
         try:
             shaping = Shaping(
@@ -364,7 +364,7 @@ def _check(name: str, ok: bool, detail: str, required: bool = True) -> dict[str,
 
 def doctor_checks() -> list[dict[str, Any]]:
     """What is present on this machine (no TensorFlow import, no server start)."""
-    from emulator.backend import BackendError, docker_engine_error, find_binary
+    from emulator.fakegcs.backend import BackendError, docker_engine_error, find_binary
 
     checks = [_check("python", sys.version_info >= (3, 10), sys.version.split()[0])]
     tf_version = None

@@ -75,7 +75,7 @@ def _check_backend(spec: str) -> None:
     """Validate the spec and, for a URL, that something answers there."""
     if spec in ("embedded", "container"):
         if spec == "container":
-            from emulator.backend import docker_engine_error
+            from emulator.fakegcs.backend import docker_engine_error
 
             reason = docker_engine_error()
             if reason:
@@ -83,7 +83,7 @@ def _check_backend(spec: str) -> None:
         return
     if not re.match(r"^https?://[^\s/]+", spec):
         fail(f"--backend must be embedded, container or an http(s)://host:port URL, got {spec!r}")
-    from emulator.backend import BackendError, ExternalBackend
+    from emulator.fakegcs.backend import BackendError, ExternalBackend
 
     try:
         ExternalBackend(spec).close()
@@ -150,7 +150,7 @@ def tune(
         if not path.is_file():
             fail(f"trace file {workload} does not exist")
         try:
-            from emulator.trace import load_trace
+            from emulator.replay.trace import load_trace
 
             load_trace(str(path))
             opts.trace = json.loads(path.read_text())
@@ -196,7 +196,7 @@ def tune(
     try:
         outcome = run_tune(opts, console)
     except Exception as exc:  # noqa: BLE001 - report as one line, exit 2
-        from emulator.backend import BackendError
+        from emulator.fakegcs.backend import BackendError
 
         if isinstance(exc, BackendError):
             fail(f"backend {backend} unusable: {str(exc).splitlines()[0]}")
