@@ -109,7 +109,7 @@ result = [int(v) for v in _ops.gcs_block_cache_params()]
 
 
 def _copy_bucket(emulator: Any, src: str, dst: str) -> None:
-    backend = emulator.fakegcs.backend
+    backend = emulator.backend
     backend.create_bucket(dst)
     for name in backend.list_objects(src):
         backend.put_object(dst, name, backend.get_object(src, name))
@@ -143,7 +143,7 @@ def measure_configs(
     if trace is None:
         trace = workload.synthesize()
     if upload:
-        emulator.fakegcs.backend.create_bucket(workload.bucket)
+        emulator.backend.create_bucket(workload.bucket)
         upload_objects(emulator, workload)
     copies = [workload.with_params(bucket=f"{workload.bucket}-c{i}") for i in range(2 * repeats)]
     for copy in copies:
@@ -153,7 +153,7 @@ def measure_configs(
         bandwidth_bytes_per_s=timing.bandwidth_bytes_per_s,
         per_request_overhead_s=timing.per_request_overhead_s,
     )
-    before = emulator.fakegcs.front.shaping
+    before = emulator.front.shaping
 
     def one_pass(worker: Any, copy: Workload, config: CacheConfig, shaped: Any) -> tuple:
         params = worker.run(
@@ -166,8 +166,8 @@ def measure_configs(
         expect = [config.block_size, config.max_bytes, config.max_staleness]
         if config.cache_on and params != expect:
             raise RuntimeError(f"TF block cache is {params}, wanted {expect}")
-        emulator.fakegcs.front.shaping = shaped
-        mark = emulator.fakegcs.ledger.mark()
+        emulator.front.shaping = shaped
+        mark = emulator.ledger.mark()
         try:
             seconds = 0.0
             for epoch in range(copy.epochs):
@@ -178,12 +178,12 @@ def measure_configs(
                 res = worker.run(code, timeout=timeout, **variables)
                 seconds += float(res["seconds"])
         finally:
-            emulator.fakegcs.front.shaping = before
+            emulator.front.shaping = before
         with contextlib.suppress(Exception):
-            emulator.fakegcs.ledger.wait_quiet(0.05, 2.0)
+            emulator.ledger.wait_quiet(0.05, 2.0)
         n_requests = sum(
             1
-            for r in emulator.fakegcs.ledger.since(mark)
+            for r in emulator.ledger.since(mark)
             if r.bucket == copy.bucket and r.kind in ("media", "metadata")
         )
         return seconds, n_requests
@@ -226,8 +226,8 @@ def measure_configs(
             if progress:
                 progress(n + 1, len(configs))
     finally:
-        emulator.fakegcs.front.shaping = before
+        emulator.front.shaping = before
         for copy in copies:
             with contextlib.suppress(Exception):
-                emulator.fakegcs.backend.delete_bucket(copy.bucket)
+                emulator.backend.delete_bucket(copy.bucket)
     return out

@@ -113,7 +113,7 @@ def upload_objects(emulator: Any, workload: Workload) -> dict[str, int]:
     sizes = {}
     for name, data in workload.files():
         bucket, _, path = name.partition("/")
-        emulator.fakegcs.backend.put_object(bucket, path, data)
+        emulator.backend.put_object(bucket, path, data)
         sizes[name] = len(data)
     return sizes
 
@@ -124,7 +124,7 @@ def _write_checkpoint(emulator: Any, worker: Any, workload: CheckpointRestore) -
         files = worker.run(workload.tf_write_code(), outdir=outdir, timeout=300)
         for fname in files:
             path = f"ckpt/{fname}"
-            emulator.fakegcs.backend.put_object(workload.bucket, path, os.path.join(outdir, fname))
+            emulator.backend.put_object(workload.bucket, path, os.path.join(outdir, fname))
             sizes[f"{workload.bucket}/{path}"] = os.path.getsize(os.path.join(outdir, fname))
     return sizes
 
@@ -151,7 +151,7 @@ def record_workload(
         worker = TfWorker(env)
     t0 = time.monotonic()
     try:
-        emulator.fakegcs.backend.create_bucket(workload.bucket)
+        emulator.backend.create_bucket(workload.bucket)
         if isinstance(workload, CheckpointRestore):
             sizes = _write_checkpoint(emulator, worker, workload)
             workload = workload.with_params(sizes=sizes)
@@ -161,7 +161,7 @@ def record_workload(
         requests: list[dict[str, Any]] = []
         skipped: dict[str, int] = {}
         results = []
-        ledger = emulator.fakegcs.ledger
+        ledger = emulator.ledger
         for epoch in range(workload.epochs):
             variables: dict[str, Any] = {"epoch": epoch}
             if isinstance(workload, RandomRecords):

@@ -460,8 +460,8 @@ class _Isolation:
     """
 
     def __init__(self, emulator: Any, trace: Mapping[str, Any], prefix: str) -> None:
-        self.backend = emulator.fakegcs.backend
-        self.ledger = emulator.fakegcs.ledger
+        self.backend = emulator.backend
+        self.ledger = emulator.ledger
         self.buckets = {b: _real_bucket(prefix, b) for b in _trace_buckets(trace)}
         self.reverse = {real: b for b, real in self.buckets.items()}
         self.versions: dict[str, int] = {}
@@ -535,7 +535,7 @@ class _TfTraceRun:
         self.r = replayer
         self.trace = trace
         self.iso = _Isolation(replayer.emulator, trace, prefix)
-        self.ledger = replayer.emulator.fakegcs.ledger
+        self.ledger = replayer.emulator.ledger
         self.t0 = 0.0  # wall time of the trace's ops start (traces with sleep ops)
         self.virtual = 0.0  # sum of the sleeps so far
         self.max_lag = 0.0
@@ -590,7 +590,7 @@ class _TfTraceRun:
 
         for fault in faults:
             bucket, _, obj = fault["object"].partition("/")
-            self.r.emulator.fakegcs.front.faults.add(
+            self.r.emulator.front.faults.add(
                 Fault(
                     fault["status"],
                     kind=fault["kind"],
@@ -766,8 +766,8 @@ def _run_model_gcsfs(
     try:
         iso.create(trace.get("objects") or {})
         fs = model_fs(transport_cls(emulator.gcsfs()))
-        _wait_quiet(emulator.fakegcs.ledger)
-        start = emulator.fakegcs.ledger.mark()
+        _wait_quiet(emulator.ledger)
+        start = emulator.ledger.mark()
         result = run_trace(
             renamed,
             fs,
@@ -776,7 +776,7 @@ def _run_model_gcsfs(
             deleter=lambda real: iso.delete(original[real]),
             create_objects=False,
         ).to_dict()
-        _wait_quiet(emulator.fakegcs.ledger)
+        _wait_quiet(emulator.ledger)
         requests, _ = iso.collect(start)
         return {
             "engine": "model",

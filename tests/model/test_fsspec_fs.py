@@ -31,10 +31,10 @@ TRACES = str(TRACE_DIR)
 def seen(emulator, mark, bucket):
     """Trace-form requests the front recorded for ``bucket`` since ``mark`` (the library's own
     bucket-metadata lookups excluded)."""
-    emulator.fakegcs.ledger.wait_quiet(quiet_s=0.05, timeout=5)
+    emulator.ledger.wait_quiet(quiet_s=0.05, timeout=5)
     return [
         r.as_trace_request()
-        for r in emulator.fakegcs.ledger.since(mark)
+        for r in emulator.ledger.since(mark)
         if r.bucket == bucket and r.kind != "bucket"
     ]
 
