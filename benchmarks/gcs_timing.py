@@ -17,7 +17,7 @@ Defaults and where they come from
   ``docs/benchmarks.md``: same-region n2-standard-96 VM, FIO, 128 threads): 128 KiB files are read
   with ~21 ms average latency (latency-bound, so ~20 ms time to first byte), and 1 GiB files at
   ~7,700 MiB/s over 128 threads, i.e. ~60 MiB/s per stream. These are same-region numbers; a
-  cross-region job sees larger latencies (pass ``--latency-ms``/``--bandwidth-mbps`` to ``tune``).
+  cross-region job sees larger latencies (pass ``--latency-ms``/``--bandwidth`` to ``tune``).
 - ``per_request_overhead_s = 0.001``: client-side cost of one request in TensorFlow (curl handle
   set-up, auth header, response parsing); an assumption of this project, an order of magnitude
   below the latency so it only matters for very many tiny requests.

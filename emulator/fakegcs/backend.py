@@ -21,6 +21,7 @@ import ctypes
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -498,18 +499,44 @@ class ExternalBackend(Backend):
             )
 
 
+_BACKEND_URL = re.compile(r"^(https?)://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?/?$")
+
+
+def parse_backend_spec(spec: str) -> str:
+    """The one validator of a backend spec (``serve``, ``tune``, ``record`` and :func:`start_backend`).
+
+    Returns ``"embedded"``, ``"container"`` or a normalized ``http(s)://host[:port]`` URL (no
+    trailing slash); a bare ``host:port`` means ``http://host:port``. Anything else, a port
+    outside 1-65535, or a URL with a path, query or credentials raises :class:`ValueError`.
+    """
+    text = str(spec).strip()
+    if text in ("embedded", "container"):
+        return text
+    if "://" not in text and re.match(r"^[A-Za-z0-9.\-]+:\d{1,5}$", text):
+        text = "http://" + text
+    m = _BACKEND_URL.match(text)
+    if not m:
+        raise ValueError(f"must be embedded, container or an http(s)://host:port URL, got {spec!r}")
+    if m.group(3) is not None and not 1 <= int(m.group(3)) <= 65535:
+        raise ValueError(f"must have a port 1-65535, got {m.group(3)} in {spec!r}")
+    return text.rstrip("/")
+
+
 def start_backend(spec: str = "embedded", **kw: Any) -> Backend:
     """Start (or attach to) a backend.
 
-    ``spec``: ``"embedded"`` (default), ``"container"``, an ``http://host:port`` URL, or ``""``
-    meaning ``$STORAGE_EMULATOR_HOST`` if set, else embedded.
+    ``spec``: ``"embedded"`` (default), ``"container"``, an ``http(s)://host:port`` URL (see
+    :func:`parse_backend_spec`), or ``""`` meaning ``$STORAGE_EMULATOR_HOST`` if set, else
+    embedded. A malformed spec raises :class:`BackendError`.
     """
     if spec == "":
         spec = os.environ.get("STORAGE_EMULATOR_HOST", "") or "embedded"
+    try:
+        spec = parse_backend_spec(spec)
+    except ValueError as exc:
+        raise BackendError(f"unknown backend {spec!r}: {exc}") from None
     if spec == "embedded":
         return EmbeddedBackend(**kw)
     if spec == "container":
         return ContainerBackend(**kw)
-    if spec.startswith(("http://", "https://")) or ":" in spec:
-        return ExternalBackend(spec)
-    raise BackendError(f"unknown backend {spec!r}: use embedded, container or an http:// URL")
+    return ExternalBackend(spec)

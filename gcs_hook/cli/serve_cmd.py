@@ -1,7 +1,7 @@
 """``gcs-hook serve``, ``env``, ``demo`` and ``doctor``.
 
     gcs-hook serve [--backend embedded|container|URL] [--data DIR] [--port N] [--ledger FILE]
-                   [--require-auth] [--latency-ms MS] [--overhead-ms MS] [--bandwidth-mbps MB/s]
+                   [--require-auth] [--latency-ms MS] [--overhead-ms MS] [--bandwidth RATE]
                    [--token T] [--duration S] [--state-file FILE] [--demo]
     gcs-hook env   [--state-file FILE]
     gcs-hook demo  [--backend ...]          (same as ``serve --demo``)
@@ -38,6 +38,14 @@ from typing import Annotated, Any
 import typer
 
 from gcs_hook.cli.errors import fail
+from gcs_hook.cli.values import (
+    deprecated_rate_mbps,
+    option,
+    parse_backend_spec,
+    parse_duration,
+    parse_port,
+    parse_rate,
+)
 
 DEMO_BUCKET = "gcs-hook-demo"
 DEMO_OBJECT = "data/sample.bin"
@@ -129,8 +137,6 @@ def _start_emulator(
 
     if data is not None and not data.is_dir():
         fail(f"--data {data}: not a directory")
-    if backend not in ("embedded", "container") and not backend.startswith("http://"):
-        fail(f"--backend {backend!r}: use embedded, container or an http://host:port URL")
     _check_port_free(port, "front")
     _check_port_free(backend_port, "backend")
     if ledger is not None and not ledger.parent.is_dir():
@@ -155,6 +161,42 @@ def _start_emulator(
             fail(f"--data {data}: {exc}")
         typer.echo(f"# seeded {len(created)} objects from {data}", err=True)
     return emu
+
+
+#: Shaping bounds at the command line: a latency or overhead longer than this is a typo, not a
+#: network (every response would stall past any client's timeout).
+MAX_SHAPING_DELAY_S = 60.0
+
+
+def _shaping_from_flags(
+    latency_ms: str, overhead_ms: str, bandwidth: str, bandwidth_mbps: float | None
+) -> Any:
+    """The :class:`Shaping` the flags ask for, or None; a bad value is the one-line error."""
+    latency_s = option(
+        "--latency-ms", parse_duration, latency_ms, unit="ms", maximum=MAX_SHAPING_DELAY_S,
+        context="shaping",
+    )  # fmt: skip
+    overhead_s = option(
+        "--overhead-ms", parse_duration, overhead_ms, unit="ms", maximum=MAX_SHAPING_DELAY_S,
+        context="shaping",
+    )  # fmt: skip
+    rate = option("--bandwidth", parse_rate, bandwidth, context="shaping")
+    if bandwidth_mbps is not None:
+        if rate is not None:
+            fail("shaping: give --bandwidth or the deprecated --bandwidth-mbps, not both")
+        rate = deprecated_rate_mbps(bandwidth_mbps, context="shaping")
+    if not (latency_s or overhead_s or rate):
+        return None
+    from emulator.fakegcs.shaping import Shaping
+
+    try:
+        return Shaping(
+            first_byte_latency_s=latency_s,
+            bandwidth_bytes_per_s=rate,
+            per_request_overhead_s=overhead_s,
+        )
+    except ValueError as exc:
+        fail(f"shaping: {exc}")
 
 
 def _write_state(path: Path, emu: Any, env: dict[str, str]) -> None:
@@ -217,15 +259,17 @@ result = {"version": tf.__version__, "a": a, "b": b, "names": tf.io.gfile.listdi
 
 def serve(
     backend: Annotated[
-        str, typer.Option("--backend", help="embedded | container | http://host:port")
+        str, typer.Option("--backend", help="embedded | container | http(s)://host:port")
     ] = "embedded",
     data: Annotated[
         Path | None, typer.Option("--data", help="Seed DIR/<bucket>/<object path> before serving.")
     ] = None,
-    port: Annotated[int, typer.Option("--port", help="Front port on 127.0.0.1 (0 = any).")] = 0,
+    port: Annotated[
+        str, typer.Option("--port", help="Front port on 127.0.0.1, 0-65535 (0 = any).")
+    ] = "0",
     backend_port: Annotated[
-        int, typer.Option("--backend-port", help="Embedded backend port (0 = any).")
-    ] = 0,
+        str, typer.Option("--backend-port", help="Embedded backend port, 0-65535 (0 = any).")
+    ] = "0",
     ledger: Annotated[
         Path | None, typer.Option("--ledger", help="Append every request as JSONL here.")
     ] = None,
@@ -233,21 +277,36 @@ def serve(
         bool, typer.Option("--require-auth", help="401 for requests without a valid token.")
     ] = False,
     latency_ms: Annotated[
-        float, typer.Option("--latency-ms", help="Shaping: first-byte latency per response.")
-    ] = 0.0,
+        str,
+        typer.Option(
+            "--latency-ms", help="Shaping: first-byte latency per response, ms (or 20ms, 0.1s)."
+        ),
+    ] = "0",
     overhead_ms: Annotated[
-        float, typer.Option("--overhead-ms", help="Shaping: extra per-request overhead.")
-    ] = 0.0,
+        str,
+        typer.Option(
+            "--overhead-ms", help="Shaping: extra per-request overhead, ms (or 1ms, 0.01s)."
+        ),
+    ] = "0",
+    bandwidth: Annotated[
+        str,
+        typer.Option(
+            "--bandwidth", help="Shaping: rate per response, e.g. 64MiB/s or 100MB/s; 0 = no cap."
+        ),
+    ] = "0",
     bandwidth_mbps: Annotated[
-        float,
-        typer.Option("--bandwidth-mbps", help="Shaping: MB/s (10^6 B/s) per response; 0 = no cap."),
-    ] = 0.0,
+        float | None,
+        typer.Option("--bandwidth-mbps", help="Deprecated: use --bandwidth N MB/s.", hidden=True),
+    ] = None,
     token: Annotated[
         str, typer.Option("--token", help="Value for GOOGLE_AUTH_TOKEN_FOR_TESTING.")
     ] = DEFAULT_TEST_TOKEN,
     duration: Annotated[
-        float, typer.Option("--duration", help="Stop after this many seconds (0 = until Ctrl-C).")
-    ] = 0.0,
+        str,
+        typer.Option(
+            "--duration", help="Stop after this long, s (or 500ms, 2m; 0 = until Ctrl-C)."
+        ),
+    ] = "0",
     state_file: Annotated[
         Path | None, typer.Option("--state-file", help="Where to record the running instance.")
     ] = None,
@@ -258,24 +317,15 @@ def serve(
     """Run fake-gcs-server + the TLS front in the foreground; print the client environment."""
     from rich.console import Console
 
-    if duration < 0:
-        fail("--duration must be >= 0")
+    backend = option("--backend", parse_backend_spec, backend)
+    port_n = option("--port", parse_port, port)
+    backend_port_n = option("--backend-port", parse_port, backend_port)
+    duration_s = option("--duration", parse_duration, duration, unit="s")
     if not token or any(c.isspace() for c in token):
         fail("--token must be a non-empty value without whitespace")
-    shaping = None
-    if latency_ms or overhead_ms or bandwidth_mbps:
-        from emulator.fakegcs.shaping import Shaping
-
-        try:
-            shaping = Shaping(
-                first_byte_latency_s=latency_ms / 1000,
-                bandwidth_bytes_per_s=bandwidth_mbps * 1e6 or None,
-                per_request_overhead_s=overhead_ms / 1000,
-            )
-        except ValueError as exc:
-            fail(f"shaping: {exc} (use --latency-ms/--overhead-ms/--bandwidth-mbps >= 0)")
+    shaping = _shaping_from_flags(latency_ms, overhead_ms, bandwidth, bandwidth_mbps)
     console = Console(stderr=True, highlight=False)
-    emu = _start_emulator(backend, data, port, backend_port, ledger, require_auth, shaping)
+    emu = _start_emulator(backend, data, port_n, backend_port_n, ledger, require_auth, shaping)
     try:
         if demo:
             out = Console(highlight=False)
@@ -298,7 +348,7 @@ def serve(
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _STOP_SIGNALS}
         try:
-            stop.wait(duration if duration > 0 else None)
+            stop.wait(duration_s if duration_s > 0 else None)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -347,14 +397,14 @@ def env_cmd(
 
 def demo_cmd(
     backend: Annotated[
-        str, typer.Option("--backend", help="embedded | container | http://host:port")
+        str, typer.Option("--backend", help="embedded | container | http(s)://host:port")
     ] = "embedded",
 ) -> None:
     """Read an object with real TensorFlow through the front and print the ledger."""
     serve(
-        backend=backend, data=None, port=0, backend_port=0, ledger=None, require_auth=False,
-        latency_ms=0.0, overhead_ms=0.0, bandwidth_mbps=0.0, token=DEFAULT_TEST_TOKEN,
-        duration=0.0, state_file=None, demo=True,
+        backend=backend, data=None, port="0", backend_port="0", ledger=None, require_auth=False,
+        latency_ms="0", overhead_ms="0", bandwidth="0", bandwidth_mbps=None,
+        token=DEFAULT_TEST_TOKEN, duration="0", state_file=None, demo=True,
     )  # fmt: skip
 
 

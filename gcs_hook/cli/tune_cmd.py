@@ -2,7 +2,7 @@
 
     gcs-hook tune [--workload NAME|TRACE.json] [--memory-budget 2GiB]
                   [--backend embedded|container|URL] [--out DIR] [--quick]
-                  [--param KEY=VALUE ...] [--latency-ms MS] [--bandwidth-mibps N]
+                  [--param KEY=VALUE ...] [--latency-ms MS] [--bandwidth RATE]
                   [--overhead-ms MS] [--no-measure] [--workers N] [--scheduler ADDR]
                   [--stat-cache-max-age S]
 
@@ -16,35 +16,24 @@ from __future__ import annotations
 
 import json
 import os
-import re
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from gcs_hook.cli.errors import fail
+from gcs_hook.cli.values import (
+    deprecated_rate_mbps,
+    option,
+    parse_backend_spec,
+    parse_duration,
+    parse_rate,
+    parse_size,
+)
 
-_UNITS = {
-    "": 1, "b": 1,
-    "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
-    "t": 1000**4, "tb": 1000**4,
-    "ki": 2**10, "kib": 2**10, "mi": 2**20, "mib": 2**20, "gi": 2**30, "gib": 2**30,
-    "ti": 2**40, "tib": 2**40,
-}  # fmt: skip
-_SIZE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
-
-
-def parse_size(text: str) -> int:
-    """'2GiB' → 2147483648, '512MiB', '1.5G', '1000' (bytes). ValueError when malformed/negative."""
-    m = _SIZE.match(text or "")
-    if not m:
-        raise ValueError(f"cannot read {text!r} as a size (examples: 2GiB, 512MiB, 1000000)")
-    number, unit = float(m.group(1)), m.group(2).lower()
-    if unit not in _UNITS:
-        raise ValueError(f"unknown size unit {m.group(2)!r} in {text!r} (use KiB, MiB, GiB, …)")
-    if number < 0:
-        raise ValueError(f"memory budget must not be negative, got {text!r}")
-    return int(number * _UNITS[unit])
+#: The smallest memory budget tune accepts: one block of the smallest size the grid considers.
+MIN_MEMORY_BUDGET = 1 << 20
 
 
 def _parse_params(items: list[str], workload: str) -> dict[str, Any]:
@@ -72,7 +61,8 @@ def _parse_params(items: list[str], workload: str) -> dict[str, Any]:
 
 
 def _check_backend(spec: str) -> None:
-    """Validate the spec and, for a URL, that something answers there."""
+    """Validate the spec (:func:`parse_backend_spec`) and, for a URL, that something answers."""
+    spec = option("--backend", parse_backend_spec, spec)
     if spec in ("embedded", "container"):
         if spec == "container":
             from emulator.fakegcs.backend import docker_engine_error
@@ -81,8 +71,6 @@ def _check_backend(spec: str) -> None:
             if reason:
                 fail(f"backend 'container' is unusable: {reason}")
         return
-    if not re.match(r"^https?://[^\s/]+", spec):
-        fail(f"--backend must be embedded, container or an http(s)://host:port URL, got {spec!r}")
     from emulator.fakegcs.backend import BackendError, ExternalBackend
 
     try:
@@ -93,16 +81,58 @@ def _check_backend(spec: str) -> None:
         fail(f"backend {spec} unreachable: {exc}")
 
 
+def _check_out_dir(out: str) -> None:
+    """Fail now, before any work, if ``--out`` cannot become a writable directory.
+
+    Creates nothing: an existing directory must accept a file, a new one needs a writable parent.
+    """
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        fail(f"--out {out} exists and is not a directory")
+    probe_dir = path if path.is_dir() else path.parent
+    while not probe_dir.exists() and probe_dir != probe_dir.parent:
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir():
+        fail(f"--out {out}: {probe_dir} is not a directory")
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe_dir, prefix=".gcs-hook-probe-"):
+            pass
+    except OSError as exc:
+        fail(f"--out {out}: cannot write in {probe_dir} ({exc.strerror or exc})")
+
+
+def _timing_from_flags(
+    latency_ms: str, overhead_ms: str, bandwidth: str, bandwidth_mibps: float | None
+) -> Any:
+    """The :class:`GcsTiming` the flags ask for; a bad value is the one-line error."""
+    from benchmarks.gcs_timing import GcsTiming
+
+    latency_s = option("--latency-ms", parse_duration, latency_ms, unit="ms", context="bad timing")
+    overhead_s = option(
+        "--overhead-ms", parse_duration, overhead_ms, unit="ms", context="bad timing"
+    )
+    rate = option("--bandwidth", parse_rate, bandwidth, context="bad timing")
+    if bandwidth_mibps is not None:
+        rate = deprecated_rate_mbps(bandwidth_mibps * 1.048576, context="bad timing")
+    if rate is None:
+        fail("bad timing: --bandwidth must be a positive rate for predictions (e.g. 64MiB/s)")
+    try:
+        return GcsTiming(latency_s, rate, overhead_s)
+    except ValueError as exc:
+        fail(f"bad timing: {exc}")
+
+
 def tune(
     workload: Annotated[
         str | None,
         typer.Option("--workload", "-w", help="workload name, or a TRACE.json to sweep as given"),
     ] = None,
     memory_budget: Annotated[
-        str, typer.Option("--memory-budget", help="largest block cache allowed (e.g. 2GiB)")
+        str, typer.Option("--memory-budget", help="largest block cache allowed, a size (e.g. 2GiB)")
     ] = "2GiB",
     backend: Annotated[
-        str, typer.Option("--backend", help="fake GCS: embedded, container or http://host:port")
+        str,
+        typer.Option("--backend", help="fake GCS: embedded, container or http(s)://host:port"),
     ] = "embedded",
     out: Annotated[str, typer.Option("--out", help="output directory")] = "tune-out",
     quick: Annotated[bool, typer.Option("--quick", help="small grid, 3 measured runs")] = False,
@@ -111,14 +141,20 @@ def tune(
         typer.Option("--param", "-p", help="workload parameter KEY=VALUE (repeatable)"),
     ] = None,
     latency_ms: Annotated[
-        float, typer.Option("--latency-ms", help="GCS first-byte latency for predictions")
-    ] = 20.0,
+        str,
+        typer.Option("--latency-ms", help="GCS first-byte latency for predictions, ms (or 20ms)"),
+    ] = "20",
+    bandwidth: Annotated[
+        str,
+        typer.Option("--bandwidth", help="per-connection bandwidth, a rate (e.g. 64MiB/s)"),
+    ] = "64MiB/s",
     bandwidth_mibps: Annotated[
-        float, typer.Option("--bandwidth-mibps", help="per-connection bandwidth, MiB/s")
-    ] = 64.0,
+        float | None,
+        typer.Option("--bandwidth-mibps", help="Deprecated: use --bandwidth N MiB/s.", hidden=True),
+    ] = None,
     overhead_ms: Annotated[
-        float, typer.Option("--overhead-ms", help="per-request client overhead")
-    ] = 1.0,
+        str, typer.Option("--overhead-ms", help="per-request client overhead, ms (or 1ms)")
+    ] = "1",
     no_measure: Annotated[
         bool, typer.Option("--no-measure", help="skip measured runs with real TF")
     ] = False,
@@ -136,14 +172,11 @@ def tune(
     """Recommend BlockCacheParams for a training workload (sweep + measured runs, plots)."""
     from rich.console import Console
 
-    from benchmarks.gcs_timing import GcsTiming
     from benchmarks.tune import TuneOptions, run_tune
     from benchmarks.workloads import WORKLOADS
 
-    try:
-        budget = parse_size(memory_budget)
-    except ValueError as exc:
-        fail(str(exc))
+    budget = option("--memory-budget", parse_size, memory_budget, minimum=MIN_MEMORY_BUDGET)
+    _check_out_dir(out)
     opts = TuneOptions(memory_budget=budget, backend=backend, out_dir=out, quick=quick)
     if workload is not None and (workload.endswith(".json") or os.sep in workload):
         path = Path(workload)
@@ -171,10 +204,7 @@ def tune(
 
         if not WORKLOADS[name].can_synthesize and importlib.util.find_spec("tensorflow") is None:
             fail(f"workload {name!r} is recorded with TensorFlow: pip install 'gcs-hook[tf]'")
-    try:
-        opts.timing = GcsTiming(latency_ms / 1000, bandwidth_mibps * 2**20, overhead_ms / 1000)
-    except ValueError as exc:
-        fail(f"bad timing: {exc}")
+    opts.timing = _timing_from_flags(latency_ms, overhead_ms, bandwidth, bandwidth_mibps)
     if workers is not None and workers < 1:
         fail(f"--workers must be >= 1, got {workers}")
     if scheduler:
@@ -189,8 +219,6 @@ def tune(
     opts.measure = not no_measure and opts.trace is None
     if opts.trace is None:
         _check_backend(backend)
-    if os.path.exists(out) and not os.path.isdir(out):
-        fail(f"--out {out} exists and is not a directory")
 
     console = Console()
     try:
