@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emulator.replay.comparison import read_record
-from emulator.replay.isolation import Isolation, wait_quiet
+from emulator.replay.isolation import Isolation, check_uploadable, wait_quiet
 from emulator.replay.loading import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_STAT_CACHE_MAX_AGE,
@@ -179,6 +179,8 @@ class TfReplayer:
     def run_many(self, traces: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Run traces grouped by :class:`EnvGroup` (fewest TF processes); results in input order."""
         traces = list(traces)
+        for trace in traces:  # before any TF process starts or any object is written
+            check_uploadable(trace)
         groups = [env_group(t) for t in traces]
         process_group = merge_groups(groups)
         order = sorted(range(len(traces)), key=lambda i: process_group[groups[i]])
@@ -195,8 +197,8 @@ class TfReplayer:
             needed.buffer_size is not None and needed.buffer_size != group.buffer_size
         ):
             raise ReplayError(f"trace needs {needed}, cannot run in {group}")
-        self._worker_for(group)
         run = _TfTraceRun(self, trace, f"r{self._run_id}-{next(self._counter)}")
+        self._worker_for(group)
         try:
             return run.execute()
         finally:

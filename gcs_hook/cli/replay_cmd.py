@@ -152,6 +152,13 @@ def replay(
                 if trace.get("faults"):
                     fail(f"{name} injects faults: that needs the memory transport")
 
+    if compare_engines or engine == "tf" or transport != "memory":
+        for name, trace in zip(names, traces, strict=True):  # objects go to the fake GCS
+            try:
+                rp.check_uploadable(trace)
+            except rp.ReplayError as exc:
+                fail(f"{name}: {exc}")
+
     emulator: Any = None  # one fake GCS + front for every engine that needs one
 
     def run(which: str) -> list[dict[str, Any]]:
