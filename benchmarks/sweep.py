@@ -11,7 +11,7 @@ Two engines compute, for one trace and one configuration, the requests TF 2.21 w
 - ``"model"`` (:func:`simulate_model`): the project's model, ``emulator.replay.simulation.simulate``
   (C1's size-only model), the reference. Tests check both engines send the same requests.
 
-Semantics follow /work/shared/docs/tf-gcs-semantics.md: with the cache on (block_size > 0 and
+Semantics follow docs/tf-read-path.md ("Block cache"): with the cache on (block_size > 0 and
 max_bytes > 0) each read stats through the stat cache, then fetches every overlapped block as a
 full aligned range GET in ascending order (a short block ends the read; an offset at/after the
 end of a block's data is EOF), a read larger than max_bytes bypasses the cache with one exact GET;

@@ -29,7 +29,7 @@ How TF reads, as used by the synthesizers (TF 2.21; checked against recordings):
   skipped byte) and the next ``read`` fills 512 KiB from the target.
 
 Invariants: object names are ``bucket/path``; every size is the exact byte length of what
-:meth:`Workload.files` produces; synthesized traces follow /work/shared/docs/trace-format.md.
+:meth:`Workload.files` produces; synthesized traces follow docs/trace-format.md.
 """
 
 from __future__ import annotations
