@@ -1,7 +1,8 @@
 """Traces and the machinery that replays them through the model and through real TensorFlow.
 
 - ``trace``: the trace and result format (load, validate, dump; deterministic object content);
-- ``simulation``: ``simulate()``, a trace through the model with a virtual clock, size-only (no bytes moved);
+- ``simulation``: ``simulate()``, a trace through the model on a virtual clock, size-only
+  (no bytes moved);
 - ``loading``: traces as the engines take them (``load_replay_trace``: validated dict + faults);
 - ``model_engine``: ``run_model``, a trace through the model, requests as the model sends them;
 - ``tf_replayer``: ``TfReplayer`` / ``run_tf``, a trace through real TensorFlow and the front;

@@ -148,8 +148,9 @@ def _one_line(message: str) -> str:
 
 
 def fault_body_bytes(status: int) -> int:
-    """Size of the error body the front sends with an injected fault (emulator.fakegcs.front, Fault's
-    default message): TF copies it into the caller's buffer, so it matters for small reads."""
+    """Size of the error body the front sends with an injected fault (the default message of
+    :class:`emulator.fakegcs.faults.Fault`): TF copies it into the caller's buffer, so it
+    matters for small reads."""
     from emulator.fakegcs.faults import Fault
 
     return len(json.dumps({"error": {"code": status, "message": Fault(status).message}}).encode())

@@ -37,17 +37,17 @@ def run_model(
     """Run one (validated) trace through the model on a virtual clock; returns the result.
 
     The model filesystem is built with the trace's ``config`` and ``stat_cache_max_age``; the
-    ops run through :func:`emulator.replay.simulation.run_trace` (the one trace runner the model side
-    has), so replay and simulation cannot drift apart.
+    ops run through :func:`emulator.replay.simulation.run_trace` (the one trace runner the
+    model side has), so replay and simulation cannot drift apart.
 
     ``transport="memory"``: a :class:`~emulator.replay.objects.LazyObjectTransport` (the memory
     transport holding each object as name, version and size; a ranged GET computes just the
     bytes it returns, so an object nothing reads costs nothing whatever its size); requests are
-    what the model says it sends. ``transport="gcsfs"``: a :class:`~emulator.model.transport.GcsfsTransport`
-    through the front's plain-HTTP endpoint of ``emulator`` (started and stopped here if None),
-    objects in the fake GCS under run-unique bucket names; requests are what the FRONT saw (the
-    wire, comparable with the tf engine), and ``transport_requests`` what the model says it
-    sent.
+    what the model says it sends. ``transport="gcsfs"``: a
+    :class:`~emulator.model.transport.GcsfsTransport` through the front's plain-HTTP endpoint
+    of ``emulator`` (started and stopped here if None), objects in the fake GCS under run-unique
+    bucket names; requests are what the FRONT saw (the wire, comparable with the tf engine),
+    and ``transport_requests`` what the model says it sent.
     """
     from emulator.model.clock import VirtualClock
     from emulator.model.errors import error_for_http_status

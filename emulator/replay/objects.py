@@ -13,7 +13,8 @@ never has to exist as one ``bytes`` value:
   from a temporary file written a chunk at a time (:func:`upload_object`), so memory stays
   bounded whatever the size.
 
-Invariant: ``content_range(name, v, size, start, n) == object_content(name, v, size)[start:start+n]``.
+Invariant: ``content_range(name, v, size, start, n)`` equals
+``object_content(name, v, size)[start:start+n]``.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ How one TF process replays many traces without them seeing each other:
   path) and block cache keys (keyed by path) cannot collide; requests are mapped back to the
   trace's names before they are compared;
 - before each trace the block cache is replaced by a brand-new one with the trace's parameters
-  (:func:`emulator.replay.tf_engine.fresh_cache` forces a reset even when the parameters are unchanged,
-  which also drops the file-signature map), and every handle is closed after it.
+  (:func:`emulator.replay.tf_engine.fresh_cache` forces a reset even when the parameters are
+  unchanged, which also drops the file-signature map), and every handle is closed after it.
 
 What cannot be changed after ``import tensorflow`` decides which process a trace runs in
 (:func:`env_group`): the stat cache max age (``GCS_STAT_CACHE_MAX_AGE``) and, for traces that
@@ -108,8 +108,8 @@ def merge_groups(groups: Iterable[EnvGroup]) -> dict[EnvGroup, EnvGroup]:
 class TfReplayer:
     """Replays traces in real TensorFlow; one TF subprocess per :class:`EnvGroup` at a time.
 
-    Uses ``emulator`` (a :class:`emulator.fakegcs.session.GcsEmulator`) when given, else starts (and on
-    :meth:`close` stops) its own. ``worker_factory(env)`` makes the TF process (default:
+    Uses ``emulator`` (a :class:`emulator.fakegcs.session.GcsEmulator`) when given, else starts
+    (and on :meth:`close` stops) its own. ``worker_factory(env)`` makes the TF process (default:
     :class:`emulator.replay.tf_worker.TfWorker`; anything with ``run(code, **variables)`` and
     ``close()`` works). Thread-unsafe: one trace at a time.
     """

@@ -94,7 +94,8 @@ def replay(
         typer.Option(
             "--random",
             metavar="N",
-            help="Instead of files: N random traces (emulator.replay.random_trace), seeds from --seed.",
+            help="Instead of files: N random traces (emulator.replay.random_trace), seeds "
+            "from --seed.",
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="First seed for --random.")] = 0,

@@ -276,7 +276,8 @@ def tf_results(gcs_emulator):
 
 @pytest.mark.tf
 def test_tf_engine_t1_matches_the_documented_requests(tf_results):
-    """An anchor independent of the model: docs/tf-read-path.md's example t01, request for request."""
+    """An anchor independent of the model: docs/tf-read-path.md's example t01, request for
+    request."""
     assert tf_results["t01_basic_two_blocks"]["requests"] == [
         {"kind": "metadata", "object": "bkt/a.bin"},
         {"kind": "media", "object": "bkt/a.bin", "range": [0, 1048575]},
