@@ -7,6 +7,7 @@
 - ``model_engine``: ``run_model``, a trace through the model, requests as the model sends them;
 - ``tf_replayer``: ``TfReplayer`` / ``run_tf``, a trace through real TensorFlow and the front;
 - ``isolation``: one trace's objects in a shared fake GCS under bucket names of its own;
+- ``objects``: trace objects without their bytes built up front (lazy store, write plan);
 - ``comparison``: ``compare``, the first difference between two results;
 - ``random_traces``: ``random_trace``, seeded traces for differential fuzzing;
 - ``replay``: one import for all of the above (``from emulator.replay import replay``);
