@@ -27,6 +27,9 @@ __all__ = [
     "bucket_of",
     "config_tuple",
     "fault_body_bytes",
+    "MAX_BLOCK_BYTES",
+    "MAX_OBJECT_BYTES",
+    "MAX_READ_BYTES",
     "MAX_TRACE_FILE_BYTES",
     "load_replay_trace",
     "object_content",
@@ -91,9 +94,49 @@ def load_replay_trace(source: str | os.PathLike | Mapping[str, Any]) -> dict[str
         raise ReplayError(_one_line(str(exc))) from exc
     except RecursionError:
         raise ReplayError("trace: a value is nested too deeply") from None
+    _check_byte_counts(trace)
     if faults:
         trace["faults"] = validate_faults(faults, trace)
     return trace
+
+
+#: Largest ``n`` of a read op the replay engines accept (both move real bytes; TF allocates
+#: ``n`` bytes for the read).
+MAX_READ_BYTES = 1 << 30
+#: Largest ``block_size`` they accept (a cached read fetches a whole block, and the buffered
+#: reader's buffer is the initial block size).
+MAX_BLOCK_BYTES = 1 << 30
+#: Largest object size: GCS's own limit, 5 TiB.
+MAX_OBJECT_BYTES = 5 << 40
+
+
+def _check_byte_counts(trace: Mapping[str, Any]) -> None:
+    """ReplayError naming the first op (or object) beyond the limits above."""
+    for name, size in (trace.get("objects") or {}).items():
+        if size > MAX_OBJECT_BYTES:
+            raise ReplayError(
+                f"objects[{name!r}]: {size} bytes is more than GCS's {MAX_OBJECT_BYTES}-byte limit"
+            )
+    configs = [("config", trace.get("config"))]
+    for i, op in enumerate(trace["ops"]):
+        where = f"ops[{i}] ({op['op']})"
+        if op["op"] == "read" and op["n"] > MAX_READ_BYTES:
+            raise ReplayError(
+                f"{where}: n = {op['n']} is more than the {MAX_READ_BYTES} bytes a replayed "
+                "read may ask for (the engines move real bytes)"
+            )
+        if op["op"] == "overwrite" and op["size"] > MAX_OBJECT_BYTES:
+            raise ReplayError(
+                f"{where}: {op['size']} bytes is more than GCS's {MAX_OBJECT_BYTES}-byte limit"
+            )
+        if op["op"] == "configure":
+            configs.append((where, op.get("config")))
+    for where, config in configs:
+        if config is not None and config["block_size"] > MAX_BLOCK_BYTES:
+            raise ReplayError(
+                f"{where}: block_size {config['block_size']} is more than the "
+                f"{MAX_BLOCK_BYTES} bytes a replay fetches at once"
+            )
 
 
 #: Largest trace file :func:`read_trace_document` reads (a trace of 10^6 ops is ~70 MB).
@@ -148,8 +191,9 @@ def _one_line(message: str) -> str:
 
 
 def fault_body_bytes(status: int) -> int:
-    """Size of the error body the front sends with an injected fault (emulator.fakegcs.front, Fault's
-    default message): TF copies it into the caller's buffer, so it matters for small reads."""
+    """Size of the error body the front sends with an injected fault (the default message of
+    :class:`emulator.fakegcs.faults.Fault`): TF copies it into the caller's buffer, so it
+    matters for small reads."""
     from emulator.fakegcs.faults import Fault
 
     return len(json.dumps({"error": {"code": status, "message": Fault(status).message}}).encode())

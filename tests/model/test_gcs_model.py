@@ -1,4 +1,4 @@
-"""GcsFilesystemModel: TF 2.21's GCS read path at request level (tf-gcs-semantics.md §2-§3)."""
+"""GcsFilesystemModel: TF 2.21's GCS read path at request level (docs/tf-read-path.md)."""
 
 from __future__ import annotations
 
