@@ -1,4 +1,6 @@
-"""``gcs-hook serve``, ``env``, ``demo`` and ``doctor``.
+"""``gcs-hook serve`` (the emulator in the foreground) and the registration of ``env``, ``demo``
+and ``doctor`` (modules :mod:`gcs_hook.cli.serve_state`, :mod:`gcs_hook.cli.demo_cmd`,
+:mod:`gcs_hook.cli.doctor_cmd`).
 
     gcs-hook serve [--backend embedded|container|URL] [--data DIR] [--port N] [--ledger FILE]
                    [--require-auth] [--latency-ms MS] [--overhead-ms MS] [--bandwidth RATE]
@@ -21,23 +23,20 @@ running instance for ``env``): one line on stderr, exit code 2, nothing started.
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
-import importlib.util
 import json
 import os
-import shlex
-import shutil
 import signal
-import socket
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from gcs_hook.cli.demo_cmd import DEFAULT_TEST_TOKEN, demo_cmd, run_demo
+from gcs_hook.cli.doctor_cmd import doctor
 from gcs_hook.cli.errors import fail
+from gcs_hook.cli.serve_state import default_state_file, env_cmd, export_lines, write_state
 from gcs_hook.cli.values import (
     deprecated_rate_mbps,
     option,
@@ -47,73 +46,7 @@ from gcs_hook.cli.values import (
     parse_rate,
 )
 
-DEMO_BUCKET = "gcs-hook-demo"
-DEMO_OBJECT = "data/sample.bin"
-DEMO_SIZE = 3_000_000
-DEMO_ENV = {"GCS_READ_CACHE_BLOCK_SIZE_MB": "1", "GCS_READ_CACHE_MAX_SIZE_MB": "4"}
-DEFAULT_TEST_TOKEN = "gcs-hook-fake-token"
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_EXPORT_KEYS = (
-    "https_proxy",
-    "HTTPS_PROXY",
-    "CURL_CA_BUNDLE",
-    "NO_GCE_CHECK",
-    "GOOGLE_AUTH_TOKEN_FOR_TESTING",
-    "STORAGE_EMULATOR_HOST",
-    "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT",
-)
-
-
-def default_state_file() -> Path:
-    """Where ``serve`` records the running instance (``$GCS_HOOK_STATE`` overrides)."""
-    if os.environ.get("GCS_HOOK_STATE"):
-        return Path(os.environ["GCS_HOOK_STATE"])
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    base = Path(runtime) if runtime and os.path.isdir(runtime) else Path.home() / ".cache"
-    return base / "gcs-hook" / "serve.json"
-
-
-def export_lines(env: dict[str, str]) -> list[str]:
-    """``export K=V`` lines (shell-quoted) for the variables a client process needs."""
-    return [f"export {k}={shlex.quote(env[k])}" for k in _EXPORT_KEYS if k in env]
-
-
-def ledger_table(records: list[Any], title: str = "request ledger") -> Any:
-    """A rich Table of ledger records (no secrets are in records to begin with)."""
-    from rich.table import Table
-
-    table = Table(title=title)
-    for col, justify in (
-        ("seq", "right"),
-        ("t ms", "right"),
-        ("conn", "right"),
-        ("principal", "left"),
-        ("kind", "left"),
-        ("method", "left"),
-        ("host", "left"),
-        ("path", "left"),
-        ("range", "left"),
-        ("status", "right"),
-        ("bytes out", "right"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    t0 = records[0].t if records else 0.0
-    for r in records:
-        rng = f"{r.range[0]}-{r.range[1] if r.range[1] >= 0 else ''}" if r.range else ""
-        table.add_row(
-            str(r.seq),
-            f"{(r.t - t0) * 1000:.1f}",
-            str(r.conn_id),
-            r.principal,
-            r.kind,
-            r.method,
-            r.host,
-            r.path if len(r.path) <= 60 else r.path[:57] + "...",
-            rng,
-            str(r.status),
-            str(r.bytes_out),
-        )
-    return table
 
 
 def _check_port_free(port: int, what: str) -> None:
@@ -199,64 +132,6 @@ def _shaping_from_flags(
         fail(f"shaping: {exc}")
 
 
-def _write_state(path: Path, emu: Any, env: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        "pid": os.getpid(),
-        "front_url": emu.front.url,
-        "backend_endpoint": emu.backend.endpoint,
-        "backend_kind": emu.backend.kind,
-        "env": {k: env[k] for k in _EXPORT_KEYS if k in env},
-        "started": time.time(),
-    }
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(state, f)
-    os.replace(tmp, path)
-
-
-def run_demo(emu: Any, console: Any) -> bool:
-    """Read the demo object with real TensorFlow through the front; print the ledger.
-
-    Returns True when TF returned exactly the bytes the backend holds.
-    """
-    from emulator.replay.tf_worker import TfWorker, TfWorkerError
-    from emulator.replay.trace import object_content
-
-    data = object_content(f"{DEMO_BUCKET}/{DEMO_OBJECT}", 1, DEMO_SIZE)
-    emu.backend.create_bucket(DEMO_BUCKET)
-    emu.backend.put_object(DEMO_BUCKET, DEMO_OBJECT, data)
-    env = emu.tf_env(test_token=DEFAULT_TEST_TOKEN)
-    env.update(DEMO_ENV)
-    console.print(
-        f"[bold]demo[/]: real TensorFlow reads gs://{DEMO_BUCKET}/{DEMO_OBJECT} "
-        f"({DEMO_SIZE:,} bytes) at offsets 0 and 1,500,000 with a 1 MiB block cache"
-    )
-    mark = emu.ledger.mark()
-    try:
-        with TfWorker(env) as worker:
-            got = worker.run(
-                """
-f = tf.io.gfile.GFile(path, "rb")
-f.seek(0); a = f.read(100)
-f.seek(1_500_000); b = f.read(1000)
-result = {"version": tf.__version__, "a": a, "b": b, "names": tf.io.gfile.listdir(root)}
-""",
-                path=f"gs://{DEMO_BUCKET}/{DEMO_OBJECT}",
-                root=f"gs://{DEMO_BUCKET}/data",
-            )
-    except TfWorkerError as exc:
-        fail(f"demo: TensorFlow failed: {exc}")
-    ok = got["a"] == data[:100] and got["b"] == data[1_500_000:1_501_000]
-    console.print(
-        f"TensorFlow {got['version']}: listdir -> {got['names']}; bytes "
-        + ("[green]match[/] the backend" if ok else "[red]DIFFER[/] from the backend")
-    )
-    console.print(ledger_table(emu.ledger.since(mark), title="requests TensorFlow sent"))
-    return ok
-
-
 def serve(
     backend: Annotated[
         str, typer.Option("--backend", help="embedded | container | http(s)://host:port")
@@ -335,7 +210,7 @@ def serve(
             raise typer.Exit(0 if ok else 1)
         env = emu.tf_env(test_token=token)
         path = state_file or default_state_file()
-        _write_state(path, emu, env)  # before the exports: whoever reads them can run `env`
+        write_state(path, emu, env)  # before the exports: whoever reads them can run `env`
         for line in export_lines(env):
             typer.echo(line)
         sys.stdout.flush()
@@ -360,127 +235,6 @@ def serve(
                 if p.exists() and json.loads(p.read_text()).get("pid") == os.getpid():
                     p.unlink()
         emu.close()
-
-
-def _read_state(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        fail(f"no running 'gcs-hook serve' found (no state file {path})")
-    try:
-        state = json.loads(path.read_text())
-        pid, url, env = int(state["pid"]), str(state["front_url"]), dict(state["env"])
-    except (ValueError, KeyError, TypeError, OSError):
-        fail(f"state file {path} is unreadable or corrupt")
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        fail(f"'gcs-hook serve' (pid {pid}) from {path} is no longer running")
-    except PermissionError:
-        pass
-    host, _, port = url.removeprefix("http://").partition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=2).close()
-    except OSError:
-        fail(f"'gcs-hook serve' front {url} does not answer")
-    return {"pid": pid, "front_url": url, "env": env}
-
-
-def env_cmd(
-    state_file: Annotated[
-        Path | None, typer.Option("--state-file", help="State file written by serve.")
-    ] = None,
-) -> None:
-    """Print the export lines for an already running ``gcs-hook serve``."""
-    state = _read_state(state_file or default_state_file())
-    for line in export_lines(state["env"]):
-        typer.echo(line)
-
-
-def demo_cmd(
-    backend: Annotated[
-        str, typer.Option("--backend", help="embedded | container | http(s)://host:port")
-    ] = "embedded",
-) -> None:
-    """Read an object with real TensorFlow through the front and print the ledger."""
-    serve(
-        backend=backend, data=None, port="0", backend_port="0", ledger=None, require_auth=False,
-        latency_ms="0", overhead_ms="0", bandwidth="0", bandwidth_mbps=None,
-        token=DEFAULT_TEST_TOKEN, duration="0", state_file=None, demo=True,
-    )  # fmt: skip
-
-
-def _check(name: str, ok: bool, detail: str, required: bool = True) -> dict[str, Any]:
-    return {"check": name, "ok": ok, "detail": detail, "required": required}
-
-
-def doctor_checks() -> list[dict[str, Any]]:
-    """What is present on this machine (no TensorFlow import, no server start)."""
-    from emulator.fakegcs.backend import BackendError, docker_engine_error, find_binary
-
-    checks = [_check("python", sys.version_info >= (3, 10), sys.version.split()[0])]
-    tf_version = None
-    for dist in ("tensorflow", "tensorflow-cpu", "tf-nightly"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            tf_version = f"{dist} {importlib.metadata.version(dist)}"
-            break
-    checks.append(_check("tensorflow", tf_version is not None, tf_version or "not installed"))
-    try:
-        binary = find_binary()
-        checks.append(_check("fake-gcs-server binary", True, binary))
-    except BackendError as exc:
-        checks.append(_check("fake-gcs-server binary", False, str(exc)))
-    reason = docker_engine_error()
-    checks.append(_check("docker engine", reason is None, reason or "reachable", required=False))
-    cxx = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
-    checks.append(_check("C++ compiler", cxx is not None, cxx or "no g++/c++/clang++ on PATH"))
-    header = None
-    spec = importlib.util.find_spec("tensorflow")
-    if spec and spec.submodule_search_locations:
-        for root in spec.submodule_search_locations:
-            for rel in (
-                "xla/tsl/platform/cloud/gcs_file_system.h",
-                "tsl/platform/cloud/gcs_file_system.h",
-            ):
-                cand = Path(root) / "include" / rel
-                if cand.exists():
-                    header = str(cand)
-                    break
-    checks.append(
-        _check("TF GCS headers", header is not None, header or "gcs_file_system.h not found")
-    )
-    jsoncpp = Path("/usr/include/jsoncpp/json/json.h")
-    checks.append(
-        _check(
-            "jsoncpp headers",
-            jsoncpp.exists(),
-            str(jsoncpp) if jsoncpp.exists() else "missing (apt-get install libjsoncpp-dev)",
-        )
-    )
-    return checks
-
-
-def doctor(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """Report what is present: TF, fake-gcs-server, Docker, compiler and headers for native ops.
-
-    Exit code 0 when every required item is present, 1 otherwise.
-    """
-    checks = doctor_checks()
-    if as_json:
-        typer.echo(json.dumps(checks, indent=2))
-    else:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title="gcs-hook doctor")
-        for col in ("check", "status", "detail"):
-            table.add_column(col)
-        for c in checks:
-            status = "ok" if c["ok"] else ("MISSING" if c["required"] else "absent (optional)")
-            table.add_row(c["check"], status, c["detail"])
-        Console(highlight=False, width=160).print(table)
-    missing = [c for c in checks if c["required"] and not c["ok"]]
-    raise typer.Exit(1 if missing else 0)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,47 @@
+"""The front: a loopback-only HTTP proxy + TLS terminator in front of fake-gcs-server.
+
+One listening port (``Front.url``, plain HTTP on 127.0.0.1) serves two kinds of clients:
+
+- TensorFlow's C++ filesystem, through ``https_proxy``: it sends ``CONNECT host:443``; the front
+  accepts only ``storage.googleapis.com:443`` and ``www.googleapis.com:443`` (anything else:
+  403 + a ledger record), answers 200, terminates TLS itself with a per-run CA
+  (:class:`emulator.fakegcs.certs.LocalCA`) and then serves HTTP/1.1 inside the tunnel.
+- Python clients (gcsfs ``endpoint_url``, google-cloud-storage ``api_endpoint``,
+  ``STORAGE_EMULATOR_HOST``) sending plain HTTP requests directly.
+
+Every request (both kinds) is recorded in the :class:`emulator.fakegcs.ledger.Ledger` and then
+either answered by the fake OAuth token endpoint (``/oauth2/v3/token``, ``/oauth2/v4/token``) or
+forwarded to the backend over plain HTTP, keeping ``Host: storage.googleapis.com`` so XML-style
+``GET /<bucket>/<object>`` works.
+
+Modules, one job each (a request flows top to bottom):
+
+- ``server``: :class:`Front` — the listening socket, the acceptor, lifetime, principals;
+- ``connection``: one client connection — the HTTP/1.1 loop (h11), socket I/O, ``CONNECT`` and
+  the TLS tunnel;
+- ``exchange``: one request — target parsing, classification, routing (token endpoint, auth
+  check, injected faults, forwarding);
+- ``tokens``: the token endpoint route;
+- ``forward``: forwarding one request to the backend and streaming the answer back (with
+  ``splice(2)`` on the plain path);
+- ``recording``: the one ledger record each request gets.
+
+Invariants:
+- Binds 127.0.0.1 only (``ValueError`` for any other host).
+- Bodies are streamed both ways in chunks of at most ``CHUNK`` bytes: memory per connection is
+  bounded whatever the object size. Keep-alive is honoured on both sides.
+- One thread per client connection; one persistent backend connection per client connection.
+- ``Location`` headers of resumable uploads are rewritten to come back through the front
+  (``https://www.googleapis.com/...`` inside a tunnel, the client's own ``http://host:port`` on
+  the plain path).
+- ``Authorization`` is read only to attribute a principal; it is never forwarded, stored,
+  logged or shown. Tokens never appear in the ledger.
+- ``shaping`` and ``require_auth`` may be changed while the front runs; each new response reads
+  the current values. ``faults`` (:class:`emulator.fakegcs.faults.FaultPlan`) turns chosen
+  requests into error answers (after the auth check, before forwarding).
+"""
+
+from emulator.fakegcs.front.forward import CHUNK
+from emulator.fakegcs.front.server import Front
+
+__all__ = ["CHUNK", "Front"]

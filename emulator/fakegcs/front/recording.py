@@ -1,0 +1,93 @@
+"""The one ledger record each request gets.
+
+Invariants:
+- A :class:`Recorder` appends exactly one :class:`RequestRecord` for its request, however the
+  request ends: :meth:`Recorder.record` is called before the last byte of the answer goes out
+  (so a client holding its whole response always finds the record), and :meth:`finish` records
+  an aborted request from the progress seen so far (``status`` or 499, bytes out and in).
+- ``seq`` and ``t`` are taken when the request arrives; ``t_end`` when the record is made.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from emulator.fakegcs.ledger import RequestRecord
+
+if TYPE_CHECKING:
+    from emulator.fakegcs.front.connection import ClientConnection
+
+
+class Recorder:
+    """Collects one request's facts and appends its ledger record exactly once."""
+
+    def __init__(
+        self,
+        conn: ClientConnection,
+        *,
+        seq: int,
+        t0: float,
+        host: str,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        rng: tuple[int, int] | None,
+        principal: str,
+        kind: str,
+        bucket: str | None,
+        obj: str | None,
+    ) -> None:
+        self.conn = conn
+        self.fields: dict[str, Any] = {
+            "seq": seq, "t": t0, "conn_id": conn.conn_id, "host": host, "method": method,
+            "path": path, "query": query, "range": rng, "principal": principal, "kind": kind,
+            "bucket": bucket, "object": obj,
+        }  # fmt: skip
+        self.done = False
+        # progress so far, for a request that ends before its record is made
+        self.status = 0
+        self.bytes_out = 0
+        self.bytes_in = 0
+
+    def record(
+        self,
+        status: int,
+        bytes_out: int,
+        bytes_in: int,
+        who: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Append the record (no-op after the first call)."""
+        if self.done:
+            return
+        self.done = True
+        fields = dict(self.fields)
+        if who is not None:
+            fields["principal"] = who
+        self.conn.front.ledger.append(
+            RequestRecord(
+                **fields,
+                status=status,
+                bytes_out=bytes_out,
+                bytes_in=bytes_in,
+                t_end=time.monotonic(),
+                scheme=self.conn.scheme,
+                extra=extra or {},
+            )
+        )
+
+    def finish(self) -> None:
+        """Record an aborted request from its progress (if nothing was recorded yet)."""
+        if not self.done:
+            self.record(self.status or 499, self.bytes_out, self.bytes_in)
+
+
+def record_connect(
+    conn: ClientConnection, seq: int, t0: float, host: str, target: str, status: int, n_out: int
+) -> None:
+    """The record of a refused ``CONNECT``."""
+    Recorder(
+        conn, seq=seq, t0=t0, host=host, method="CONNECT", path=target, query={}, rng=None,
+        principal="anonymous", kind="other", bucket=None, obj=None,
+    ).record(status, n_out, 0)  # fmt: skip
