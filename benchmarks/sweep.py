@@ -48,8 +48,10 @@ __all__ = [
 _W: dict[str, Any] = {}
 
 
-def _init_worker(trace: Mapping[str, Any], kw: dict[str, Any]) -> None:
-    _W["compiled"] = compile_ops(trace)
+def _init_worker(trace: Mapping[str, Any], kw: dict[str, Any], engine: str = "fast") -> None:
+    # only the fast engine compiles: it raises NotImplementedError on traces the model engine
+    # covers (write/overwrite/delete/configure), which would break the process pool
+    _W["compiled"] = compile_ops(trace) if engine == "fast" else None
     _W["trace"] = trace
     _W["kw"] = kw
 
@@ -98,7 +100,7 @@ def run_sweep(
         return _run_dask(trace, configs, kw, engine, scheduler, progress)
     workers = max(1, min(workers or os.cpu_count() or 1, total or 1))
     if workers == 1 or total <= 2:
-        _init_worker(trace, kw)
+        _init_worker(trace, kw, engine)
         results = []
         for i, c in enumerate(configs):
             results.extend(_run_chunk([c], engine))
@@ -109,7 +111,9 @@ def run_sweep(
     chunks = [list(range(i, total, nchunks)) for i in range(nchunks)]
     out: list[PointResult | None] = [None] * total
     done = 0
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(trace, kw)) as pool:
+    with ProcessPoolExecutor(
+        workers, initializer=_init_worker, initargs=(trace, kw, engine)
+    ) as pool:
         futs = {pool.submit(_run_chunk, [configs[i] for i in idx], engine): idx for idx in chunks}
         for fut in as_completed(futs):
             idx = futs[fut]
@@ -124,7 +128,7 @@ def run_sweep(
 def _dask_chunk(
     trace: Mapping[str, Any], configs: list[CacheConfig], kw: dict[str, Any], engine: str
 ) -> list[PointResult]:
-    _init_worker(trace, kw)
+    _init_worker(trace, kw, engine)
     return _run_chunk(configs, engine)
 
 

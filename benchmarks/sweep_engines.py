@@ -260,14 +260,16 @@ def simulate_model(
     epochs: int = 1,
     keep_requests: bool = False,
 ) -> tuple[PointResult, list[dict[str, Any]]]:
-    """The same as :func:`simulate_fast`, computed by ``emulator.replay.simulation.simulate``.
+    """The same as :func:`simulate_fast`, computed by ``emulator.replay.simulation.simulate``;
+    covers every trace (write/overwrite/delete/configure, growing and shrinking objects).
 
     A cache-off ``config`` is given to the model as ``(buffer_size, 0, max_staleness)``: the
     model, like TF at start-up, uses the configured block size as the read-ahead buffer.
 
-    The model's request list is priced with ``timing`` afterwards (its virtual clock does not
-    advance with request time, so staleness/stat-age effects can differ from the fast engine
-    when requests take long).
+    Each request advances the model's virtual clock by its ``timing`` cost (as in the fast
+    engine), so stat-cache expiry and ``max_staleness`` see the time requests take; bytes are
+    priced with the object's size when each request is sent. The result also carries the
+    hazard counts (stale and torn reads, errors; :mod:`emulator.replay.hazards`).
     """
     from emulator.replay.simulation import simulate  # C1's size-only model
 
@@ -275,21 +277,40 @@ def simulate_model(
     if stat_cache_max_age is not None:
         kw["stat_cache_max_age"] = stat_cache_max_age
     model_config = config if config.cache_on else CacheConfig(buffer_size, 0, config.max_staleness)
-    sim = simulate(dict(trace), model_config.as_dict(), record_requests=True, **kw)
-    requests = list(_requests_of(sim))
-    cost = timing.cost(requests, trace["objects"])
-    peak = int(getattr(sim, "peak_cache_bytes", 0) or 0)
+
+    def cost(kind: str, nbytes: int) -> float:
+        return timing.request_seconds(nbytes)
+
+    sim = simulate(
+        dict(trace),
+        model_config.as_dict(),
+        record_requests=keep_requests,
+        cost=cost,
+        count_hazards=True,
+        **kw,
+    )
+    counts = sim.requests_by_kind
+    meta = counts.get("metadata", 0)
+    media = counts.get("media", 0)
+    other = sum(counts.values()) - meta - media
+    media_bytes = int(sim.extra["media_bytes"])
+    hz = sim.extra["hazards"]
     result = PointResult(
         config=config,
-        requests=cost.requests,
-        media_requests=cost.media_requests,
-        metadata_requests=cost.metadata_requests,
-        bytes_fetched=cost.bytes_fetched,
-        predicted_s=cost.seconds,
+        requests=media + meta + other,
+        media_requests=media,
+        metadata_requests=meta,
+        bytes_fetched=media_bytes + METADATA_RESPONSE_BYTES * (meta + other),
+        predicted_s=sim.virtual_seconds,
         epochs=epochs,
-        peak_cache_bytes=peak,
+        peak_cache_bytes=int(getattr(sim, "peak_cache_bytes", 0) or 0),
+        stale_reads=hz.stale_reads,
+        torn_reads=hz.torn_reads,
+        errors=hz.errors,
+        media_bytes=media_bytes,
     )
-    return result, (requests if keep_requests else [])
+    requests = list(_requests_of(sim)) if keep_requests else []
+    return result, requests
 
 
 def _requests_of(sim: Any) -> list[dict[str, Any]]:
