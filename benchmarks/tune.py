@@ -28,12 +28,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmarks.advice import recommend
 from benchmarks.gcs_timing import DEFAULT_TIMING, GcsTiming
 from benchmarks.report import format_bytes, recommendation_line, rich_table, write_report
 from benchmarks.sweep import (
     CacheConfig,
     PointResult,
-    best_under_budget,
     default_grid,
     run_sweep,
 )
@@ -64,6 +64,9 @@ class TuneOptions:
     workers: int | None = None
     scheduler: str | None = None
     stat_cache_max_age: int | None = None  # GCS_STAT_CACHE_MAX_AGE; None: trace's or TF's 5 s
+    configs: list[CacheConfig] | None = None  # --configs: exactly these (plus the grid if asked)
+    with_grid: bool = False  # --configs and the default grid
+    allow_stale: bool = False  # the recommendation may read stale/torn data
 
 
 @dataclass
@@ -75,6 +78,8 @@ class TuneOutcome:
     measurements: list[dict[str, Any]]
     model_check: str
     seconds: float
+    note: str = ""
+    engine: str = "fast"
 
 
 def _tf_available() -> bool:
@@ -188,15 +193,12 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
                 trace = dict(rec.trace, config=None)
         assert trace is not None
 
-        grid = default_grid(opts.memory_budget, quick=opts.quick)
-        engine = "fast"
-        try:
-            from benchmarks.sweep import compile_ops
-
-            compile_ops(trace)
-        except NotImplementedError:
-            engine = "model"
+        grid = _grid(opts)
+        engine, why = _choose_engine(trace)
         n_ops = len(trace.get("ops", []))
+        if engine == "model":
+            console.print(f"  the fast engine does not cover this trace ({why}): model engine, "
+                          "hazards counted")  # fmt: skip
         console.print(
             f"[bold]sweep[/bold]: {len(grid)} configurations × {n_ops:,} ops "
             f"({engine} engine, size-only) …"
@@ -214,7 +216,9 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
                 scheduler=opts.scheduler,
                 progress=lambda done, total: bar.update(task, completed=done),
             )
-        best = best_under_budget(results, opts.memory_budget)
+        best, note = recommend(results, opts.memory_budget, allow_stale=opts.allow_stale)
+        if note:
+            console.print(f"  {note}")
 
         if opts.measure and emulator is not None and measure_w is not None:
             from benchmarks.measure import measure_configs
@@ -258,6 +262,9 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
         "model_check": model_check,
         "grid": "quick" if opts.quick else "full",
         "stat_cache_max_age": opts.stat_cache_max_age,
+        "engine": engine,
+        "allow_stale": opts.allow_stale,
+        "advice": note,
     }
     paths = write_report(
         opts.out_dir,
@@ -266,6 +273,7 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
         title=f"{title} — budget {format_bytes(opts.memory_budget)}",
         summary=summary,
         measurements=measurements,
+        best=best,
     )
     console.print(rich_table(results, best=best, budget=opts.memory_budget))
     if measurements:
@@ -273,7 +281,39 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
     line = recommendation_line(best)
     if opts.stat_cache_max_age not in (None, 5):
         line += f"  # with GCS_STAT_CACHE_MAX_AGE={opts.stat_cache_max_age} set before importing TF"
-    return TuneOutcome(results, best, line, paths, measurements, model_check, time.monotonic() - t0)
+    return TuneOutcome(
+        results, best, line, paths, measurements, model_check, time.monotonic() - t0, note, engine
+    )
+
+
+def _grid(opts: TuneOptions) -> list[CacheConfig]:
+    """``--configs`` exactly (plus the default grid with ``with_grid``), else the grid."""
+    if not opts.configs:
+        return default_grid(opts.memory_budget, quick=opts.quick)
+    grid = list(dict.fromkeys(opts.configs))
+    if opts.with_grid:
+        grid += [c for c in default_grid(opts.memory_budget, quick=opts.quick) if c not in grid]
+    return grid
+
+
+def _choose_engine(trace: Mapping[str, Any]) -> tuple[str, str]:
+    """("fast", "") when the fast engine covers the trace, else ("model", why)."""
+    from benchmarks import sweep_engines
+
+    covers = getattr(sweep_engines, "fast_engine_covers", None)
+    try:
+        if covers is not None:
+            if covers(trace):
+                return "fast", ""
+            kinds = sorted({o.get("op") for o in trace.get("ops", [])} - _FAST_OPS)
+            return "model", f"ops {', '.join(kinds)}" if kinds else "missing objects"
+        sweep_engines.compile_ops(trace)
+    except NotImplementedError as exc:
+        return "model", str(exc).split(";")[0]
+    return "fast", ""
+
+
+_FAST_OPS = {"open", "read", "close", "stat", "sleep"}
 
 
 def _read_ops(trace: Mapping[str, Any]) -> list[tuple]:

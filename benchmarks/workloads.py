@@ -1,46 +1,51 @@
-"""Training-input workloads: real TFRecord files, the TF program that reads them, and their traces.
+"""Training-input workloads: what they store, how TF reads them, and their traces.
 
 A :class:`Workload` knows three things:
 
 1. **Objects** — real files to write to the fake GCS (:meth:`Workload.files`): TFRecord shards
-   (length, masked CRC32C of the length, payload, masked CRC32C of the payload — the format
-   ``tf.data.TFRecordDataset`` reads), or plain small files.
+   (:mod:`benchmarks.workloads_files`), or plain small files.
 2. **The TensorFlow program** that reads them the way a training input pipeline does
-   (:meth:`Workload.tf_epoch_code`, one call per epoch, run in a ``TfWorker``). Recording runs it
-   through the front and turns the ledger into a trace (:mod:`benchmarks.record`).
+   (:meth:`Workload.tf_epoch_code`, one call per epoch, run in a ``TfWorker``; the code is built
+   by :mod:`benchmarks.workloads_tf`). Recording runs it through the front and turns the ledger
+   into a trace (:mod:`benchmarks.record`).
 3. **A synthesized trace** (:meth:`Workload.synthesize`), the RandomAccessFile-level reads TF
-   issues for that program, derived from how TF's readers work, so the same workload can be swept
-   at any scale (10 GiB logically) without writing the bytes. Tests check that the synthesized
-   trace equals the recorded one at small sizes.
+   issues for that program (:mod:`benchmarks.workloads_synth`, which states how TF reads), so the
+   same workload can be swept at any scale without writing the bytes. Tests check that the
+   synthesized trace equals the recorded one at small sizes.
 
-How TF reads, as used by the synthesizers (TF 2.21; checked against recordings):
-- ``TFRecordDataset(buffer_size=256 KiB)`` wraps each file in a ``BufferedInputStream`` of
-  256 KiB: the filesystem sees ``Read(k * 256 KiB, 256 KiB)`` for k = 0, 1, ... in order, each
-  issued only when the record being parsed needs bytes past the buffer, until a read comes back
-  short (recorded: no further read at the file's size after a short read; a file whose size is
-  a multiple of 256 KiB needs one more read that comes back empty) — :data:`TFRECORD_EOF_PROBE`.
-- ``interleave(cycle_length, block_length)`` without parallelism: the deterministic round robin
-  of ``InterleaveDataset`` (an exhausted slot is refilled from the next file when the cycle comes
-  back to it).
-- ``tf.io.read_file`` (``ReadFileToString``) sends NO stat here (recorded): it reads
-  ``Read(k * 1 MiB, 1 MiB)`` until a read comes back short (:data:`READ_FILE_CHUNK`).
-- ``tf.io.gfile.GFile`` uses a 512 KiB ``BufferedInputStream``: a ``seek`` outside the buffer
-  costs a 1-byte ``Read(target - 1, 1)`` (RandomAccessInputStream::SkipNBytes probes the last
-  skipped byte) and the next ``read`` fills 512 KiB from the target.
+This module holds the definitions (parameters, object names and sizes), the registry
+:data:`WORKLOADS` and the scales :data:`SWEEP_SCALE` / :data:`MEASURE_SCALE`.
 
 Invariants: object names are ``bucket/path``; every size is the exact byte length of what
-:meth:`Workload.files` produces; synthesized traces follow /work/shared/docs/trace-format.md.
+:meth:`Workload.files` produces; synthesized traces follow docs/trace-format.md.
 """
 
 from __future__ import annotations
 
 import random
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import google_crc32c
+from benchmarks.workloads_files import RECORD_OVERHEAD, tfrecord_bytes
+from benchmarks.workloads_files import payload as _payload
+from benchmarks.workloads_synth import (
+    GFILE_BUFFER,
+    READ_FILE_CHUNK,
+    TFRECORD_BUFFER,
+    TFRECORD_EOF_PROBE,
+    gfile_random_trace,
+    interleave_trace,
+    read_files_trace,
+)
+from benchmarks.workloads_tf import (
+    checkpoint_read_code,
+    checkpoint_write_code,
+    gfile_random_code,
+    interleave_code,
+    read_files_code,
+    tfrecord_dataset_code,
+)
 
 __all__ = [
     "GFILE_BUFFER",
@@ -64,109 +69,6 @@ __all__ = [
 
 KiB = 1024
 MiB = 1024 * 1024
-
-#: Bytes a TFRecord adds around each payload: 8 length + 4 CRC + 4 CRC.
-RECORD_OVERHEAD = 16
-#: ``tf.data.TFRecordDataset``'s default read buffer (python/data/ops/readers.py).
-TFRECORD_BUFFER = 256 * KiB
-#: ``tf.io.gfile.GFile``'s read buffer (python/lib/io/file_io.py).
-GFILE_BUFFER = 512 * KiB
-#: ``tf.io.read_file`` reads whole files in chunks of this size (recorded).
-READ_FILE_CHUNK = 1 * MiB
-#: Whether the TFRecord reader sends one more read at the file size after a short read.
-TFRECORD_EOF_PROBE = False
-
-_MASK_DELTA = 0xA282EAD8
-
-
-_TICK = "import time as _time\n_t_last = _time.perf_counter()\n"
-
-
-def _masked_crc(data: bytes) -> bytes:
-    crc = google_crc32c.value(data)
-    masked = (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
-    return struct.pack("<I", masked)
-
-
-def tfrecord_bytes(payloads: list[bytes]) -> bytes:
-    """The TFRecord file holding ``payloads`` in order (uncompressed)."""
-    parts = []
-    for p in payloads:
-        header = struct.pack("<Q", len(p))
-        parts += [header, _masked_crc(header), p, _masked_crc(p)]
-    return b"".join(parts)
-
-
-def _payload(seed: str, index: int, size: int) -> bytes:
-    return random.Random(f"{seed}|{index}").randbytes(size)
-
-
-class _Trace:
-    """Builds a trace: handle names, ops, object sizes."""
-
-    def __init__(self, objects: dict[str, int]) -> None:
-        self.objects = dict(objects)
-        self.ops: list[dict[str, Any]] = []
-        self._n = 0
-
-    def open(self, obj: str) -> str:
-        self._n += 1
-        handle = f"h{self._n}"
-        self.ops.append({"op": "open", "handle": handle, "object": obj})
-        return handle
-
-    def read(self, handle: str, offset: int, n: int) -> None:
-        self.ops.append({"op": "read", "handle": handle, "offset": offset, "n": n})
-
-    def close(self, handle: str) -> None:
-        self.ops.append({"op": "close", "handle": handle})
-
-    def stat(self, obj: str) -> None:
-        self.ops.append({"op": "stat", "object": obj})
-
-    def build(self) -> dict[str, Any]:
-        return {"config": None, "objects": self.objects, "ops": self.ops}
-
-
-class _TfRecordStream:
-    """The reads a 256 KiB BufferedInputStream over one TFRecord file sends, record by record."""
-
-    def __init__(self, trace: _Trace, obj: str, size: int, record_len: int, buffer: int) -> None:
-        self.trace, self.obj, self.size = trace, obj, size
-        self.record_len, self.buffer = record_len, buffer
-        self.handle: str | None = None
-        self.pos = 0  # bytes consumed
-        self.filled = 0  # bytes buffered so far (end of the last fill)
-        self.eof = False
-        self.done = False
-
-    def _need(self, end: int) -> bool:
-        """Make bytes up to ``end`` available; False if EOF comes first."""
-        if self.handle is None:
-            self.handle = self.trace.open(self.obj)
-        while self.filled < end:
-            if self.eof:
-                return False
-            self.trace.read(self.handle, self.filled, self.buffer)
-            got = max(0, min(self.buffer, self.size - self.filled))
-            self.filled += got
-            if got < self.buffer and (got == 0 or not TFRECORD_EOF_PROBE):
-                self.eof = True
-        return True
-
-    def next_record(self) -> bool:
-        """Consume one record; False (and the handle closed) at end of file."""
-        if self.done:
-            return False
-        if self.pos + self.record_len <= self.size and self._need(self.pos + self.record_len):
-            self.pos += self.record_len
-            return True
-        if not self.eof:
-            self._need(self.pos + 12)  # header read at EOF → fills until a fill comes back empty
-        self.done = True
-        if self.handle is not None:
-            self.trace.close(self.handle)
-        return False
 
 
 @dataclass(frozen=True)
@@ -221,16 +123,6 @@ def _shard_names(bucket: str, prefix: str, shards: int) -> list[str]:
     return [f"{bucket}/{prefix}/shard-{i:05d}-of-{shards:05d}.tfrecord" for i in range(shards)]
 
 
-#: TfWorker code that counts the records of dataset ``ds`` (the tail of a shard epoch).
-_COUNT_RECORDS = (
-    "count = 0\n"
-    "for _rec in ds:\n"
-    "    count += 1\n"
-    "    _t_last = _time.perf_counter()\n"
-    "result = count\n"
-)
-
-
 @dataclass(frozen=True)
 class _TFRecordShards(Workload):
     """Base of the shard workloads: ``shards`` TFRecord files under ``bucket/<_prefix>/``, each
@@ -269,10 +161,11 @@ class SequentialShards(_TFRecordShards):
     _prefix = "seq"
 
     def tf_epoch_code(self) -> str:
-        return f"{_TICK}ds = tf.data.TFRecordDataset({self._gs_paths()!r})\n" + _COUNT_RECORDS
+        return tfrecord_dataset_code(self._gs_paths())
 
     def synthesize(self) -> dict[str, Any]:
-        return _interleave_trace(self.objects(), self.record_size, 1, 1, self.epochs)
+        record_len = self.record_size + RECORD_OVERHEAD
+        return interleave_trace(self.objects(), record_len, 1, 1, self.epochs)
 
 
 @dataclass(frozen=True)
@@ -289,59 +182,13 @@ class InterleavedShards(_TFRecordShards):
     _prefix = "inter"
 
     def tf_epoch_code(self) -> str:
-        return (
-            f"{_TICK}ds = tf.data.Dataset.from_tensor_slices({self._gs_paths()!r})\n"
-            "ds = ds.interleave(tf.data.TFRecordDataset,"
-            f" cycle_length={self.cycle_length}, block_length={self.block_length})\n"
-            + _COUNT_RECORDS
-        )
+        return interleave_code(self._gs_paths(), self.cycle_length, self.block_length)
 
     def synthesize(self) -> dict[str, Any]:
-        return _interleave_trace(
-            self.objects(), self.record_size, self.cycle_length, self.block_length, self.epochs
+        record_len = self.record_size + RECORD_OVERHEAD
+        return interleave_trace(
+            self.objects(), record_len, self.cycle_length, self.block_length, self.epochs
         )
-
-
-def _interleave_trace(
-    objects: dict[str, int], record_size: int, cycle: int, block: int, epochs: int
-) -> dict[str, Any]:
-    """Reads of ``InterleaveDataset(TFRecordDataset)`` over ``objects`` (in order), all epochs."""
-    trace = _Trace(objects)
-    record_len = record_size + RECORD_OVERHEAD
-    names = list(objects)
-    for _epoch in range(epochs):
-        pending = iter(names)
-        slots: list[_TfRecordStream | None] = [None] * cycle
-        end_of_input = False
-        num_open = 0
-        idx = 0
-        block_index = 0
-        while not end_of_input or num_open > 0:
-            cur = slots[idx]
-            if cur is not None:
-                if cur.next_record():
-                    block_index += 1
-                    if block_index == block:
-                        block_index = 0
-                        idx = (idx + 1) % cycle
-                    continue
-                slots[idx] = None
-                num_open -= 1
-                block_index = 0
-                idx = (idx + 1) % cycle
-            elif not end_of_input:
-                name = next(pending, None)
-                if name is None:
-                    end_of_input = True
-                else:
-                    slots[idx] = _TfRecordStream(
-                        trace, name, objects[name], record_len, TFRECORD_BUFFER
-                    )
-                    num_open += 1
-            else:
-                block_index = 0
-                idx = (idx + 1) % cycle
-    return trace.build()
 
 
 @dataclass(frozen=True)
@@ -383,88 +230,12 @@ class RandomRecords(Workload):
 
     def tf_epoch_code(self) -> str:
         # the offsets are passed in by the recorder as the variable ``offsets``
-        return (
-            f"{_TICK}f = tf.io.gfile.GFile({'gs://' + self._name()!r}, 'rb')\n"
-            "total = 0\n"
-            "for off in offsets:\n"
-            "    f.seek(off)\n"
-            f"    total += len(f.read({self.record_size}))\n"
-            "    _t_last = _time.perf_counter()\n"
-            "f.close()\n"
-            "result = total\n"
-        )
+        return gfile_random_code("gs://" + self._name(), self.record_size)
 
     def synthesize(self) -> dict[str, Any]:
         obj = self._name()
-        size = self.objects()[obj]
-        trace = _Trace(self.objects())
-        for epoch in range(self.epochs):
-            handle = trace.open(obj)
-            stream = _GFileStream(trace, handle, size, GFILE_BUFFER)
-            for off in self.offsets(epoch):
-                stream.seek(off)
-                stream.read(self.record_size)
-            trace.close(handle)
-        return trace.build()
-
-
-class _GFileStream:
-    """The RandomAccessFile reads of TF's BufferedInputStream over RandomAccessInputStream."""
-
-    def __init__(self, trace: _Trace, handle: str, size: int, buffer: int) -> None:
-        self.trace, self.handle, self.size, self.buffer = trace, handle, size, buffer
-        self.under = 0  # underlying RandomAccessInputStream position
-        self.buf_start = 0
-        self.limit = 0  # bytes in the buffer
-        self.pos = 0  # position inside the buffer
-        self.eof = False  # file_status_ is OUT_OF_RANGE
-
-    def tell(self) -> int:
-        return self.under - (self.limit - self.pos)
-
-    def _skip_under(self, n: int) -> None:
-        if n > 0:
-            self.trace.read(self.handle, self.under + n - 1, 1)
-            if self.under + n - 1 < self.size:
-                self.under += n
-                return
-            # past EOF: TF then reads in chunks; not needed by these workloads
-            raise NotImplementedError("seek past end of file")
-
-    def seek(self, target: int) -> None:
-        lower = self.under - self.limit
-        if target < lower:
-            self.under, self.pos, self.limit, self.eof = 0, 0, 0, False
-            self._skip(target)
-        elif target < self.tell():
-            self.pos -= self.tell() - target
-        else:
-            self._skip(target - self.tell())
-
-    def _skip(self, n: int) -> None:
-        if self.pos + n < self.limit:
-            self.pos += n
-            return
-        self._skip_under(n - (self.limit - self.pos))
-        self.pos = self.limit = 0
-
-    def read(self, n: int) -> int:
-        got = 0
-        while got < n:
-            if self.pos == self.limit:
-                if self.eof:
-                    break
-                self.trace.read(self.handle, self.under, self.buffer)
-                filled = max(0, min(self.buffer, self.size - self.under))
-                self.under += filled
-                self.pos, self.limit = 0, filled
-                if filled == 0:
-                    self.eof = True
-                    break
-            take = min(self.limit - self.pos, n - got)
-            self.pos += take
-            got += take
-        return got
+        epoch_offsets = (self.offsets(epoch) for epoch in range(self.epochs))
+        return gfile_random_trace(obj, self.objects()[obj], self.record_size, epoch_offsets)
 
 
 @dataclass(frozen=True)
@@ -492,24 +263,11 @@ class CheckpointRestore(Workload):
 
     def tf_write_code(self) -> str:
         """Run in the worker with variable ``outdir``: writes the checkpoint, returns its files."""
-        return (
-            "import os\n"
-            "vs = {f'v{i}': tf.Variable(tf.random.stateless_uniform("
-            f"[{self.floats_per_variable}], seed=[i, 7])) for i in range({self.variables})}}\n"
-            "ckpt = tf.train.Checkpoint(**vs)\n"
-            "prefix = ckpt.write(os.path.join(outdir, 'ckpt'))\n"
-            "result = sorted(os.listdir(outdir))\n"
-        )
+        return checkpoint_write_code(self.variables, self.floats_per_variable)
 
     def tf_epoch_code(self) -> str:
-        return (
-            _TICK + "vs = {f'v{i}': tf.Variable(tf.zeros("
-            f"[{self.floats_per_variable}])) for i in range({self.variables})}}\n"
-            "ckpt = tf.train.Checkpoint(**vs)\n"
-            f"ckpt.read({'gs://' + self.bucket + '/ckpt/ckpt'!r}).assert_consumed()\n"
-            "_t_last = _time.perf_counter()\n"
-            "result = float(sum(float(tf.reduce_sum(v)) for v in vs.values()))\n"
-        )
+        prefix = "gs://" + self.bucket + "/ckpt/ckpt"
+        return checkpoint_read_code(prefix, self.variables, self.floats_per_variable)
 
 
 @dataclass(frozen=True)
@@ -533,30 +291,10 @@ class SmallFiles(Workload):
             yield name, _payload(name, i, self.file_size)
 
     def tf_epoch_code(self) -> str:
-        files = ["gs://" + n for n in self._names()]
-        return (
-            # one file after another (a tf.data map would be parallelized by tf.data's
-            # map_parallelization and make the request order nondeterministic)
-            f"{_TICK}total = 0\nfor _f in {files!r}:\n"
-            "    total += int(tf.strings.length(tf.io.read_file(_f)))\n"
-            "    _t_last = _time.perf_counter()\n"
-            "result = total\n"
-        )
+        return read_files_code(["gs://" + n for n in self._names()])
 
     def synthesize(self) -> dict[str, Any]:
-        trace = _Trace(self.objects())
-        for _epoch in range(self.epochs):
-            for name, size in self.objects().items():
-                handle = trace.open(name)
-                pos = 0
-                while True:
-                    trace.read(handle, pos, READ_FILE_CHUNK)
-                    got = max(0, min(READ_FILE_CHUNK, size - pos))
-                    pos += got
-                    if got < READ_FILE_CHUNK:
-                        break
-                trace.close(handle)
-        return trace.build()
+        return read_files_trace(self.objects(), self.epochs)
 
 
 #: The workloads ``gcs-hook tune --workload NAME`` knows, at their default (small) sizes.

@@ -1,7 +1,16 @@
-"""Model of the request-shaping parts of TensorFlow's GCS filesystem (TF 2.21,
-xla/tsl/platform/cloud/gcs_file_system.cc), on top of :class:`~emulator.model.block_cache.BlockCache`.
+"""TF's GCS filesystem (TF 2.21, ``xla/tsl/platform/cloud/gcs_file_system.cc`` wrapped in
+``retrying_file_system.h``) as far as requests are concerned, on top of
+:class:`~emulator.model.block_cache.BlockCache`.
 
-Semantics (see /work/shared/docs/tf-gcs-semantics.md §2-§3, tf-gcs-notes.md "Observed"):
+This module is the filesystem: configuration, ``open`` / ``stat`` / ``get_matching_paths`` /
+cache flushing, and the one fetch path every data read goes through. The pieces it is built
+from live next to it: :mod:`emulator.model.stat_cache` (TF's expiring LRU stat cache),
+:mod:`emulator.model.random_access` (the cached and buffered readers ``open`` returns) and
+:mod:`emulator.model.gcs_paths` (path parsing and glob matching). Everything those modules
+define is importable from here too. The TF behaviours are described, with links to TF's
+sources, in docs/tf-read-path.md.
+
+Semantics:
 
 - Opening a file sends nothing. Whether a handle reads through the block cache or through a
   per-handle read-ahead buffer is decided at open time from ``cache_enabled``.
@@ -25,20 +34,11 @@ Semantics (see /work/shared/docs/tf-gcs-semantics.md §2-§3, tf-gcs-notes.md "O
 from __future__ import annotations
 
 import random
-import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
-from emulator.model.block_cache import (
-    BlockCache,
-    CacheStats,
-    Payload,
-    payload_len,
-    payload_slice,
-)
+from emulator.model.block_cache import BlockCache, CacheStats, Payload, payload_len
 from emulator.model.clock import Clock, RealClock, VirtualClock
 from emulator.model.errors import (
     RETRIABLE_CODES,
@@ -48,12 +48,23 @@ from emulator.model.errors import (
     InternalError,
     InvalidArgumentError,
     NotFoundError,
-    OutOfRangeError,
 )
+from emulator.model.gcs_paths import glob_regex, parse_gcs_path
+from emulator.model.random_access import (
+    BufferedRandomAccessFile,
+    CachedRandomAccessFile,
+    RandomAccessFileModel,
+    ReadResult,
+    SharedLock,
+)
+from emulator.model.stat_cache import FileStat, StatCache
 from emulator.model.transport import ObjectStat, Transport
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
+    "DEFAULT_STAT_CACHE_MAX_AGE",
+    "BufferedRandomAccessFile",
+    "CachedRandomAccessFile",
     "FileStat",
     "GcsFilesystemModel",
     "RandomAccessFileModel",
@@ -62,7 +73,10 @@ __all__ = [
     "StatCache",
     "cache_params",
     "parse_gcs_path",
+    "virtual_model",
 ]
+
+T = TypeVar("T")
 
 MiB = 1024 * 1024
 #: TF 2.21 defaults (non-libtpu build): 64 MiB blocks, cache off, no staleness.
@@ -95,38 +109,6 @@ def cache_params(params: Any) -> tuple[int, int, int]:
     return (values[0], values[1], values[2])
 
 
-def parse_gcs_path(path: str) -> tuple[str, str, str]:
-    """``(filename, bucket, object)`` for ``gs://bucket/object`` or ``bucket/object``.
-
-    ``filename`` is the ``gs://`` form TF keys its caches with. INVALID_ARGUMENT (like TF's
-    ParseGcsPath) for a wrong scheme, an empty/"." bucket or an empty object name.
-    """
-    if not isinstance(path, str):
-        raise InvalidArgumentError(f"GCS path must be a string, got {type(path).__name__}")
-    if "://" in path:
-        scheme, rest = path.split("://", 1)
-        if scheme != "gs":
-            raise InvalidArgumentError(f"GCS path doesn't start with 'gs://': {path}")
-    else:
-        rest = path
-    bucket, _, obj = rest.partition("/")
-    if not bucket or bucket == ".":
-        raise InvalidArgumentError(f"GCS path doesn't contain a bucket name: {path}")
-    obj = obj[1:] if obj.startswith("/") else obj
-    if not obj:
-        raise InvalidArgumentError(f"GCS path doesn't contain an object name: {path}")
-    return (f"gs://{bucket}/{obj}", bucket, obj)
-
-
-@dataclass(frozen=True)
-class FileStat:
-    """Result of :meth:`GcsFilesystemModel.stat` (TF's FileStatistics + generation)."""
-
-    length: int
-    generation: int
-    is_directory: bool = False
-
-
 @dataclass(frozen=True)
 class RetryConfig:
     """TF's RetryConfig for GCS (defaults: 1 s initial delay, 32 s cap, 10 retries)."""
@@ -140,277 +122,6 @@ class RetryConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"RetryConfig.{name} must be an integer >= 0, got {value!r}")
-
-
-@dataclass(frozen=True)
-class ReadResult:
-    """One ``read``: the data handed back (bytes, or a count in size-only mode) and the error
-    (``None`` if OK). Partial data that comes with an OUT_OF_RANGE is in ``data``."""
-
-    data: Payload
-    error: GcsError | None = None
-
-    @property
-    def returned(self) -> int:
-        return payload_len(self.data)
-
-    @property
-    def code(self) -> str | None:
-        return None if self.error is None else self.error.code
-
-    def unwrap(self) -> Payload:
-        """The data if OK, else raise the error."""
-        if self.error is not None:
-            raise self.error
-        return self.data
-
-
-T = TypeVar("T")
-
-
-class StatCache(Generic[T]):
-    """Model of TF's ExpiringLRUCache: entries fresh while ``now - inserted <= max_age``;
-    ``max_age == 0`` caches nothing; beyond ``max_entries`` (0 = unbounded) the LRU entry goes.
-    Only successful computes are stored; concurrent misses are not coalesced."""
-
-    def __init__(self, max_age: int, max_entries: int, clock: Clock) -> None:
-        if max_age < 0 or max_entries < 0:
-            raise ValueError("stat cache max_age and max_entries must be >= 0")
-        self.max_age = max_age
-        self.max_entries = max_entries
-        self._clock = clock
-        self._entries: OrderedDict[str, tuple[int, T]] = OrderedDict()  # last = most recent
-        self._lock = threading.Lock()
-
-    def _lookup_locked(self, key: str) -> T | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if self._clock.now() - entry[0] > self.max_age:
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return entry[1]
-
-    def lookup(self, key: str) -> T | None:
-        if self.max_age == 0:
-            return None
-        with self._lock:
-            return self._lookup_locked(key)
-
-    def insert(self, key: str, value: T) -> None:
-        if self.max_age == 0:
-            return
-        with self._lock:
-            is_new = key not in self._entries
-            self._entries[key] = (self._clock.now(), value)
-            self._entries.move_to_end(key)
-            if is_new and self.max_entries and len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
-
-    def lookup_or_compute(self, key: str, compute: Callable[[], T]) -> T:
-        if self.max_age == 0:
-            return compute()
-        with self._lock:
-            value = self._lookup_locked(key)
-        if value is not None:
-            return value
-        value = compute()
-        self.insert(key, value)
-        return value
-
-    def delete(self, key: str) -> None:
-        with self._lock:
-            self._entries.pop(key, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-class _SharedLock:
-    """Readers-writer lock (TF's ``block_cache_lock_``: reads shared, reset exclusive).
-    Writers are preferred: once one waits, new readers wait too."""
-
-    def __init__(self) -> None:
-        self._mutex = threading.Lock()
-        self._cond = threading.Condition(self._mutex)
-        self._readers = 0
-        self._writer = False
-        self._writers_waiting = 0
-
-    def acquire_shared(self) -> None:
-        with self._mutex:  # fast path: plain lock, no Condition machinery
-            if not self._writer and not self._writers_waiting:
-                self._readers += 1
-                return
-        with self._cond:
-            while self._writer or self._writers_waiting:
-                self._cond.wait()
-            self._readers += 1
-
-    def release_shared(self) -> None:
-        with self._mutex:
-            self._readers -= 1
-            if self._readers == 0 and self._writers_waiting:
-                self._cond.notify_all()
-
-    def acquire_exclusive(self) -> None:
-        with self._cond:
-            self._writers_waiting += 1
-            while self._writer or self._readers:
-                self._cond.wait()
-            self._writers_waiting -= 1
-            self._writer = True
-
-    def release_exclusive(self) -> None:
-        with self._cond:
-            self._writer = False
-            self._cond.notify_all()
-
-
-class RandomAccessFileModel:
-    """A TF RandomAccessFile on ``gs://``: ``read(offset, n) -> ReadResult``, retried like
-    TF's RetryingRandomAccessFile. Thread-safe."""
-
-    kind = "abstract"
-
-    def __init__(self, fs: GcsFilesystemModel, filename: str, bucket: str, obj: str) -> None:
-        self._fs = fs
-        self.name = filename
-        self.bucket = bucket
-        self.object = obj
-
-    def read(self, offset: int, n: int) -> ReadResult:
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise ValueError(f"offset must be an integer >= 0, got {offset!r}")
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"n must be an integer >= 0, got {n!r}")
-        fs = self._fs
-        retry = fs.retry
-        attempt = 0
-        while True:
-            result = self._read_once(offset, n)
-            err = result.error
-            if err is None or err.code not in RETRIABLE_CODES:
-                return result
-            if attempt >= retry.max_retries:
-                return ReadResult(result.data, fs._retries_exhausted(err))
-            fs._retry_sleep(attempt)
-            attempt += 1
-
-    def _read_once(self, offset: int, n: int) -> ReadResult:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Nothing to release (TF's destructor sends nothing)."""
-
-    def __enter__(self) -> RandomAccessFileModel:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r})"
-
-
-class CachedRandomAccessFile(RandomAccessFileModel):
-    """TF's GcsRandomAccessFile (cache enabled at open)."""
-
-    kind = "cached"
-
-    def _read_once(self, offset: int, n: int) -> ReadResult:
-        fs = self._fs
-        empty = fs._empty
-        fs._cache_lock.acquire_shared()
-        try:
-            try:
-                stat = fs._stat_object(self.name, self.bucket, self.object)
-                cache = fs.block_cache
-                cache.validate_and_update_file_signature(self.name, stat.generation)
-                data = cache.read(self.name, offset, n)
-            except GcsError as e:
-                return ReadResult(empty, e)
-            got = payload_len(data)
-            if got < n:
-                return ReadResult(
-                    data,
-                    OutOfRangeError(
-                        f"EOF reached, {got} bytes were read out of {n} bytes requested."
-                    ),
-                )
-            return ReadResult(data)
-        finally:
-            fs._cache_lock.release_shared()
-
-
-class BufferedRandomAccessFile(RandomAccessFileModel):
-    """TF's BufferedGcsRandomAccessFile (cache disabled at open)."""
-
-    kind = "buffered"
-
-    def __init__(
-        self, fs: GcsFilesystemModel, filename: str, bucket: str, obj: str, buffer_size: int
-    ) -> None:
-        super().__init__(fs, filename, bucket, obj)
-        self.buffer_size = buffer_size
-        self._lock = threading.Lock()
-        self._buffer: Payload = fs._empty
-        self._buffer_len = 0
-        self._buffer_start = 0
-        self._past_eof = False
-
-    def _load(self, offset: int, n: int) -> tuple[Payload, GcsError | None]:
-        """TF's read_fn for the buffered file: one fetch, short → OUT_OF_RANGE."""
-        try:
-            data = self._fs._load_buffer(self.name, self.bucket, self.object, offset, n)
-        except GcsError as e:
-            return self._fs._empty, e
-        got = payload_len(data)
-        if got < n:
-            return data, OutOfRangeError(
-                f"EOF reached, {got} bytes were read out of {n} bytes requested."
-            )
-        return data, None
-
-    def _read_once(self, offset: int, n: int) -> ReadResult:
-        fs = self._fs
-        if n > self.buffer_size:
-            data, err = self._load(offset, n)
-            return ReadResult(data, err)
-        with self._lock:
-            buffer_end = self._buffer_start + self._buffer_len
-            parts: list[Payload] = []
-            copied = 0
-            if self._buffer_start <= offset < buffer_end:
-                copied = min(n, buffer_end - offset)
-                lo = offset - self._buffer_start
-                parts.append(payload_slice(self._buffer, lo, lo + copied))
-            consumed_to_eof = offset + copied >= buffer_end and self._past_eof
-            if copied < n and not consumed_to_eof:
-                self._buffer_start = offset + copied
-                data, err = self._load(self._buffer_start, self.buffer_size)
-                self._past_eof = err is not None and err.code == "OUT_OF_RANGE"
-                if err is not None and not self._past_eof:
-                    self._buffer = fs._empty
-                    self._buffer_len = 0
-                    return ReadResult(fs._join(parts), err)
-                self._buffer = data
-                self._buffer_len = payload_len(data)
-                take = min(n - copied, self._buffer_len)
-                parts.append(payload_slice(data, 0, take))
-                copied += take
-            if copied < n:
-                self._past_eof = False
-                return ReadResult(
-                    fs._join(parts),
-                    OutOfRangeError(f"EOF reached. Requested to read {n} bytes from {offset}."),
-                )
-            return ReadResult(fs._join(parts))
 
 
 class GcsFilesystemModel:
@@ -467,7 +178,7 @@ class GcsFilesystemModel:
         self.matching_paths_cache: StatCache[list[str]] = StatCache(
             matching_paths_cache_max_age, matching_paths_cache_max_entries, self.clock
         )
-        self._cache_lock = _SharedLock()
+        self._cache_lock = SharedLock()
         self._retired_stats = CacheStats()
         self.block_cache = self._make_cache(block_size, max_bytes, max_staleness)
 
@@ -609,7 +320,7 @@ class GcsFilesystemModel:
                 for i in range(1, len(parts)):
                     relative.add("/".join(parts[:i]))
             relative.discard("")
-            regex = _glob_regex(pattern)
+            regex = glob_regex(pattern)
             base = directory.rstrip("/")
             return sorted(p for p in (f"{base}/{r}" for r in relative) if regex.fullmatch(p))
 
@@ -697,36 +408,6 @@ class GcsFilesystemModel:
             f"max_staleness={self.max_staleness}, stat_cache_max_age={self.stat_cache.max_age}, "
             f"transport={type(self.transport).__name__})"
         )
-
-
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    """fnmatch(3) with FNM_PATHNAME: ``*``/``?``/``[...]`` never match ``/``; ``\\`` escapes."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "\\" and i + 1 < len(pattern):
-            i += 1
-            out.append(re.escape(pattern[i]))
-        elif c == "[":
-            j = pattern.find("]", i + 2 if pattern[i + 1 : i + 2] in ("!", "]") else i + 1)
-            if j < 0:
-                out.append(re.escape(c))
-            else:
-                body = pattern[i + 1 : j]
-                negate = body.startswith("!")
-                body = body[1:] if negate else body
-                body = body.replace("\\", "\\\\")
-                out.append(f"[^/{body}]" if negate else f"(?!/)[{body}]")
-                i = j
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out))
 
 
 def virtual_model(transport: Transport, params: Any = None, **kw: Any) -> GcsFilesystemModel:

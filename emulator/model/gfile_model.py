@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from emulator.model.block_cache import Payload, payload_len, payload_slice
 from emulator.model.errors import GcsError, InvalidArgumentError, OutOfRangeError
-from emulator.model.gcs_model import GcsFilesystemModel, RandomAccessFileModel
+from emulator.model.gcs_model import GcsFilesystemModel
+from emulator.model.random_access import RandomAccessFileModel
 
 __all__ = ["GFILE_BUFFER_SIZE", "GFileModel"]
 

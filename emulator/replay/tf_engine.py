@@ -1,7 +1,7 @@
 """The TensorFlow side of ``gcs-hook replay --engine tf``: runs trace ops inside a TF process.
 
 This module is imported INSIDE a :class:`emulator.replay.tf_worker.TfWorker` subprocess (TensorFlow
-already imported, the front's environment set before import). :mod:`emulator.replay.replay` drives it
+already imported, the front's environment set before import). :mod:`emulator.replay.tf_replayer` drives it
 one op at a time, so the parent can mark the front's ledger between ops and do the backend-side
 ops (object creation, overwrite, delete, sleep) itself.
 

@@ -34,6 +34,7 @@ __all__ = [
     "Trace",
     "TraceError",
     "TraceResult",
+    "WriteOp",
     "digest_chain",
     "dump_trace",
     "load_result",
@@ -115,7 +116,18 @@ class DeleteOp:
     op: str = field(default="delete", init=False)
 
 
-Op = OpenOp | ReadOp | CloseOp | OverwriteOp | StatOp | ConfigureOp | SleepOp | DeleteOp
+@dataclass(frozen=True)
+class WriteOp:
+    """The reading program's own write: the object gets a new generation of ``size`` bytes
+    (like ``overwrite``), uploaded by the program itself, so its filesystem clears the
+    object's cached blocks and stat entry (TF's ``ClearFileCaches`` after an upload)."""
+
+    object: str
+    size: int
+    op: str = field(default="write", init=False)
+
+
+Op = OpenOp | ReadOp | CloseOp | OverwriteOp | StatOp | ConfigureOp | SleepOp | DeleteOp | WriteOp
 
 
 @dataclass(frozen=True)
@@ -190,6 +202,7 @@ _OP_FIELDS = {
     "configure": {"config"},
     "sleep": {"seconds"},
     "delete": {"object"},
+    "write": {"object", "size"},
 }
 
 
@@ -218,6 +231,8 @@ def _op(raw: Any, where: str) -> Op:
         return CloseOp(_str(raw["handle"], where, "handle"))
     if kind == "overwrite":
         return OverwriteOp(_object_name(raw["object"], where), _int(raw["size"], where, "size"))
+    if kind == "write":
+        return WriteOp(_object_name(raw["object"], where), _int(raw["size"], where, "size"))
     if kind == "stat":
         return StatOp(_object_name(raw["object"], where))
     if kind == "configure":

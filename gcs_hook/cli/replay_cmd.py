@@ -94,7 +94,7 @@ def replay(
         typer.Option(
             "--random",
             metavar="N",
-            help="Instead of files: N random traces (emulator.replay.replay.random_trace), seeds from --seed.",
+            help="Instead of files: N random traces (emulator.replay.random_trace), seeds from --seed.",
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="First seed for --random.")] = 0,
@@ -144,7 +144,7 @@ def replay(
         traces = []
         for name in names:
             try:
-                traces.append(rp.load_trace(name))
+                traces.append(rp.load_replay_trace(name))
             except rp.ReplayError as exc:
                 fail(f"invalid trace {name}: {exc}")
         if transport != "memory":

@@ -1,6 +1,7 @@
 """``gcs-hook tune``: which BlockCacheParams should my training job use, and what does it buy?
 
     gcs-hook tune [--workload NAME|TRACE.json] [--memory-budget 2GiB]
+                  [--configs 1MiB/4MiB/0,8MiB/32MiB/0,off [--with-grid]] [--json] [--allow-stale]
                   [--backend embedded|container|URL] [--out DIR] [--quick]
                   [--param KEY=VALUE ...] [--latency-ms MS] [--bandwidth RATE]
                   [--overhead-ms MS] [--no-measure] [--workers N] [--scheduler ADDR]
@@ -34,6 +35,41 @@ from gcs_hook.cli.values import (
 
 #: The smallest memory budget tune accepts: one block of the smallest size the grid considers.
 MIN_MEMORY_BUDGET = 1 << 20
+
+
+def parse_configs(text: str) -> list[Any]:
+    """``'1MiB/4MiB/0,8MiB/32MiB/0,off'`` → CacheConfigs (block_size/max_bytes[/max_staleness
+    seconds]; ``off`` = cache off). ValueError naming the bad item."""
+    from benchmarks.sweep import CacheConfig
+
+    out = []
+    items = [item.strip() for item in (text or "").split(",")]
+    if not any(items):
+        raise ValueError("--configs is empty (example: 1MiB/4MiB/0,8MiB/32MiB/0,off)")
+    for item in items:
+        if item.lower() == "off":
+            out.append(CacheConfig(0, 0, 0))
+            continue
+        parts = item.split("/")
+        if len(parts) not in (2, 3):
+            raise ValueError(
+                f"--configs item {item!r} is not BLOCK/MAX_BYTES[/STALENESS_S] or off "
+                "(example: 8MiB/32MiB/0)"
+            )
+        try:
+            block, max_bytes = parse_size(parts[0]), parse_size(parts[1])
+            stale = parse_size(parts[2]) if len(parts) == 3 else 0
+        except ValueError as exc:
+            raise ValueError(f"--configs item {item!r}: {exc}") from None
+        if block == 0 or max_bytes == 0:
+            raise ValueError(f"--configs item {item!r}: write 'off' for the cache off")
+        if max_bytes < block:
+            raise ValueError(
+                f"--configs item {item!r}: max_bytes is smaller than one block (TF would "
+                "evict every block at once)"
+            )
+        out.append(CacheConfig(block, max_bytes, stale))
+    return out
 
 
 def _parse_params(items: list[str], workload: str) -> dict[str, Any]:
@@ -168,6 +204,23 @@ def tune(
         int | None,
         typer.Option("--stat-cache-max-age", help="TF's GCS_STAT_CACHE_MAX_AGE, s [default 5]"),
     ] = None,
+    configs: Annotated[
+        str | None,
+        typer.Option(
+            "--configs",
+            help="evaluate exactly these: BLOCK/MAX_BYTES/STALENESS_S,…,off (e.g. 8MiB/32MiB/0,off)",
+        ),
+    ] = None,
+    with_grid: Annotated[
+        bool, typer.Option("--with-grid", help="with --configs: also sweep the default grid")
+    ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="print only JSON on stdout (one object per config)")
+    ] = False,
+    allow_stale: Annotated[
+        bool,
+        typer.Option("--allow-stale", help="let the recommendation read stale or torn data"),
+    ] = False,
 ) -> None:
     """Recommend BlockCacheParams for a training workload (sweep + measured runs, plots)."""
     from rich.console import Console
@@ -178,6 +231,15 @@ def tune(
     budget = option("--memory-budget", parse_size, memory_budget, minimum=MIN_MEMORY_BUDGET)
     _check_out_dir(out)
     opts = TuneOptions(memory_budget=budget, backend=backend, out_dir=out, quick=quick)
+    if configs is not None:
+        try:
+            opts.configs = parse_configs(configs)
+        except ValueError as exc:
+            fail(str(exc))
+    elif with_grid:
+        fail("--with-grid goes with --configs (the grid is the default without it)")
+    opts.with_grid = with_grid
+    opts.allow_stale = allow_stale
     if workload is not None and (workload.endswith(".json") or os.sep in workload):
         path = Path(workload)
         if not path.is_file():
@@ -220,7 +282,7 @@ def tune(
     if opts.trace is None:
         _check_backend(backend)
 
-    console = Console()
+    console = Console(stderr=json_out)
     try:
         outcome = run_tune(opts, console)
     except Exception as exc:  # noqa: BLE001 - report as one line, exit 2
@@ -236,7 +298,13 @@ def tune(
             f"[bold]recommendation[/bold] (memory budget {memory_budget}): predicted "
             f"{best.epoch_s:.2f} s/epoch, {best.requests_per_epoch:.0f} requests/epoch"
         )
-    typer.echo(outcome.line)  # never wrapped: it is meant to be pasted
+    if json_out:
+        from benchmarks.advice import results_json
+
+        console.print(outcome.line)
+        typer.echo(json.dumps(results_json(outcome.results, best), indent=1))
+    else:
+        typer.echo(outcome.line)  # never wrapped: it is meant to be pasted
     console.print(f"model check: {outcome.model_check}")
     for kind, path in outcome.paths.items():
         console.print(f"  {kind:9s} {path}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import uuid
 
 import pytest
 from _support import TRACE_DIR
@@ -79,7 +80,7 @@ def test_suite_has_enough_traces_and_all_validate():
 
 def test_suite_needs_few_tf_processes_and_little_sleep():
     traces = [load_trace(p) for p in TRACE_PATHS]
-    processes = set(replay._merge_groups(env_group(t) for t in traces).values())
+    processes = set(replay.merge_groups(env_group(t) for t in traces).values())
     assert len(processes) <= 5
     slept = sum(op["seconds"] for t in traces for op in t["ops"] if op["op"] == "sleep")
     assert slept <= 12
@@ -111,7 +112,7 @@ def test_env_group_env_vars():
 
 
 def test_merge_groups_free_traces_join_a_concrete_group_with_the_same_stat_age():
-    mapping = replay._merge_groups(
+    mapping = replay.merge_groups(
         [EnvGroup(5, None), EnvGroup(5, 65536), EnvGroup(0, None), EnvGroup(5, 64 * MiB)]
     )
     assert mapping[EnvGroup(5, None)].stat_cache_max_age == 5
@@ -121,10 +122,10 @@ def test_merge_groups_free_traces_join_a_concrete_group_with_the_same_stat_age()
 
 
 def test_real_bucket_names_are_valid_and_unique_per_trace():
-    a = replay._real_bucket("rabc123-1", "bkt")
-    b = replay._real_bucket("rabc123-2", "bkt")
+    a = replay.real_bucket("rabc123-1", "bkt")
+    b = replay.real_bucket("rabc123-2", "bkt")
     assert a != b
-    for name in (a, b, replay._real_bucket("r1-7", "My_Bucket.x" * 10)):
+    for name in (a, b, replay.real_bucket("r1-7", "My_Bucket.x" * 10)):
         assert 3 <= len(name) <= 63
         assert name == name.lower()
         assert name[0].isalnum() and name[-1].isalnum()
@@ -383,7 +384,7 @@ def test_concurrent_reads_fetch_each_block_once_in_tf_and_model(gcs_emulator, tf
     import random
 
     name, size, threads = "obj.bin", 10 * 65536 + 123, 16
-    bucket = f"cc-{replay.uuid.uuid4().hex[:12]}"
+    bucket = f"cc-{uuid.uuid4().hex[:12]}"
     data = replay.object_content(f"cc/{name}", 1, size)
     gcs_emulator.backend.create_bucket(bucket)
     gcs_emulator.backend.put_object(bucket, name, data)

@@ -1,0 +1,195 @@
+"""Trace loading and validation for the replay engines: what both engines agree on before a run.
+
+:func:`load_replay_trace` returns a trace as the plain dict both engines walk, validated by
+:mod:`emulator.replay.trace` (docs/trace-format.md) and extended with an optional list of faults
+to inject (a *fault case*). Not to be confused with :func:`emulator.replay.trace.load_trace`,
+which returns a :class:`~emulator.replay.trace.Trace` object and raises ``TraceError``; this one
+raises :class:`ReplayError`, the error every replay entry point uses.
+
+Also here: the defaults and time origin both engines share, and small helpers on trace dicts
+(bucket names, renaming, the public result form).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DEFAULT_BLOCK_SIZE",
+    "DEFAULT_STAT_CACHE_MAX_AGE",
+    "FAULT_KINDS",
+    "TRACE_START_FRACTION",
+    "ReplayError",
+    "bucket_of",
+    "config_tuple",
+    "fault_body_bytes",
+    "load_replay_trace",
+    "object_content",
+    "public_result",
+    "renamed_trace",
+    "trace_buckets",
+    "trace_object_names",
+    "trace_paths",
+    "validate_faults",
+]
+
+MiB = 1024 * 1024
+#: TF 2.21's default block size (also the buffered reader's default buffer).
+DEFAULT_BLOCK_SIZE = 64 * MiB
+#: TF 2.21's default stat cache max age in seconds.
+DEFAULT_STAT_CACHE_MAX_AGE = 5
+
+#: Where, within a wall-clock second, a trace with ``sleep`` ops starts its ops in the TF engine,
+#: and where the model engine's virtual clock starts: both clocks then cross whole seconds
+#: (TF's ``NowSeconds``) at the same points of the trace.
+TRACE_START_FRACTION = 0.15
+
+
+class ReplayError(RuntimeError):
+    """A trace could not be replayed (bad trace, or an engine failed outside the trace's ops)."""
+
+
+def load_replay_trace(source: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
+    """Load and validate a trace; returns it as a plain dict (``ReplayError`` if invalid).
+
+    Validation is :mod:`emulator.replay.trace`'s; this only normalises the result to the JSON dict form
+    both engines walk. A *fault case* — ``{"comment": ..., "faults": [...], "trace": {...}}`` —
+    is a trace plus errors to inject (see :func:`validate_faults`); it loads as the trace dict
+    with a ``"faults"`` list added, which both engines apply.
+    """
+    from emulator.replay import trace as trace_mod
+
+    if isinstance(source, Mapping):
+        doc: Any = dict(source)
+    else:
+        try:
+            doc = trace_mod.read_json_file(source)
+        except trace_mod.TraceError as exc:
+            raise ReplayError(str(exc)) from exc
+    faults: Any = None
+    if isinstance(doc, dict) and "trace" in doc:
+        unknown = set(doc) - {"trace", "faults", "comment"}
+        if unknown:
+            raise ReplayError(f"fault case: unknown keys {sorted(unknown)}")
+        faults = doc.get("faults") or []
+        doc = doc["trace"]
+    if isinstance(doc, dict) and "faults" in doc:
+        faults = doc["faults"]
+        doc = {k: v for k, v in doc.items() if k != "faults"}
+    try:
+        trace = _trace_dict(trace_mod.load_trace(doc))
+    except ValueError as exc:
+        raise ReplayError(str(exc)) from exc
+    if faults:
+        trace["faults"] = validate_faults(faults, trace)
+    return trace
+
+
+def fault_body_bytes(status: int) -> int:
+    """Size of the error body the front sends with an injected fault (emulator.fakegcs.front, Fault's
+    default message): TF copies it into the caller's buffer, so it matters for small reads."""
+    from emulator.fakegcs.faults import Fault
+
+    return len(json.dumps({"error": {"code": status, "message": Fault(status).message}}).encode())
+
+
+#: Request kinds a fault can target.
+FAULT_KINDS = ("metadata", "media", "list")
+
+
+def validate_faults(faults: Any, trace: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Check a fault list; returns it normalised (``ReplayError`` naming the bad entry).
+
+    Each fault: ``{"status": 400..599, "kind": "metadata"|"media"|"list", "object":
+    "bucket/path" (for "list": the bucket), "times": n >= 1 (default 1)}`` — answer the next
+    ``times`` matching requests with HTTP ``status`` instead of serving them. Installed when
+    the trace's ops start: at the front for the tf engine, as transport faults (the TF status
+    code for that HTTP status) for the model.
+    """
+    if not isinstance(faults, list):
+        raise ReplayError("faults must be a list")
+    buckets = set(trace_buckets(trace))
+    out = []
+    for i, fault in enumerate(faults):
+        where = f"faults[{i}]"
+        if not isinstance(fault, Mapping):
+            raise ReplayError(f"{where} must be an object")
+        unknown = set(fault) - {"status", "kind", "object", "times"}
+        if unknown:
+            raise ReplayError(f"{where}: unknown keys {sorted(unknown)}")
+        status, kind = fault.get("status"), fault.get("kind")
+        obj, times = fault.get("object"), fault.get("times", 1)
+        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+            raise ReplayError(f"{where}: status must be an HTTP error code 400..599")
+        if kind not in FAULT_KINDS:
+            raise ReplayError(f"{where}: kind must be one of {', '.join(FAULT_KINDS)}")
+        if not isinstance(obj, str) or bucket_of(obj) not in buckets:
+            raise ReplayError(f"{where}: object must name a bucket the trace uses")
+        if kind != "list" and "/" not in obj:
+            raise ReplayError(f"{where}: object must be 'bucket/path' for {kind} faults")
+        if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+            raise ReplayError(f"{where}: times must be an integer >= 1")
+        out.append({"status": status, "kind": kind, "object": obj, "times": times})
+    return out
+
+
+def _trace_dict(loaded: Any) -> dict[str, Any]:
+    if isinstance(loaded, Mapping):
+        return dict(loaded)
+    for name in ("to_dict", "as_dict"):
+        if hasattr(loaded, name):
+            return dict(getattr(loaded, name)())
+    raise ReplayError(f"cannot use a trace of type {type(loaded).__name__}")
+
+
+def object_content(name: str, version: int, size: int) -> bytes:
+    """Deterministic content of version ``version`` of object ``name`` (trace-format.md)."""
+    from emulator.replay import trace as trace_mod
+
+    return trace_mod.object_content(name, version, size)
+
+
+def config_tuple(config: Mapping[str, Any] | None) -> tuple[int, int, int]:
+    if config is None:
+        return (DEFAULT_BLOCK_SIZE, 0, 0)
+    return (int(config["block_size"]), int(config["max_bytes"]), int(config["max_staleness"]))
+
+
+def bucket_of(name: str) -> str:
+    return name.split("/", 1)[0]
+
+
+def trace_buckets(trace: Mapping[str, Any]) -> list[str]:
+    names = list(trace.get("objects") or {})
+    names += [op["object"] for op in trace["ops"] if "object" in op]
+    return sorted({bucket_of(n) for n in names})
+
+
+def trace_object_names(trace: Mapping[str, Any]) -> set[str]:
+    names = set(trace.get("objects") or {})
+    return names | {op["object"] for op in trace["ops"] if "object" in op}
+
+
+def renamed_trace(trace: Mapping[str, Any], rename: Callable[[str], str]) -> dict[str, Any]:
+    """The trace with every object name passed through ``rename``."""
+    out = dict(trace)
+    out["objects"] = {rename(k): v for k, v in (trace.get("objects") or {}).items()}
+    out["ops"] = [
+        {**op, "object": rename(op["object"])} if "object" in op else dict(op)
+        for op in trace["ops"]
+    ]
+    return out
+
+
+def public_result(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The result as trace-format.md defines it (engine, requests, reads) — for printing."""
+    return {k: result[k] for k in ("engine", "requests", "reads")}
+
+
+def trace_paths(directory: str | os.PathLike) -> list[Path]:
+    """All ``*.json`` traces in ``directory``, sorted by name."""
+    return sorted(Path(directory).glob("*.json"))
