@@ -53,10 +53,14 @@ class ClientConnection:
         self.scheme = "http"
         self.tunnel_host: str | None = None
         self.forwarder = Forwarder(self)
+        # pass-through mode (emulator.fakegcs.upstream): this connection's upstream side
+        self.upstream_forwarder = front.upstream.forwarder(self) if front.upstream else None
         sock.settimeout(front.idle_timeout)
 
     def close(self) -> None:
         self.forwarder.close()
+        if self.upstream_forwarder is not None:
+            self.upstream_forwarder.close()
         for s in {self.sock, self.raw}:
             with contextlib.suppress(OSError):
                 s.close()
@@ -211,6 +215,10 @@ class ClientConnection:
         host, _, port = target.rpartition(":")
         host = host.strip("[]").lower()
         allowed = host in GOOGLE_HOSTS and port == "443"
+        if not allowed and self.front.connect_policy is not None and port.isdigit():
+            from emulator.fakegcs.tunnel import relay  # other hosts: a blind tunnel
+
+            return relay(self, h, host, int(port), target, t0)
         if not allowed:
             seq = self.front.ledger.next_seq()
             body = json.dumps(

@@ -63,13 +63,20 @@ class Exchange:
         query = clean_query(self.raw_query)
         kind, bucket, obj = classify(self.method, self.path, query, self.host)
         self.kind, self.bucket, self.obj = kind, bucket, obj
-        principal, authorized = front.principal_for(self.hmap.get("authorization"))
+        upstream = front.upstream  # pass-through recording: the user's token is not ours to judge
+        if upstream is not None:
+            principal, authorized = upstream.PRINCIPAL, True
+        else:
+            principal, authorized = front.principal_for(self.hmap.get("authorization"))
         self.rec = Recorder(
             conn, seq=seq, t0=self.t0, host=self.host, method=self.method, path=self.path,
             query=query, rng=parse_range(self.hmap.get("range")), principal=principal,
             kind=kind, bucket=bucket, obj=obj,
         )  # fmt: skip
         try:
+            if conn.upstream_forwarder is not None:
+                conn.upstream_forwarder.forward(self)  # emulator.fakegcs.upstream
+                return
             if kind == "token":
                 answer_token_request(self)
                 return

@@ -13,6 +13,7 @@ import socket
 import ssl
 import threading
 import urllib.parse
+from typing import TYPE_CHECKING
 
 from emulator.fakegcs.certs import LocalCA
 from emulator.fakegcs.faults import FaultPlan
@@ -20,6 +21,10 @@ from emulator.fakegcs.front.connection import ClientConnection
 from emulator.fakegcs.ledger import Ledger
 from emulator.fakegcs.oauth import TokenIssuer
 from emulator.fakegcs.shaping import Shaping
+
+if TYPE_CHECKING:
+    from emulator.fakegcs.tunnel import ConnectPolicy
+    from emulator.fakegcs.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +50,20 @@ class Front:
         token_issuer: TokenIssuer | None = None,
         workdir: str | None = None,
         idle_timeout: float = 300.0,
+        upstream: Upstream | None = None,
+        connect_policy: ConnectPolicy | None = None,
     ) -> None:
         if host not in _LOOPBACK:
             raise ValueError(f"the front binds to 127.0.0.1 only, refusing host {host!r}")
+        # pass-through recording (emulator.fakegcs.upstream): forward to real GCS, no backend;
+        # connect_policy: blind CONNECT tunnels to other hosts (emulator.fakegcs.tunnel)
+        self.upstream = upstream
+        self.connect_policy = connect_policy
         u = urllib.parse.urlsplit(backend_endpoint)
-        if u.scheme != "http" or not u.hostname:
+        if upstream is None and (u.scheme != "http" or not u.hostname):
             raise ValueError(f"backend endpoint must be http://host:port, got {backend_endpoint!r}")
         self.backend_endpoint = backend_endpoint
-        self._backend_addr = (u.hostname, u.port or 80)
+        self._backend_addr = (u.hostname or "", u.port or 80)
         self.ledger = ledger if ledger is not None else Ledger()
         self.require_auth = require_auth
         self.shaping = shaping
