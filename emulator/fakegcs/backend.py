@@ -416,7 +416,7 @@ class EmbeddedBackend(Backend):
                 f"{self._proc.returncode}; log tail:\n" + _tail(self.log_path)
             )
 
-    def _stop_process(self, grace: float = 1.0) -> None:
+    def _stop_process(self, grace: float = 0.5) -> None:
         """SIGTERM, then SIGKILL after ``grace`` seconds (bounded: at most ``grace`` + 1 s)."""
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:

@@ -114,7 +114,10 @@ class GcsEmulator:
         try:
             self.front.close()
         finally:
-            self.backend.close()
+            try:
+                self.backend.close()
+            finally:
+                self.ledger.close()
 
     def __enter__(self) -> GcsEmulator:
         return self

@@ -41,7 +41,7 @@ from emulator.fakegcs.shaping import Shaping
 log = logging.getLogger(__name__)
 
 _LOOPBACK = ("127.0.0.1", "localhost")
-CLOSE_GRACE_S = 2.0
+CLOSE_GRACE_S = 1.0
 POOL_KEEP = 8
 
 
