@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import ssl
-import tempfile
 from pathlib import Path
 
 import trustme
@@ -31,8 +30,9 @@ class LocalCA:
     """
 
     def __init__(self, workdir: str | os.PathLike | None = None) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="gcs-hook-ca-", dir=workdir))
-        os.chmod(self._dir, 0o700)
+        from emulator.fakegcs.tempdirs import make_owned_tempdir
+
+        self._dir = Path(make_owned_tempdir("gcs-hook-ca-", workdir))
         self._closed = False
         try:
             ca = trustme.CA(organization_name="gcs-hook local test CA")

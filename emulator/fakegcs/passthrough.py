@@ -28,6 +28,10 @@ from emulator.fakegcs.upstream import Upstream, UpstreamConfig
 
 __all__ = ["PassThrough"]
 
+#: Seconds a request may take to arrive: long, since an upload streams on to the upstream as
+#: it arrives (its pace is the upstream's).
+REQUEST_TIMEOUT_S = 3600.0
+
 
 class PassThrough:
     """A pass-through recording front and the CA bundle for the recorded process."""
@@ -51,6 +55,7 @@ class PassThrough:
             workdir=workdir,
             upstream=Upstream(self.config),
             connect_policy=self.policy,
+            request_timeout=REQUEST_TIMEOUT_S,
         )
         try:
             self.bundle = CaBundle(self.front.ca_pem, workdir=workdir)

@@ -223,12 +223,14 @@ class UpstreamForwarder:
 
         conn, h, rec, hmap = self.conn, ex.h, ex.rec, ex.hmap
         host = conn.tunnel_host or DEFAULT_HOST
-        out_headers = [(k, v) for k, v in ex.headers if k.lower() not in _HOP_BY_HOP]
+        chunked_in = "chunked" in hmap.get("transfer-encoding", "").lower()
+        # with both framings the chunked one wins (RFC 9112 6.3): no Content-Length upstream
+        drop = _HOP_BY_HOP | ({"content-length"} if chunked_in else set())
+        out_headers = [(k, v) for k, v in ex.headers if k.lower() not in drop]
         out_headers.append(("Host", host))
-        has_body = (
-            "content-length" in hmap or "chunked" in hmap.get("transfer-encoding", "").lower()
-        )
-        chunked_up = has_body and "content-length" not in hmap
+        has_body = "content-length" in hmap or chunked_in
+        chunked_up = chunked_in or (has_body and "content-length" not in hmap)
+        close_after = bool(getattr(ex, "close_after", False))
         if chunked_up:
             out_headers.append(("Transfer-Encoding", "chunked"))
         bytes_in = 0
@@ -258,6 +260,9 @@ class UpstreamForwarder:
                             break
                         else:
                             raise ClientGone()
+                arrived = getattr(conn, "arrived", None)
+                if arrived is not None:
+                    arrived()  # the whole request is in: lift the front's arrival deadline
                 resp = up.getresponse()
                 break
             except _RETRY_ERRORS as exc:
@@ -272,6 +277,8 @@ class UpstreamForwarder:
         if resp.status >= 400:
             extra["upstream_error"] = resp.status
         headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP_BY_HOP]
+        if close_after:
+            headers.append(("Connection", "close"))
         if resp.will_close:
             self._conns.pop(host, None)  # http.client closes it after the body
         rec.status = resp.status

@@ -8,7 +8,13 @@ Invariants:
   connection then speaks TLS (``self.sock``) over the same TCP socket (``self.raw``) and the
   loop is re-entered inside the tunnel.
 - Every socket error or protocol violation of the client ends the connection
-  (:class:`ClientGone`); it never escapes the connection's thread.
+  (:class:`ClientGone`); it never escapes the connection's thread. A malformed head gets a 400,
+  an HTTP/2 preface a 505; both are recorded in the ledger and never forwarded.
+- Time limits: waiting for the first byte of a request may take ``idle_timeout``; from that
+  byte on, the head and the whole body must arrive within ``request_timeout`` (an absolute
+  deadline, so a client trickling bytes cannot stretch it), else 408 and close. Each piece of an
+  answer (at most ``CHUNK`` bytes) must be taken by the client within ``idle_timeout``.
+- Heads may end lines with bare LF (h11 accepts them).
 """
 
 from __future__ import annotations
@@ -26,20 +32,26 @@ import h11
 
 from emulator.fakegcs.certs import GOOGLE_HOSTS
 from emulator.fakegcs.front.forward import Forwarder
-from emulator.fakegcs.front.recording import record_connect
+from emulator.fakegcs.front.recording import record_connect, record_refused
 
 if TYPE_CHECKING:
+    from emulator.fakegcs.front.body import SpooledBody
     from emulator.fakegcs.front.server import Front
 
 log = logging.getLogger(__name__)
 
 _RECV = 256 * 1024
 _MAX_HEAD = 64 * 1024
-_TE_IDENTITY = re.compile(rb"(?im)^transfer-encoding[ \t]*:[ \t]*identity[ \t]*\r\n")
+_TE_IDENTITY = re.compile(rb"(?im)^transfer-encoding[ \t]*:[ \t]*identity[ \t]*\r?\n")
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 
 class ClientGone(Exception):
     """The client closed its connection or sent garbage; stop serving it."""
+
+
+class RequestTimeout(ClientGone):
+    """The request (head + body) did not arrive within ``request_timeout``."""
 
 
 class ClientConnection:
@@ -55,6 +67,7 @@ class ClientConnection:
         self.forwarder = Forwarder(self)
         # pass-through mode (emulator.fakegcs.upstream): this connection's upstream side
         self.upstream_forwarder = front.upstream.forwarder(self) if front.upstream else None
+        self.deadline: float | None = None  # absolute end of the current request's arrival
         sock.settimeout(front.idle_timeout)
 
     def close(self) -> None:
@@ -71,33 +84,44 @@ class ClientConnection:
 
         h = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
         while True:
+            self.deadline = None
             try:
                 event = self.next_event(h)
+            except RequestTimeout:
+                self.refuse(h, 408, "-", "", "request head not received in time")
+                return
             except ClientGone:
                 return
             except h11.RemoteProtocolError as exc:
                 log.debug("connection %d: protocol error: %s", self.conn_id, exc)
-                self.send_error_and_close(h, 400, f"bad request: {exc}")
+                self.refuse(h, 400, "-", "", f"bad request: {exc}")
                 return
             if isinstance(event, h11.ConnectionClosed) or event is None:
                 return
             if not isinstance(event, h11.Request):
                 return
+            if not event.http_version.startswith(b"1"):  # e.g. the HTTP/2 preface "PRI * HTTP/2.0"
+                version = event.http_version.decode("latin-1")
+                self.refuse(
+                    h, 505, event.method.decode("latin-1"), event.target.decode("latin-1"),
+                    f"HTTP/{version} is not supported here; use HTTP/1.1",
+                )  # fmt: skip
+                return
             if event.method == b"CONNECT":
                 if self.tunnel_host is not None:
-                    self.send_error_and_close(h, 400, "CONNECT inside a tunnel")
+                    self.refuse(h, 400, "CONNECT", "", "CONNECT inside a tunnel")
                     return
                 if self._handle_connect(h, event):
                     return  # run() was re-entered for the tunnel and has finished
             else:
                 Exchange(self, h, event).handle()
+            if h.our_state is h11.MUST_CLOSE or h.their_state is h11.MUST_CLOSE:
+                return
             if h.their_state is h11.SEND_BODY:  # a body we did not need (GET/HEAD/refused)
                 try:
                     self.drain_body(h)
                 except (ClientGone, h11.RemoteProtocolError):
                     return
-            if h.our_state is h11.MUST_CLOSE or h.their_state is h11.MUST_CLOSE:
-                return
             if h.our_state is not h11.DONE or h.their_state is not h11.DONE:
                 return
             h.start_next_cycle()
@@ -113,8 +137,20 @@ class ClientConnection:
                 h.receive_data(self.recv())
 
     def recv(self) -> bytes:
+        idle = self.front.idle_timeout
+        if self.deadline is None:
+            self.sock.settimeout(idle)
+        else:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise RequestTimeout()
+            self.sock.settimeout(min(idle, left))
         try:
             return self.sock.recv(_RECV)
+        except TimeoutError as exc:
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                raise RequestTimeout() from exc
+            raise ClientGone() from exc
         except (OSError, ssl.SSLError) as exc:
             raise ClientGone() from exc
 
@@ -123,24 +159,33 @@ class ClientConnection:
 
         libcurl as used by TF sends ``Transfer-Encoding: identity`` on body-less POSTs (upload
         initiation), which h11 (correctly, per RFC 9112) rejects; it means "no coding", so the
-        line is removed before h11 parses the head.
+        line is removed before h11 parses the head. The request deadline starts at the first
+        byte.
         """
         data = self.recv()
-        while data and b"\r\n\r\n" not in data and len(data) < _MAX_HEAD:
+        self.deadline = time.monotonic() + self.front.request_timeout
+        while data and not _HEAD_END.search(data) and len(data) < _MAX_HEAD:
             more = self.recv()
             if not more:
                 break
             data += more
-        head, sep, rest = data.partition(b"\r\n\r\n")
-        if sep and b"identity" in head.lower():
-            head = _TE_IDENTITY.sub(b"", head + b"\r\n")[:-2]
-        return head + sep + rest
+        m = _HEAD_END.search(data)
+        if m and b"identity" in data[: m.start()].lower():
+            head = _TE_IDENTITY.sub(b"", data[: m.start()] + b"\r\n")[:-2]
+            return head + data[m.start() :]
+        return data
 
     # -- sending ----------------------------------------------------------------------------
     def send(self, h: h11.Connection, event: Any) -> None:
         data = h.send(event)
         if data:
             self.sendall(data)
+
+    def arrived(self) -> None:
+        """The whole request is in: lift its deadline; answers use the idle timeout."""
+        self.deadline = None
+        with contextlib.suppress(OSError):
+            self.sock.settimeout(self.front.idle_timeout)
 
     def sendall(self, data: bytes | memoryview) -> None:
         try:
@@ -166,6 +211,14 @@ class ClientConnection:
                 self.send(h, h11.Data(data=body))
                 self.send(h, h11.EndOfMessage())
 
+    def refuse(self, h: h11.Connection, status: int, method: str, target: str, why: str) -> None:
+        """Record and answer a request that cannot be parsed or served at all; then close."""
+        self.arrived()
+        seq = self.front.ledger.next_seq()
+        body = json.dumps({"error": {"code": status, "message": why}}).encode()
+        record_refused(self, seq, method, target, status, len(body), why)
+        self.send_error_and_close(h, status, why)
+
     def simple_response(
         self, h: h11.Connection, status: int, body: bytes, close: bool = False
     ) -> int:
@@ -190,6 +243,20 @@ class ClientConnection:
                 n += len(ev.data)
             elif isinstance(ev, h11.EndOfMessage):
                 return n
+            else:
+                raise ClientGone()
+
+    def spool_body(self, h: h11.Connection, body: SpooledBody) -> None:
+        """Receive the whole request body into ``body`` (asking for it if the client waits
+        for ``100 Continue``). :class:`RequestTimeout` past the deadline; ``BodyTooLarge``."""
+        if h.they_are_waiting_for_100_continue:
+            self.send(h, h11.InformationalResponse(status_code=100, headers=[]))
+        while True:
+            ev = self.next_event(h)
+            if isinstance(ev, h11.Data):
+                body.write(ev.data)
+            elif isinstance(ev, h11.EndOfMessage):
+                return
             else:
                 raise ClientGone()
 
