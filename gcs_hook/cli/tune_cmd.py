@@ -245,10 +245,11 @@ def tune(
         if not path.is_file():
             fail(f"trace file {workload} does not exist")
         try:
-            from emulator.replay.trace import load_trace
+            from emulator.replay.loading import load_replay_trace
 
-            load_trace(str(path))
-            opts.trace = json.loads(path.read_text())
+            # what replay accepts: a trace or a fault case (its injected errors are not swept)
+            loaded = load_replay_trace(str(path))
+            opts.trace = {k: v for k, v in loaded.items() if k != "faults"}
         except Exception as exc:  # noqa: BLE001 - any parse/validation error → one line
             fail(
                 f"{workload} is not a valid trace: {str(exc).splitlines()[0] if str(exc) else exc!r}"
