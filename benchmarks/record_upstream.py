@@ -39,6 +39,7 @@ from benchmarks.record import RECORDING_ENV
 
 __all__ = [
     "UpstreamRecording",
+    "record_fake_limited",
     "record_upstream",
     "redact_trace",
     "run_limited",
@@ -204,3 +205,46 @@ def record_upstream(
     errors = sum(1 for r in records if (r.extra or {}).get("upstream_error") is not None)
     tunnels = sum(1 for r in records if (r.extra or {}).get("tunnel"))
     return UpstreamRecording(result, code, seconds, len(records), stopped_by, errors, tunnels)
+
+
+def record_fake_limited(
+    cmd: Sequence[str],
+    *,
+    data_dir: str | None = None,
+    backend: str = "embedded",
+    ledger_path: str | None = None,
+    min_sleep_s: float = 0.001,
+    max_seconds: float | None = None,
+    max_requests: int | None = None,
+    redact_names: bool = False,
+) -> UpstreamRecording:
+    """The fake mode (:func:`benchmarks.record_program.record_program`) with the limits and
+    name redaction of :func:`record_upstream`: same environment, same conversion."""
+    from emulator.fakegcs.session import GcsEmulator
+
+    with GcsEmulator(backend, ledger_path=ledger_path) as emu:
+        objects: dict[str, int] = {}
+        if data_dir is not None:
+            for name in emu.backend.seed_from_dir(data_dir):
+                bucket, _, path = name.partition("/")
+                objects[name] = int(emu.backend.stat_object(bucket, path)["size"])
+        env = dict(os.environ)
+        env.update(emu.tf_env())
+        env.update(RECORDING_ENV)
+        mark = emu.ledger.mark()
+        start = len(emu.ledger)
+        code, seconds, stopped_by = run_limited(
+            cmd, env, lambda: len(emu.ledger) - start,
+            max_seconds=max_seconds, max_requests=max_requests,
+        )  # fmt: skip
+        emu.ledger.wait_quiet(quiet_s=0.05, timeout=30.0)
+        records = emu.ledger.since(mark)
+    if max_requests is not None:
+        records = records[:max_requests]
+    comment = "recorded by gcs-hook record"
+    if not redact_names:
+        comment += f": {' '.join(cmd)[:200]}"
+    result = ledger_to_trace(records, objects, min_sleep_s=min_sleep_s, comment=comment)
+    if redact_names:
+        result.trace = redact_trace(result.trace)
+    return UpstreamRecording(result, code, seconds, len(records), stopped_by, 0, 0)

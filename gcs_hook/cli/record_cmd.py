@@ -3,12 +3,15 @@
     gcs-hook record [--data DIR] [--backend embedded|container|URL] --out TRACE.json
                     [--ledger FILE.jsonl] [--min-sleep-ms MS] -- CMD [ARGS...]
     gcs-hook record --from-ledger FILE.jsonl --out TRACE.json [--data DIR]
+    gcs-hook record --upstream https://storage.googleapis.com --out TRACE.json -- CMD [ARGS...]
 
 The first form runs CMD against a fresh fake GCS seeded from DIR (``DIR/<bucket>/<path>``),
 with the recording settings, writes the trace when CMD exits and exits with CMD's exit code.
 The second converts a ledger written by ``gcs-hook serve --ledger FILE`` (object sizes from
-DIR if given, else inferred from the reads). Bad arguments print one line and exit 2 before
-anything is started or written.
+DIR if given, else inferred from the reads). The third records a real job against real GCS
+through a pass-through front; it and the limits (``--max-seconds``, ``--max-requests``) and
+``--redact-names`` are in :mod:`gcs_hook.cli.record_upstream_cmd`. Bad arguments print one
+line and exit 2 before anything is started or written.
 """
 
 from __future__ import annotations
@@ -52,6 +55,29 @@ def record(
     min_sleep_ms: Annotated[
         float, typer.Option("--min-sleep-ms", help="shortest gap recorded as a sleep op")
     ] = 1.0,
+    upstream: Annotated[
+        str | None,
+        typer.Option(
+            "--upstream",
+            help="record a real job: forward to this GCS (https://storage.googleapis.com)",
+        ),
+    ] = None,
+    upstream_ca: Annotated[
+        str | None, typer.Option("--upstream-ca", help="verify the upstream with this CA only")
+    ] = None,
+    connect_to: Annotated[
+        list[str] | None,
+        typer.Option("--connect-to", help="HOST=ADDR:PORT for blind tunnels (tests)"),
+    ] = None,
+    max_seconds: Annotated[
+        str | None, typer.Option("--max-seconds", help="stop the program after this long")
+    ] = None,
+    max_requests: Annotated[
+        int | None, typer.Option("--max-requests", help="stop the program after N requests")
+    ] = None,
+    redact_names: Annotated[
+        bool, typer.Option("--redact-names", help="hash bucket and object names in the trace")
+    ] = False,
 ) -> None:
     """Record the GCS reads and writes of a program (CMD after --) as a trace for tune."""
     from rich.console import Console
@@ -74,7 +100,25 @@ def record(
         fail(f"--out {out} is a directory")
     if min_sleep_ms < 0:
         fail(f"--min-sleep-ms must be >= 0, got {min_sleep_ms}")
+    from gcs_hook.cli import record_upstream_cmd as rup
+
+    parsed_upstream = rup.check_upstream(upstream, upstream_ca, connect_to, from_ledger)
+    limits = rup.check_limits(max_seconds, max_requests, redact_names)
     console = Console(stderr=True)
+    if parsed_upstream is not None or max_seconds or max_requests or redact_names:
+        if from_ledger is not None:
+            fail("--max-seconds, --max-requests and --redact-names go with a command")
+        result, rec = (
+            rup.run_upstream(cmd, parsed_upstream, limits, ledger=ledger,
+                             min_sleep_s=min_sleep_ms / 1000, console=console)
+            if parsed_upstream is not None
+            else rup.run_fake(cmd, limits, data=data, backend=backend, ledger=ledger,
+                              min_sleep_s=min_sleep_ms / 1000, console=console)
+        )  # fmt: skip
+        _write(out, result.trace)
+        _summary(console, result, rec.requests)
+        sys.stdout.flush()
+        rup.finish(console, rec)
     if from_ledger is not None:
         from benchmarks.ledger_trace import ledger_to_trace, load_ledger_jsonl
 

@@ -4,7 +4,7 @@ and ``doctor`` (modules :mod:`gcs_hook.cli.serve_state`, :mod:`gcs_hook.cli.demo
 
     gcs-hook serve [--backend embedded|container|URL] [--data DIR] [--port N] [--ledger FILE]
                    [--require-auth] [--latency-ms MS] [--overhead-ms MS] [--bandwidth RATE]
-                   [--token T] [--duration S] [--state-file FILE] [--demo]
+                   [--token T] [--duration S] [--state-file FILE] [--demo] [--tls]
     gcs-hook env   [--state-file FILE]
     gcs-hook demo  [--backend ...]          (same as ``serve --demo``)
     gcs-hook doctor [--json]
@@ -221,6 +221,13 @@ def serve(
             help="Copy what symlinks leading outside --data point to (default: refuse them).",
         ),
     ] = False,
+    tls: Annotated[
+        bool,
+        typer.Option("--tls", help="Also serve HTTPS directly (no CONNECT), with the front's CA."),
+    ] = False,
+    tls_port: Annotated[
+        str, typer.Option("--tls-port", help="Port of the --tls listener, 0-65535 (0 = any).")
+    ] = "0",
 ) -> None:
     """Run fake-gcs-server + the TLS front in the foreground; print the client environment."""
     from rich.console import Console
@@ -229,6 +236,9 @@ def serve(
     port_n = option("--port", parse_port, port)
     backend_port_n = option("--backend-port", parse_port, backend_port)
     duration_s = option("--duration", parse_duration, duration, unit="s")
+    tls_port_n = option("--tls-port", parse_port, tls_port)
+    if tls_port_n:
+        _check_port_free(tls_port_n, "TLS listener")
     if not token or any(c.isspace() for c in token):
         fail("--token must be a non-empty value without whitespace")
     shaping = _shaping_from_flags(latency_ms, overhead_ms, bandwidth, bandwidth_mbps)
@@ -239,7 +249,7 @@ def serve(
     from emulator.fakegcs.tempdirs import remove_dead_leftovers
 
     with StopSignals() as signals:  # from here on, a stop signal cleans up whatever started
-        emu = None
+        emu = tls_listener = None
         try:
             remove_dead_leftovers()
             live_instances()  # removes state files of dead instances
@@ -266,6 +276,8 @@ def serve(
             )
             if shaping is not None:
                 console.print(f"# shaping: {shaping}")
+            if tls:  # emulator.fakegcs.tls_listener
+                tls_listener = start_tls_listener(emu, tls_port_n, console)
             watch(emu, duration_s, console)
             console.print(f"# stopping; {len(emu.ledger)} requests recorded")
         except StopRequested as stop:
@@ -273,10 +285,27 @@ def serve(
             console.print(f"# stopping on {stop.name}; {n} requests recorded")
         finally:
             signals.quiet()
+            if tls_listener is not None:
+                tls_listener.close()
             if not demo:
                 remove_state(path)
             if emu is not None:
                 emu.close()
+
+
+def start_tls_listener(emu: Any, port: int, console: Any) -> Any:
+    """``--tls``: HTTPS for the Google hosts on 127.0.0.1 (one line names its URL and CA)."""
+    from emulator.fakegcs.tls_listener import TlsListener
+
+    try:
+        listener = TlsListener(emu.front, port)
+    except OSError as exc:
+        fail(str(exc))
+    console.print(
+        f"# tls {listener.url} (storage.googleapis.com, www.googleapis.com, localhost; "
+        f"CA {listener.ca_pem})"
+    )
+    return listener
 
 
 def register(app: typer.Typer) -> None:
