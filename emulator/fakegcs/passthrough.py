@@ -47,13 +47,14 @@ class PassThrough:
     ) -> None:
         self.config = config or UpstreamConfig()
         self.ledger = Ledger(jsonl_path=ledger_path)
+        self.upstream = Upstream(self.config)
         self.policy = ConnectPolicy(dict(connect_to or {}), allow_other=not self.config.is_loopback)
         self.front = Front(
             "",
             port=port,
             ledger=self.ledger,
             workdir=workdir,
-            upstream=Upstream(self.config),
+            upstream=self.upstream,
             connect_policy=self.policy,
             request_timeout=REQUEST_TIMEOUT_S,
         )
@@ -82,6 +83,7 @@ class PassThrough:
     def close(self) -> None:
         try:
             self.front.close()
+            self.upstream.close()
         finally:
             self.bundle.close()
 

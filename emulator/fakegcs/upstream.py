@@ -11,6 +11,10 @@ Invariants:
   host the client asked for, also when :attr:`UpstreamConfig.address` sends the connection
   elsewhere (tests: a local impersonating upstream).
 - The upstream is verified: the system trust store, or only :attr:`UpstreamConfig.cafile`.
+- Upstream TLS connections are the front's own (never the client's tunnel). Idle ones are
+  pooled per host (:data:`POOL_PER_HOST`) once an answer was read whole; a body-less request
+  that finds a pooled connection closed is sent once more on a new one; a request with a body
+  always gets a new connection and is never re-sent.
 - Bodies stream both ways in pieces of at most ``CHUNK`` bytes; nothing is buffered whole.
 - The answer is the upstream's: status, reason, headers (minus hop-by-hop) and body, also for
   errors (a 503 or 404 reaches the program as it came). A connection failure becomes a 502
@@ -34,6 +38,7 @@ import logging
 import re
 import socket
 import ssl
+import threading
 import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -53,6 +58,9 @@ PRINCIPAL = "program"
 DEFAULT_HOST = "storage.googleapis.com"
 CHUNK = 1 << 20
 UPSTREAM_TIMEOUT_S = 120.0
+#: Idle TLS connections kept per upstream host (TF opens a new client connection per request;
+#: reusing the upstream side saves a TLS handshake per request).
+POOL_PER_HOST = 16
 METADATA_LIMIT = 64 * 1024  # metadata answers up to this size are read for size/generation
 
 _HOP_BY_HOP = frozenset(
@@ -154,16 +162,48 @@ class Upstream:
         ctx = ssl.create_default_context(cafile=self.config.cafile)  # None: system store
         ctx.set_alpn_protocols(["http/1.1"])
         self.context = ctx
+        self._lock = threading.Lock()
+        self._idle: dict[str, list[http.client.HTTPSConnection]] = {}
+        self._closed = False
 
-    def connection(self, host: str) -> http.client.HTTPSConnection:
+    def connection(self, host: str, fresh: bool = False) -> http.client.HTTPSConnection:
+        """An idle pooled connection to ``host`` (or a new one; always new when ``fresh``)."""
+        if not fresh:
+            with self._lock:
+                idle = self._idle.get(host)
+                if idle:
+                    return idle.pop()
         address = self.config.address or (host, 443)
         return _HostHTTPSConnection(address, host, self.context)
+
+    def release(self, host: str, conn: http.client.HTTPSConnection) -> None:
+        """Give back a connection whose last answer was read whole (kept alive for reuse)."""
+        with self._lock:
+            idle = self._idle.setdefault(host, [])
+            if not self._closed and len(idle) < POOL_PER_HOST:
+                idle.append(conn)
+                return
+        _close_quietly(conn)
+
+    def close(self) -> None:
+        """Close every idle connection. Idempotent."""
+        with self._lock:
+            self._closed = True
+            conns = [c for idle in self._idle.values() for c in idle]
+            self._idle.clear()
+        for c in conns:
+            _close_quietly(c)
 
     def forwarder(self, conn: ClientConnection) -> UpstreamForwarder:
         return UpstreamForwarder(self, conn)
 
     def __repr__(self) -> str:
         return f"Upstream({self.config.describe()})"
+
+
+def _close_quietly(conn: http.client.HTTPConnection) -> None:
+    with contextlib.suppress(Exception):
+        conn.close()
 
 
 def _response_facts(resp: http.client.HTTPResponse) -> dict[str, object]:
@@ -193,29 +233,33 @@ def _metadata_facts(body: bytes | bytearray) -> dict[str, object]:
 
 
 class UpstreamForwarder:
-    """The upstream side of one client connection (one persistent TLS connection per host)."""
+    """The upstream side of one client connection (a pooled connection per request)."""
 
     def __init__(self, upstream: Upstream, conn: ClientConnection) -> None:
         self.upstream = upstream
         self.conn = conn
-        self._conns: dict[str, http.client.HTTPSConnection] = {}
+        self.current: http.client.HTTPSConnection | None = None  # in use by this request
         self.buf = bytearray(CHUNK)
 
     def close(self) -> None:
-        for c in self._conns.values():
-            with contextlib.suppress(Exception):
-                c.close()
-        self._conns.clear()
+        if self.current is not None:
+            _close_quietly(self.current)
+            self.current = None
 
     def _connection(self, host: str, fresh: bool) -> http.client.HTTPSConnection:
-        c = self._conns.get(host)
-        if fresh and c is not None:
-            with contextlib.suppress(Exception):
-                c.close()
-            c = None
+        self.close()
+        self.current = self.upstream.connection(host, fresh=fresh)
+        return self.current
+
+    def _done(self, host: str, reusable: bool) -> None:
+        """The request is over: pool its connection if the answer was read whole."""
+        c, self.current = self.current, None
         if c is None:
-            c = self._conns[host] = self.upstream.connection(host)
-        return c
+            return
+        if reusable:
+            self.upstream.release(host, c)
+        else:
+            _close_quietly(c)
 
     def forward(self, ex: Exchange) -> None:
         """Forward one request upstream and stream the answer back; record it once."""
@@ -236,7 +280,8 @@ class UpstreamForwarder:
         bytes_in = 0
         resp: http.client.HTTPResponse | None = None
         for attempt in (0, 1):
-            up = self._connection(host, fresh=attempt > 0)
+            # a request with a body never rides on a pooled connection (it cannot be retried)
+            up = self._connection(host, fresh=attempt > 0 or has_body)
             try:
                 up.putrequest(ex.method, ex.target, skip_host=True, skip_accept_encoding=True)
                 for k, v in out_headers:
@@ -279,8 +324,6 @@ class UpstreamForwarder:
         headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP_BY_HOP]
         if close_after:
             headers.append(("Connection", "close"))
-        if resp.will_close:
-            self._conns.pop(host, None)  # http.client closes it after the body
         rec.status = resp.status
         if resp.length == 0:
             rec.record(resp.status, 0, bytes_in, extra=extra)
@@ -294,6 +337,7 @@ class UpstreamForwarder:
         )
         tee = ex.kind == "metadata" and resp.status == 200
         self._stream_body(h, resp, rec, bytes_in, extra, tee)
+        self._done(host, reusable=not resp.will_close)
 
     def _stream_body(
         self,
@@ -324,7 +368,7 @@ class UpstreamForwarder:
                 bytes_out += n
                 rec.bytes_out = bytes_out
         except (OSError, http.client.HTTPException) as exc:
-            self._conns.clear()  # the upstream died mid-body: truncated answer, closed client
+            self.close()  # the upstream died mid-body: truncated answer, closed client
             log.debug("upstream body read failed: %s", type(exc).__name__)
             raise ClientGone() from exc
         extra.update(_metadata_facts(seen))
@@ -333,7 +377,7 @@ class UpstreamForwarder:
 
     def _unreachable(self, ex: Exchange, host: str, exc: BaseException, bytes_in: int) -> None:
         """A 502 the program sees as a gateway error (host and error class only)."""
-        self._conns.pop(host, None)
+        self.close()
         reason = exc.reason if isinstance(exc, ssl.SSLError) and exc.reason else type(exc).__name__
         message = f"upstream {host} unreachable: {reason}"
         body = json.dumps({"error": {"code": 502, "message": message}}).encode()
