@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_RECV = 256 * 1024
+_RECV = 64 * 1024  # one recv for a body (allocated only while a recv is waiting)
+_RECV_HEAD = 8 * 1024  # one recv while waiting for a request: idle connections hold only this
 _MAX_HEAD = 64 * 1024
 _TE_IDENTITY = re.compile(rb"(?im)^transfer-encoding[ \t]*:[ \t]*identity[ \t]*\r?\n")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
@@ -132,7 +133,7 @@ class ClientConnection:
             else:
                 h.receive_data(self.recv())
 
-    def recv(self) -> bytes:
+    def recv(self, n: int = _RECV) -> bytes:
         idle = self.front.idle_timeout
         if self.deadline is None:
             self.sock.settimeout(idle)
@@ -142,7 +143,7 @@ class ClientConnection:
                 raise RequestTimeout()
             self.sock.settimeout(min(idle, left))
         try:
-            return self.sock.recv(_RECV)
+            return self.sock.recv(n)
         except TimeoutError as exc:
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 raise RequestTimeout() from exc
@@ -158,10 +159,10 @@ class ClientConnection:
         line is removed before h11 parses the head. The request deadline starts at the first
         byte.
         """
-        data = self.recv()
+        data = self.recv(_RECV_HEAD)
         self.deadline = time.monotonic() + self.front.request_timeout
         while data and not _HEAD_END.search(data) and len(data) < _MAX_HEAD:
-            more = self.recv()
+            more = self.recv(_RECV_HEAD)
             if not more:
                 break
             data += more
