@@ -392,3 +392,36 @@ def test_seeded_probabilistic_faults_repeat(gcs_emulator, gcs_bucket):
 def test_fault_rejects_bad_network_values(kw):
     with pytest.raises(ValueError):
         Fault(**kw)
+
+
+def test_soak_benchmark_smoke(capsys):
+    """A 2-second, 4-reader soak with faults: every byte right, every reader finished."""
+    from benchmarks import bench_soak
+
+    assert bench_soak.main(["--seconds", "2", "--readers", "4", "--fault-rate", "0.1"]) == 0
+    out = capsys.readouterr().out
+    assert "corrupted bytes    : 0" in out and "reads completed" in out
+
+
+def test_spooled_upload_is_byte_exact_and_size_limited(gcs_emulator, gcs_bucket):
+    blob = os.urandom(3 << 20)
+    with Front(
+        gcs_emulator.backend.endpoint, body_memory_limit=64 << 10, max_body_bytes=4 << 20
+    ) as front:
+        path = f"/upload/storage/v1/b/{gcs_bucket}/o?uploadType=media&name="
+        conn = plain(front, 30)
+        conn.request("POST", path + "spooled", body=blob)
+        assert conn.getresponse().status == 200
+        conn.close()
+        conn = plain(front, 30)
+        conn.request("POST", path + "too-big", body=blob + blob)
+        try:
+            r = conn.getresponse()
+            status = r.status
+        except (ConnectionResetError, BrokenPipeError):
+            status = 413  # the client was still sending when the front closed
+        conn.close()
+        assert status == 413
+        assert [r.status for r in front.ledger.records()] == [200, 413]
+    assert gcs_emulator.backend.get_object(gcs_bucket, "spooled") == blob
+    assert "too-big" not in gcs_emulator.backend.list_objects(gcs_bucket)

@@ -7,6 +7,7 @@ Each test runs real ``serve`` processes with a private TMPDIR and state director
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -235,3 +236,28 @@ def test_absurd_latency_is_one_line(value):
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "shaping" in lines[0]
+
+
+def test_shutdown_is_bounded_with_a_request_stuck_in_the_backend(tmp_path):
+    import http.client
+
+    proc = _start(tmp_path)
+    backend_pid = None
+    try:
+        exports = _wait_exports(proc)
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        backend_pid = int(children[0])
+        os.kill(backend_pid, signal.SIGSTOP)  # the backend hangs
+        port = int(exports["STORAGE_EMULATOR_HOST"].rsplit(":", 1)[1])
+        stuck = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        stuck.request("GET", "/storage/v1/b")  # waits in the backend
+        threading_wait(0.3)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0  # well before the 30 s backend deadline
+        stuck.close()
+    finally:
+        if backend_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(backend_pid, signal.SIGCONT)
+        _stop(proc)
+    assert _leftovers(tmp_path) == []
