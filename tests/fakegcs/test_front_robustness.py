@@ -425,3 +425,32 @@ def test_spooled_upload_is_byte_exact_and_size_limited(gcs_emulator, gcs_bucket)
         assert [r.status for r in front.ledger.records()] == [200, 413]
     assert gcs_emulator.backend.get_object(gcs_bucket, "spooled") == blob
     assert "too-big" not in gcs_emulator.backend.list_objects(gcs_bucket)
+
+
+def test_backend_stalling_mid_body_cuts_the_answer_and_marks_it(tmp_path):
+    import signal
+
+    from emulator.fakegcs.session import GcsEmulator
+
+    blob = os.urandom(48 << 20)
+    with GcsEmulator(front_options={"backend_timeout": 1.0}) as emu:
+        emu.backend.create_bucket("stall-bkt")
+        emu.backend.put_object("stall-bkt", "big", blob)
+        for conn_fn in (plain, tls):
+            mark = emu.ledger.mark()
+            conn = conn_fn(emu.front, 20)
+            conn.request("GET", "/stall-bkt/big")
+            resp = conn.getresponse()
+            first = resp.read(1 << 20)
+            os.kill(emu.backend.pid, signal.SIGSTOP)
+            try:
+                with pytest.raises((http.client.IncompleteRead, OSError)):
+                    resp.read()
+            finally:
+                os.kill(emu.backend.pid, signal.SIGCONT)
+            conn.close()
+            assert first == blob[: 1 << 20]
+            assert emu.ledger.wait_for(lambda r, m=mark: any(x.seq > m for x in r), timeout=10)
+            rec = emu.ledger.since(mark)[0]
+            assert rec.status == 200 and rec.bytes_out < len(blob)
+            assert str(rec.extra.get("aborted", "")).startswith(("backend", "socket not ready"))
