@@ -89,7 +89,7 @@ def test_signal_during_seeding_leaves_nothing(tmp_path):
         (seed / f"f{i:04d}").write_bytes(b"x" * 100)
     proc = _start(tmp_path, "--data", str(tmp_path / "seed"))
     try:
-        for _ in range(400):  # wait until the backend exists, i.e. seeding is under way
+        for _ in range(3000):  # wait (≤ 60 s) until the backend exists: seeding is near
             if any(n.startswith("gcs-hook-backend-") for n in _leftovers(tmp_path)):
                 break
             if proc.poll() is not None:
@@ -97,10 +97,11 @@ def test_signal_during_seeding_leaves_nothing(tmp_path):
             threading_wait(0.02)
         proc.send_signal(signal.SIGTERM)
         proc.send_signal(signal.SIGINT)  # a second signal must not cut the cleanup short
-        assert proc.wait(timeout=20) == 0
+        code = proc.wait(timeout=20)
     finally:
         _stop(proc)
     err = proc.stderr.read()
+    assert code == 0, err
     assert "# seeded" not in err and "# stopping on SIG" in err  # it stopped mid-seeding
     assert _leftovers(tmp_path) == []
     assert list((tmp_path / "run").rglob("serve-*.json")) == []
