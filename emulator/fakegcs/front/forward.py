@@ -203,6 +203,9 @@ class Forwarder:
             self._discard(resp)
             self._gateway_error(h, 416, "The requested range cannot be satisfied.", rec)
             return
+        if resp.status >= 500 and self.front.persist_dir and (resp.length or 0) <= 65536:
+            self._redacted_error(h, resp, rec)  # e.g. "mkdir /the/persist/dir/b/p: not a dir"
+            return
         client_host = hmap.get("host", "")
         resp_headers: list[tuple[str, str]] = []
         for k, v in resp.getheaders():
@@ -319,6 +322,24 @@ class Forwarder:
         with contextlib.suppress(OSError):
             conn.raw.close()
         raise _client_gone()
+
+    def _redacted_error(
+        self, h: h11.Connection, resp: http.client.HTTPResponse, rec: Recorder
+    ) -> None:
+        """Pass on a small backend error answer with the persist directory's path removed."""
+        try:
+            body = resp.read()
+        except (OSError, http.client.HTTPException):
+            body = b""
+            self.upstream = None
+        persist_dir = self.front.persist_dir or ""
+        for form in (persist_dir, json.dumps(persist_dir)[1:-1]):
+            body = body.replace(form.encode(), b"<persist dir>")
+        if resp.will_close:
+            self.upstream = None
+        close = h.their_state is not h11.DONE
+        rec.record(resp.status, len(body), rec.bytes_in)
+        self.conn.simple_response(h, resp.status, body, close=close)
 
     @staticmethod
     def _discard(resp: http.client.HTTPResponse) -> None:

@@ -96,15 +96,17 @@ class Front:
         max_connections: int = 256,
         body_memory_limit: int = DEFAULT_MEMORY_LIMIT,
         max_body_bytes: int = DEFAULT_MAX_BYTES,
-        persist_names: bool = False,
+        persist_dir: str | None = None,
     ) -> None:
         """``idle_timeout``: s a connection may wait for a request (and a client for each
         piece of an answer); ``request_timeout``: s for a whole request (head + body) to
         arrive; ``backend_timeout``: s the backend has to answer (and between pieces of its
         answer); ``max_connections``: clients served at once; request bodies are held in memory
         up to ``body_memory_limit`` bytes, in a 0600 temp file beyond, and refused (413) over
-        ``max_body_bytes``; ``persist_names``: also refuse names a filesystem backend cannot
-        hold safely (:func:`emulator.fakegcs.names.persist_error`)."""
+        ``max_body_bytes``; ``persist_dir``: the backend keeps objects in files under this
+        directory: also refuse names it cannot hold safely
+        (:func:`emulator.fakegcs.names.persist_error`) and never show the directory in the
+        backend's error answers."""
         if host not in _LOOPBACK:
             raise ValueError(f"the front binds to 127.0.0.1 only, refusing host {host!r}")
         u = urllib.parse.urlsplit(backend_endpoint)
@@ -133,7 +135,8 @@ class Front:
         self.max_connections = max_connections
         self.body_memory_limit = body_memory_limit
         self.max_body_bytes = max_body_bytes
-        self.persist_names = persist_names
+        self.persist_dir = persist_dir
+        self.persist_names = persist_dir is not None
         self.buffers = BufferPool(CHUNK)
         self.stopping = threading.Event()  # set by close(); wakes injected stalls
         self.refused_connections = 0  # answered 503 at the connection cap or on failure
