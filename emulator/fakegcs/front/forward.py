@@ -67,6 +67,7 @@ _UPSTREAM_RETRY_ERRORS = (
     ConnectionAbortedError,
 )
 
+_INT64 = 1 << 63
 _HAVE_SPLICE = hasattr(os, "splice")
 _SPLICE_MIN = 256 * 1024  # bodies at least this large on the plain path are spliced
 _PIPE_SIZE = 1 << 20
@@ -163,6 +164,11 @@ class Forwarder:
         out_headers = [
             (k, v) for k, v in ex.headers if k.lower() not in _HOP_BY_HOP | {"content-length"}
         ]
+        rng = rec.fields["range"]
+        if rng is not None and rng[1] >= _INT64 and rng[0] < _INT64:
+            # an end past 2^63 (the backend ignores the header): GCS reads it as "to the end"
+            out_headers = [(k, v) for k, v in out_headers if k.lower() != "range"]
+            out_headers.append(("Range", f"bytes={rng[0]}-"))
         out_headers.append(("Host", "storage.googleapis.com"))
         if ex.body is not None or "content-length" in hmap:
             out_headers.append(("Content-Length", str(ex.bytes_in)))
@@ -192,7 +198,6 @@ class Forwarder:
                 self._gateway_error(h, 502, f"backend unreachable: {exc}", rec)
                 return
         assert resp is not None
-        rng = rec.fields["range"]
         if (
             rng is not None
             and resp.status == 200
