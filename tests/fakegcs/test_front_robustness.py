@@ -451,3 +451,16 @@ def test_backend_stalling_mid_body_cuts_the_answer_and_marks_it(tmp_path):
             rec = emu.ledger.since(mark)[0]
             assert rec.status == 200 and rec.bytes_out < len(blob)
             assert str(rec.extra.get("aborted", "")).startswith(("backend", "socket not ready"))
+
+
+def test_malformed_chunked_body_is_400_and_recorded(gcs_emulator, gcs_bucket, gcs_ledger):
+    mark = gcs_ledger.mark()
+    out = raw_exchange(
+        gcs_emulator.front.port,
+        f"POST /upload/storage/v1/b/{gcs_bucket}/o?uploadType=media&name=c HTTP/1.1\r\n"
+        "Host: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n".encode(),
+        timeout=5,
+    )
+    assert out.startswith(b"HTTP/1.1 400")
+    assert [r.status for r in gcs_ledger.since(mark)] == [400]
+    assert gcs_emulator.backend.list_objects(gcs_bucket) == []
