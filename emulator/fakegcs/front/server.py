@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 _LOOPBACK = ("127.0.0.1", "localhost")
 CLOSE_GRACE_S = 1.0
+_TURNED_AWAY_LINGER_S = 1.0
+_TURNED_AWAY_MAX = 1024
 POOL_KEEP = 8
 
 
@@ -140,6 +142,7 @@ class Front:
         self.buffers = BufferPool(CHUNK)
         self.stopping = threading.Event()  # set by close(); wakes injected stalls
         self.refused_connections = 0  # answered 503 at the connection cap or on failure
+        self._turned_away: list[tuple[socket.socket, float]] = []  # acceptor thread only
         self._test_tokens: set[str] = set()
         self._conn_ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -223,6 +226,8 @@ class Front:
                 s.close()
         try:
             self._acceptor.join(timeout=max(0.0, deadline - time.monotonic()))
+            if not self._acceptor.is_alive():
+                self._reap_turned_away(force=True)
             for t in threads:
                 t.join(timeout=max(0.0, deadline - time.monotonic()))
         finally:
@@ -239,14 +244,19 @@ class Front:
 
     # -- accepting --------------------------------------------------------------------------
     def _accept_loop(self) -> None:
+        self._sock.settimeout(_TURNED_AWAY_LINGER_S / 2)  # wake up to close turned-away sockets
         while True:
+            self._reap_turned_away()
             try:
                 client, _addr = self._sock.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 if self._closed:
                     return
                 time.sleep(0.05)  # EMFILE and friends: wait for descriptors to come back
                 continue
+            client.settimeout(None)
             try:
                 self._admit(client)
             except Exception as exc:  # never let one connection stop the acceptor
@@ -254,6 +264,21 @@ class Front:
                 _warn(f"front: connection failed to start: {exc}")
             if self._closed:
                 return
+
+    def _reap_turned_away(self, force: bool = False) -> None:
+        """Close turned-away sockets whose linger time is over (dropping what they sent)."""
+        now = time.monotonic()
+        keep = []
+        for sock, until in self._turned_away:
+            with contextlib.suppress(OSError):
+                while sock.recv(65536):  # non-blocking: drop the request it sent
+                    pass
+            if force or now >= until:
+                with contextlib.suppress(OSError):
+                    sock.close()
+            else:
+                keep.append((sock, until))
+        self._turned_away = keep
 
     def _admit(self, client: socket.socket) -> None:
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -309,11 +334,16 @@ class Front:
                 )
             )  # fmt: skip
         with contextlib.suppress(OSError):
-            client.settimeout(1.0)
-            client.sendall(head + body)
+            client.setblocking(False)  # the acceptor never waits on a client
+            client.send(head + body)  # small: fits the socket buffer of a fresh connection
             client.shutdown(socket.SHUT_WR)
-        with contextlib.suppress(OSError):
-            client.close()
+        if len(self._turned_away) < _TURNED_AWAY_MAX:
+            # closed a little later, so unread request bytes do not turn the close into a
+            # TCP reset that destroys the 503 before the client reads it
+            self._turned_away.append((client, time.monotonic() + _TURNED_AWAY_LINGER_S))
+        else:
+            with contextlib.suppress(OSError):
+                client.close()
 
     def _serve_client(self, client: socket.socket, conn_id: int) -> None:
         session = ClientConnection(self, client, conn_id)
