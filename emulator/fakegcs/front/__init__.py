@@ -24,8 +24,8 @@ Modules, one job each (a request flows top to bottom):
   routing (token endpoint, auth check, injected faults, forwarding);
 - ``body``: the request body, received whole before forwarding (memory, then a temp file);
 - ``tokens``: the token endpoint route;
-- ``forward``: forwarding one request to the backend and streaming the answer back (with
-  ``splice(2)`` on the plain path), network faults;
+- ``forward``: forwarding one request to the backend and streaming the answer back, network
+  faults; ``splice``: large plain-path answers moved with ``splice(2)``;
 - ``recording``: the one ledger record each request gets.
 
 Invariants:
