@@ -261,14 +261,13 @@ class Ledger:
                     )
 
     def close(self) -> None:
-        """Close the JSONL file and drop the spill file (records stay in memory only)."""
+        """Close the JSONL file (records, spilled ones included, stay queryable; the unlinked
+        spill file goes away with this object)."""
         with self._lock:
-            for f in (self._jsonl, self._spill):
-                if f is not None:
-                    with contextlib.suppress(OSError):
-                        f.close()
+            if self._jsonl is not None:
+                with contextlib.suppress(OSError):
+                    self._jsonl.close()
             self._jsonl = None
-            self._spill = None
 
     # -- reading ----------------------------------------------------------------------------
     @staticmethod

@@ -262,3 +262,29 @@ def test_shutdown_is_bounded_with_a_request_stuck_in_the_backend(tmp_path):
                 os.kill(backend_pid, signal.SIGCONT)
         _stop(proc)
     assert _leftovers(tmp_path) == []
+
+
+def test_serve_persist_and_data_symlink_flags(tmp_path):
+    store = tmp_path / "store"
+    result = runner.invoke(
+        app, ["serve", "--persist", str(store), "--duration", "0.2",
+              "--state-file", str(tmp_path / "s.json")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert f"objects in {store}" in " ".join(result.stderr.split()) and store.is_dir()
+    result = runner.invoke(app, ["serve", "--persist", str(store), "--backend", "container"])
+    assert result.exit_code == 2 and "--persist needs the embedded backend" in result.stderr
+    seed = tmp_path / "seed"
+    (seed / "sym-bkt").mkdir(parents=True)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret")
+    (seed / "sym-bkt" / "link").symlink_to(outside)
+    result = runner.invoke(app, ["serve", "--data", str(seed), "--duration", "0.1"])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "leads outside the tree" in lines[0]
+    result = runner.invoke(
+        app, ["serve", "--data", str(seed), "--data-follow-symlinks", "--duration", "0.1",
+              "--state-file", str(tmp_path / "s2.json")],
+    )  # fmt: skip
+    assert result.exit_code == 0 and "# seeded 1 objects" in result.stderr
