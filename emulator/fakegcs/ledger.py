@@ -243,7 +243,7 @@ class Ledger:
                 fd = os.open(self.jsonl_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
                 self._jsonl = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
             self._jsonl.write(json.dumps(rec.to_json(), sort_keys=True) + "\n")
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             if self._jsonl is not None:
                 with contextlib.suppress(OSError):
                     self._jsonl.close()
@@ -253,21 +253,21 @@ class Ledger:
                 with contextlib.suppress(Exception):
                     print(
                         f"gcs-hook: warning: cannot write the ledger to {self.jsonl_path}: "
-                        f"{exc.strerror or exc} ({self.write_errors} records not written); "
+                        f"{getattr(exc, 'strerror', None) or exc} "
+                        f"({self.write_errors} records not written); "
                         "still serving",
                         file=sys.stderr,
                         flush=True,
                     )
 
     def close(self) -> None:
-        """Close the JSONL file and drop the spill file (records stay in memory only)."""
+        """Close the JSONL file (records, spilled ones included, stay queryable; the unlinked
+        spill file goes away with this object)."""
         with self._lock:
-            for f in (self._jsonl, self._spill):
-                if f is not None:
-                    with contextlib.suppress(OSError):
-                        f.close()
+            if self._jsonl is not None:
+                with contextlib.suppress(OSError):
+                    self._jsonl.close()
             self._jsonl = None
-            self._spill = None
 
     # -- reading ----------------------------------------------------------------------------
     @staticmethod

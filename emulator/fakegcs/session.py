@@ -57,7 +57,7 @@ class GcsEmulator:
                 require_auth=require_auth,
                 shaping=shaping,
                 workdir=workdir,
-                persist_names=self.backend.persist_dir is not None,
+                persist_dir=self.backend.persist_dir,
                 **(front_options or {}),
             )
         except BaseException:

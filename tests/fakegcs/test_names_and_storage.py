@@ -225,3 +225,28 @@ def test_seed_follows_symlinks_inside_the_tree_and_refuses_loops(gcs_emulator, t
     (bdir / "real" / "loop").symlink_to(bdir)
     with pytest.raises(ValueError, match="loop"):
         gcs_emulator.backend.seed_from_dir(seed)
+
+
+def test_persist_backend_checks_copy_rewrite_compose_and_hides_its_path(tmp_path):
+    store = tmp_path / "store"
+    with GcsEmulator(persist=store) as emu:
+        emu.backend.create_bucket("cp-bkt")
+        assert upload(emu, "cp-bkt", "p", b"P")[0] == 200
+        evil = urllib.parse.quote("../../escape", safe="")
+        for method, path, body in (
+            ("POST", f"/storage/v1/b/cp-bkt/o/p/copyTo/b/cp-bkt/o/{evil}", b""),
+            ("POST", f"/storage/v1/b/cp-bkt/o/p/rewriteTo/b/cp-bkt/o/{evil}", b""),
+            ("POST", f"/storage/v1/b/cp-bkt/o/{evil}/compose",
+             json.dumps({"sourceObjects": [{"name": "p"}]}).encode()),
+        ):  # fmt: skip
+            conn = _conn(emu)
+            conn.request(method, path, body, {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            assert resp.status == 400, (path, resp.read())
+            resp.read()
+            conn.close()
+        status, body = upload(emu, "cp-bkt", "p/q", b"Q")  # a file cannot be a directory
+        assert status == 500 and str(store) not in json.dumps(body)
+        assert "<persist dir>" in json.dumps(body)
+    assert not (tmp_path / "escape").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]

@@ -40,9 +40,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_RECV = 256 * 1024
+_RECV = 64 * 1024  # one recv for a body (allocated only while a recv is waiting)
+_RECV_HEAD = 8 * 1024  # one recv while waiting for a request: idle connections hold only this
 _MAX_HEAD = 64 * 1024
 _TE_IDENTITY = re.compile(rb"(?im)^transfer-encoding[ \t]*:[ \t]*identity[ \t]*\r?\n")
+_LINGER_S = 1.0
+_LINGER_BYTES = 16 << 20
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 
@@ -136,7 +139,7 @@ class ClientConnection:
             else:
                 h.receive_data(self.recv())
 
-    def recv(self) -> bytes:
+    def recv(self, n: int = _RECV) -> bytes:
         idle = self.front.idle_timeout
         if self.deadline is None:
             self.sock.settimeout(idle)
@@ -146,7 +149,7 @@ class ClientConnection:
                 raise RequestTimeout()
             self.sock.settimeout(min(idle, left))
         try:
-            return self.sock.recv(_RECV)
+            return self.sock.recv(n)
         except TimeoutError as exc:
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 raise RequestTimeout() from exc
@@ -162,10 +165,10 @@ class ClientConnection:
         line is removed before h11 parses the head. The request deadline starts at the first
         byte.
         """
-        data = self.recv()
+        data = self.recv(_RECV_HEAD)
         self.deadline = time.monotonic() + self.front.request_timeout
         while data and not _HEAD_END.search(data) and len(data) < _MAX_HEAD:
-            more = self.recv()
+            more = self.recv(_RECV_HEAD)
             if not more:
                 break
             data += more
@@ -210,6 +213,27 @@ class ClientConnection:
                 )
                 self.send(h, h11.Data(data=body))
                 self.send(h, h11.EndOfMessage())
+        if h.their_state is not h11.DONE:
+            self._lingering_close()
+
+    def _lingering_close(self) -> None:
+        """Stop sending, then read and drop what the client still sends, briefly (at most
+        ``_LINGER_S`` seconds and ``_LINGER_BYTES``), so closing does not turn into a TCP reset
+        that destroys the error answer before the client has read it."""
+        with contextlib.suppress(OSError):
+            self.raw.shutdown(socket.SHUT_WR)
+        end = time.monotonic() + _LINGER_S
+        left = _LINGER_BYTES
+        with contextlib.suppress(OSError, ssl.SSLError):
+            while left > 0:
+                wait = end - time.monotonic()
+                if wait <= 0:
+                    return
+                self.raw.settimeout(wait)
+                got = self.raw.recv(min(left, _RECV))
+                if not got:
+                    return
+                left -= len(got)
 
     def refuse(self, h: h11.Connection, status: int, method: str, target: str, why: str) -> None:
         """Record and answer a request that cannot be parsed or served at all; then close."""

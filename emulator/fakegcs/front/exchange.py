@@ -120,6 +120,9 @@ class Exchange:
                 except BodyTooLarge as exc:
                     self._refuse(413, f"Payload too large: {exc}")
                     return
+                except h11.RemoteProtocolError as exc:  # e.g. a malformed chunk
+                    self._refuse(400, f"bad request body: {exc}")
+                    return
                 self.rec.bytes_in = self.body.size
             conn.arrived()
             problem = names.check_request(

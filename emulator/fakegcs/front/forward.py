@@ -19,12 +19,10 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import http.client
 import json
 import logging
 import os
-import select
 import socket
 import struct
 import urllib.parse
@@ -32,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import h11
 
+from emulator.fakegcs.front.splice import HAVE_SPLICE, SPLICE_MIN, splice_body
 from emulator.fakegcs.shaping import ShapedSender
 
 if TYPE_CHECKING:
@@ -67,48 +66,13 @@ _UPSTREAM_RETRY_ERRORS = (
     ConnectionAbortedError,
 )
 
-_HAVE_SPLICE = hasattr(os, "splice")
-_SPLICE_MIN = 256 * 1024  # bodies at least this large on the plain path are spliced
-_PIPE_SIZE = 1 << 20
-_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-
-
-_ZEROS = memoryview(bytes(256 * 1024))  # h11 bookkeeping for spliced bytes (never sent)
+_INT64 = 1 << 63
 
 
 def _client_gone() -> Exception:
     from emulator.fakegcs.front.connection import ClientGone
 
     return ClientGone()
-
-
-def _wait_fd(fd: int, events: int, timeout: float) -> None:
-    poller = select.poll()
-    poller.register(fd, events)
-    if not poller.poll(timeout * 1000):
-        raise TimeoutError(f"socket not ready within {timeout:g} s")
-
-
-def _splice_all_once(src: int, dst: int, n: int, timeout: float) -> int:
-    """One splice of up to ``n`` bytes from socket ``src`` into pipe ``dst`` (waits if needed)."""
-    while True:
-        try:
-            return os.splice(src, dst, n, flags=os.SPLICE_F_MOVE)
-        except BlockingIOError:
-            _wait_fd(src, select.POLLIN, timeout)
-
-
-def _splice_out(src: int, dst: int, n: int, timeout: float) -> int:
-    """Splice up to ``n`` bytes from pipe ``src`` to socket ``dst`` (waits if it is full)."""
-    while True:
-        try:
-            k = os.splice(src, dst, n, flags=os.SPLICE_F_MOVE)  # no MORE: it corks the tail
-        except BlockingIOError:
-            _wait_fd(dst, select.POLLOUT, timeout)
-            continue
-        if k == 0:
-            raise ConnectionResetError("client closed the connection")
-        return k
 
 
 class Forwarder:
@@ -118,14 +82,14 @@ class Forwarder:
         self.conn = conn
         self.front = conn.front
         self.upstream: http.client.HTTPConnection | None = None
-        self._pipe: tuple[int, int] | None = None
+        self.pipe: tuple[int, int] | None = None
 
     def close(self) -> None:
-        if self._pipe is not None:
-            for fd in self._pipe:
+        if self.pipe is not None:
+            for fd in self.pipe:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-            self._pipe = None
+            self.pipe = None
         if self.upstream is not None:
             with contextlib.suppress(Exception):
                 self.upstream.close()
@@ -163,6 +127,11 @@ class Forwarder:
         out_headers = [
             (k, v) for k, v in ex.headers if k.lower() not in _HOP_BY_HOP | {"content-length"}
         ]
+        rng = rec.fields["range"]
+        if rng is not None and rng[1] >= _INT64 and rng[0] < _INT64:
+            # an end past 2^63 (the backend ignores the header): GCS reads it as "to the end"
+            out_headers = [(k, v) for k, v in out_headers if k.lower() != "range"]
+            out_headers.append(("Range", f"bytes={rng[0]}-"))
         out_headers.append(("Host", "storage.googleapis.com"))
         if ex.body is not None or "content-length" in hmap:
             out_headers.append(("Content-Length", str(ex.bytes_in)))
@@ -192,7 +161,6 @@ class Forwarder:
                 self._gateway_error(h, 502, f"backend unreachable: {exc}", rec)
                 return
         assert resp is not None
-        rng = rec.fields["range"]
         if (
             rng is not None
             and resp.status == 200
@@ -202,6 +170,9 @@ class Forwarder:
         ):  # a start past the end that the backend ignored (e.g. it overflowed): GCS says 416
             self._discard(resp)
             self._gateway_error(h, 416, "The requested range cannot be satisfied.", rec)
+            return
+        if resp.status >= 500 and self.front.persist_dir and (resp.length or 0) <= 65536:
+            self._redacted_error(h, resp, rec)  # e.g. "mkdir /the/persist/dir/b/p: not a dir"
             return
         client_host = hmap.get("host", "")
         resp_headers: list[tuple[str, str]] = []
@@ -234,14 +205,14 @@ class Forwarder:
             ),
         )
         if (
-            _HAVE_SPLICE
+            HAVE_SPLICE
             and fault is None
             and conn.scheme == "http"
             and self.front.shaping is None
             and resp.length is not None
-            and resp.length >= _SPLICE_MIN
+            and resp.length >= SPLICE_MIN
         ):
-            self._splice_body(h, resp, rec, bytes_in)
+            splice_body(self, h, resp, rec, bytes_in)
             return
         cut = None
         if fault is not None and fault.action in ("reset", "truncate"):
@@ -320,6 +291,24 @@ class Forwarder:
             conn.raw.close()
         raise _client_gone()
 
+    def _redacted_error(
+        self, h: h11.Connection, resp: http.client.HTTPResponse, rec: Recorder
+    ) -> None:
+        """Pass on a small backend error answer with the persist directory's path removed."""
+        try:
+            body = resp.read()
+        except (OSError, http.client.HTTPException):
+            body = b""
+            self.upstream = None
+        persist_dir = self.front.persist_dir or ""
+        for form in (persist_dir, json.dumps(persist_dir)[1:-1]):
+            body = body.replace(form.encode(), b"<persist dir>")
+        if resp.will_close:
+            self.upstream = None
+        close = h.their_state is not h11.DONE
+        rec.record(resp.status, len(body), rec.bytes_in)
+        self.conn.simple_response(h, resp.status, body, close=close)
+
     @staticmethod
     def _discard(resp: http.client.HTTPResponse) -> None:
         with contextlib.suppress(Exception):
@@ -327,67 +316,6 @@ class Forwarder:
                 resp.read()
             else:
                 resp.close()
-
-    def _splice_body(
-        self, h: h11.Connection, resp: http.client.HTTPResponse, rec: Recorder, bytes_in: int
-    ) -> None:
-        """Move a Content-Length body backend socket → pipe → client socket in the kernel.
-
-        Used on the plain-HTTP path only (TLS needs the bytes in user space). Bytes that
-        http.client had already buffered go first; h11 is told about every byte (without
-        copying) so its Content-Length bookkeeping stays right.
-        """
-        conn = self.conn
-        total = resp.length or 0
-        assert resp.fp is not None and self.upstream is not None
-        up_sock = self.upstream.sock
-        pre = resp.fp.read1(total)  # what the buffered reader already holds (or one read)
-        remaining = total - len(pre)
-        sent = 0
-        idle, backend_wait = self.front.idle_timeout, self.front.backend_timeout
-        try:
-            if remaining == 0:
-                rec.record(resp.status, total, bytes_in)
-            if pre:
-                conn.sendall(pre)
-            sent = len(pre)
-            rec.bytes_out = sent
-            if self._pipe is None:
-                self._pipe = os.pipe()
-                with contextlib.suppress(OSError):
-                    fcntl.fcntl(self._pipe[1], _F_SETPIPE_SZ, _PIPE_SIZE)
-            rfd, wfd = self._pipe
-            src, dst = up_sock.fileno(), conn.raw.fileno()
-            while remaining:
-                lowat = min(remaining, _PIPE_SIZE // 2)
-                up_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, lowat)
-                n = _splice_all_once(src, wfd, min(remaining, _PIPE_SIZE), backend_wait)
-                if n == 0:
-                    raise ConnectionResetError("backend closed the connection mid-body")
-                remaining -= n
-                if remaining == 0:
-                    rec.record(resp.status, total, bytes_in)
-                while n:
-                    k = _splice_out(rfd, dst, n, idle)
-                    n -= k
-                    sent += k
-                rec.bytes_out = sent
-        except OSError as exc:
-            self.upstream = None
-            with contextlib.suppress(Exception):
-                resp.close()
-            log.debug("splice failed: %s", exc)
-            rec.record(resp.status, sent, bytes_in, extra={"aborted": str(exc)[:200]})
-            raise _client_gone() from exc
-        up_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
-        resp.length = 0
-        resp.close()  # body fully consumed; the backend connection stays reusable
-        left = total
-        while left:  # account for the spliced bytes in h11 (nothing is sent here)
-            k = min(left, len(_ZEROS))
-            h.send_with_data_passthrough(h11.Data(data=_ZEROS[:k]))
-            left -= k
-        conn.send(h, h11.EndOfMessage())
 
     def _gateway_error(self, h: h11.Connection, status: int, message: str, rec: Recorder) -> None:
         """Answer ``status`` (502/504/416) with GCS's error JSON; record it."""

@@ -66,17 +66,21 @@ class Recorder:
         fields = dict(self.fields)
         if who is not None:
             fields["principal"] = who
-        self.conn.front.ledger.append(
-            RequestRecord(
-                **fields,
-                status=status,
-                bytes_out=bytes_out,
-                bytes_in=bytes_in,
-                t_end=time.monotonic(),
-                scheme=self.conn.scheme,
-                extra=extra or {},
-            )
+        rec = RequestRecord(
+            **fields,
+            status=status,
+            bytes_out=bytes_out,
+            bytes_in=bytes_in,
+            t_end=time.monotonic(),
+            scheme=self.conn.scheme,
+            extra=extra or {},
         )
+        try:
+            self.conn.front.ledger.append(rec)
+        except Exception as exc:  # a ledger failure must never cut a client's answer
+            from emulator.fakegcs.front.server import _warn
+
+            _warn(f"front: could not record a request: {exc!r}")
 
     def finish(self) -> None:
         """Record an aborted request from its progress (if nothing was recorded yet)."""

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 _LOOPBACK = ("127.0.0.1", "localhost")
 CLOSE_GRACE_S = 1.0
+_TURNED_AWAY_LINGER_S = 1.0
+_TURNED_AWAY_MAX = 1024
 POOL_KEEP = 8
 
 
@@ -101,7 +103,7 @@ class Front:
         max_connections: int = 256,
         body_memory_limit: int = DEFAULT_MEMORY_LIMIT,
         max_body_bytes: int = DEFAULT_MAX_BYTES,
-        persist_names: bool = False,
+        persist_dir: str | None = None,
         upstream: Upstream | None = None,
         connect_policy: ConnectPolicy | None = None,
     ) -> None:
@@ -110,8 +112,10 @@ class Front:
         arrive; ``backend_timeout``: s the backend has to answer (and between pieces of its
         answer); ``max_connections``: clients served at once; request bodies are held in memory
         up to ``body_memory_limit`` bytes, in a 0600 temp file beyond, and refused (413) over
-        ``max_body_bytes``; ``persist_names``: also refuse names a filesystem backend cannot
-        hold safely (:func:`emulator.fakegcs.names.persist_error`)."""
+        ``max_body_bytes``; ``persist_dir``: the backend keeps objects in files under this
+        directory: also refuse names it cannot hold safely
+        (:func:`emulator.fakegcs.names.persist_error`) and never show the directory in the
+        backend's error answers."""
         if host not in _LOOPBACK:
             raise ValueError(f"the front binds to 127.0.0.1 only, refusing host {host!r}")
         # pass-through recording (emulator.fakegcs.upstream): forward to real GCS, no backend;
@@ -144,10 +148,12 @@ class Front:
         self.max_connections = max_connections
         self.body_memory_limit = body_memory_limit
         self.max_body_bytes = max_body_bytes
-        self.persist_names = persist_names
+        self.persist_dir = persist_dir
+        self.persist_names = persist_dir is not None
         self.buffers = BufferPool(CHUNK)
         self.stopping = threading.Event()  # set by close(); wakes injected stalls
         self.refused_connections = 0  # answered 503 at the connection cap or on failure
+        self._turned_away: list[tuple[socket.socket, float]] = []  # acceptor thread only
         self._test_tokens: set[str] = set()
         self._conn_ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -231,6 +237,8 @@ class Front:
                 s.close()
         try:
             self._acceptor.join(timeout=max(0.0, deadline - time.monotonic()))
+            if not self._acceptor.is_alive():
+                self._reap_turned_away(force=True)
             for t in threads:
                 t.join(timeout=max(0.0, deadline - time.monotonic()))
         finally:
@@ -247,14 +255,19 @@ class Front:
 
     # -- accepting --------------------------------------------------------------------------
     def _accept_loop(self) -> None:
+        self._sock.settimeout(_TURNED_AWAY_LINGER_S / 2)  # wake up to close turned-away sockets
         while True:
+            self._reap_turned_away()
             try:
                 client, _addr = self._sock.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 if self._closed:
                     return
                 time.sleep(0.05)  # EMFILE and friends: wait for descriptors to come back
                 continue
+            client.settimeout(None)
             try:
                 self._admit(client)
             except Exception as exc:  # never let one connection stop the acceptor
@@ -262,6 +275,21 @@ class Front:
                 _warn(f"front: connection failed to start: {exc}")
             if self._closed:
                 return
+
+    def _reap_turned_away(self, force: bool = False) -> None:
+        """Close turned-away sockets whose linger time is over (dropping what they sent)."""
+        now = time.monotonic()
+        keep = []
+        for sock, until in self._turned_away:
+            with contextlib.suppress(OSError):
+                while sock.recv(65536):  # non-blocking: drop the request it sent
+                    pass
+            if force or now >= until:
+                with contextlib.suppress(OSError):
+                    sock.close()
+            else:
+                keep.append((sock, until))
+        self._turned_away = keep
 
     def _admit(self, client: socket.socket) -> None:
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -317,11 +345,16 @@ class Front:
                 )
             )  # fmt: skip
         with contextlib.suppress(OSError):
-            client.settimeout(1.0)
-            client.sendall(head + body)
+            client.setblocking(False)  # the acceptor never waits on a client
+            client.send(head + body)  # small: fits the socket buffer of a fresh connection
             client.shutdown(socket.SHUT_WR)
-        with contextlib.suppress(OSError):
-            client.close()
+        if len(self._turned_away) < _TURNED_AWAY_MAX:
+            # closed a little later, so unread request bytes do not turn the close into a
+            # TCP reset that destroys the 503 before the client reads it
+            self._turned_away.append((client, time.monotonic() + _TURNED_AWAY_LINGER_S))
+        else:
+            with contextlib.suppress(OSError):
+                client.close()
 
     def _serve_client(self, client: socket.socket, conn_id: int) -> None:
         session = ClientConnection(self, client, conn_id)
