@@ -168,6 +168,10 @@ def run_trace(
             deleter(op.object)
         elif type(op) is WriteOp:
             versions[op.object] = versions.get(op.object, 0) + 1
+            if getattr(transport, "record", False):
+                # TF's resumable upload: the session POST, then one PUT with the content
+                transport.requests.append({"kind": "upload", "object": op.object})
+                transport.requests.append({"kind": "upload", "object": op.object})
             writer(op.object, versions[op.object], op.size)
             fs.clear_file_caches("gs://" + op.object)
         else:  # pragma: no cover - load_trace only builds the types above

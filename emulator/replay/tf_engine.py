@@ -167,6 +167,22 @@ def stat(path: str) -> dict[str, Any]:
     return {"size": int(info.length), "error": None}
 
 
+def write(path: str, name: str, version: int, size: int) -> dict[str, Any]:
+    """The program's own write: version ``version`` of trace object ``name`` uploaded through
+    TF's GCS filesystem (``GFile`` write + close: a resumable upload, after which TF clears the
+    file's block-cache and stat-cache entries). ``{"error"}``."""
+    import tensorflow as tf
+
+    from emulator.replay.trace import object_content
+
+    try:
+        with tf.io.gfile.GFile(path, "wb") as fh:
+            fh.write(object_content(name, version, size))
+    except tf.errors.OpError as exc:
+        return {"error": _code_name(exc.error_code)}
+    return {"error": None}
+
+
 def run_op(op: dict[str, Any], path: str | None = None, handle: str | None = None) -> Any:
     """Run one TF-side trace op (``open``/``read``/``close``/``stat``/``configure``).
 

@@ -299,6 +299,19 @@ class _TfTraceRun:
         if kind == "delete":
             self.iso.delete(op["object"])
             return None
+        if kind == "write":
+            name = op["object"]
+            version = self.iso.versions.get(name, 0) + 1
+            result = self.r._call(
+                "write(path, name, version, size)",
+                path=self.gs_path(name),
+                name=name,
+                version=version,
+                size=int(op["size"]),
+            )
+            self.iso.versions[name] = version
+            self.iso.deleted.discard(name)
+            return result
         if kind == "sleep":
             # on an absolute timeline, so time spent in ops does not add up across sleeps
             self.virtual += float(op["seconds"])
