@@ -35,6 +35,7 @@ from emulator.replay.trace import (
     ReadRecord,
     SleepOp,
     StatOp,
+    TailOp,
     Trace,
     TraceResult,
     WriteOp,
@@ -125,27 +126,44 @@ def run_trace(
     transport = fs.transport
     first_request = len(transport.requests)
     handles: dict[str, Any] = {}
+    positions: dict[str, int] = {}  # tail ops' positions per handle
     reads: list[ReadRecord] = []
     size_only = fs.size_only
+
+    def do_read(handle: str, offset: int, n: int) -> int:
+        if hazards is None:
+            result = handles[handle].read(offset, n)
+        else:
+            result = hazards.read(handles[handle], offset, n)
+        data = result.data
+        reads.append(
+            ReadRecord(
+                handle,
+                offset,
+                n,
+                result.returned,
+                None if size_only else sha256_hex(data),  # type: ignore[arg-type]
+                result.code,
+            )
+        )
+        return result.returned
+
     for op in trace.ops:
         if type(op) is ReadOp:
-            if hazards is None:
-                result = handles[op.handle].read(op.offset, op.n)
-            else:
-                result = hazards.read(handles[op.handle], op.offset, op.n)
-            data = result.data
-            reads.append(
-                ReadRecord(
-                    op.handle,
-                    op.offset,
-                    op.n,
-                    result.returned,
-                    None if size_only else sha256_hex(data),  # type: ignore[arg-type]
-                    result.code,
-                )
-            )
+            do_read(op.handle, op.offset, op.n)
+        elif type(op) is TailOp:
+            pos = positions.get(op.handle, 0)
+            if pos > 0:
+                do_read(op.handle, pos - 1, 1)
+            while True:
+                got = do_read(op.handle, pos, op.chunk)
+                pos += got
+                if got < op.chunk:
+                    break
+            positions[op.handle] = pos
         elif type(op) is OpenOp:
             handles[op.handle] = fs.open("gs://" + op.object)
+            positions.pop(op.handle, None)
         elif type(op) is CloseOp:
             closed = handles.pop(op.handle)
             closed.close()
@@ -168,6 +186,10 @@ def run_trace(
             deleter(op.object)
         elif type(op) is WriteOp:
             versions[op.object] = versions.get(op.object, 0) + 1
+            if getattr(transport, "record", False):
+                # TF's resumable upload: the session POST, then one PUT with the content
+                transport.requests.append({"kind": "upload", "object": op.object})
+                transport.requests.append({"kind": "upload", "object": op.object})
             writer(op.object, versions[op.object], op.size)
             fs.clear_file_caches("gs://" + op.object)
         else:  # pragma: no cover - load_trace only builds the types above

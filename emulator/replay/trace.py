@@ -33,6 +33,7 @@ __all__ = [
     "StatOp",
     "Trace",
     "TraceError",
+    "TailOp",
     "TraceResult",
     "WriteOp",
     "digest_chain",
@@ -127,7 +128,31 @@ class WriteOp:
     op: str = field(default="write", init=False)
 
 
-Op = OpenOp | ReadOp | CloseOp | OverwriteOp | StatOp | ConfigureOp | SleepOp | DeleteOp | WriteOp
+@dataclass(frozen=True)
+class TailOp:
+    """A follower reading new data from where it got to (TensorBoard's event loader, any
+    ``tail -f``): the handle keeps a position (0 at open, moved only by tail ops). If it is
+    > 0, one byte is read at ``position - 1``; then reads of ``chunk`` bytes from the position
+    until one returns fewer than ``chunk``; the position moves by what the reads returned.
+    Each of those reads is a read in the result."""
+
+    handle: str
+    chunk: int
+    op: str = field(default="tail", init=False)
+
+
+Op = (
+    OpenOp
+    | ReadOp
+    | CloseOp
+    | OverwriteOp
+    | StatOp
+    | ConfigureOp
+    | SleepOp
+    | DeleteOp
+    | WriteOp
+    | TailOp
+)
 
 
 @dataclass(frozen=True)
@@ -203,6 +228,7 @@ _OP_FIELDS = {
     "sleep": {"seconds"},
     "delete": {"object"},
     "write": {"object", "size"},
+    "tail": {"handle", "chunk"},
 }
 
 
@@ -229,6 +255,11 @@ def _op(raw: Any, where: str) -> Op:
         )
     if kind == "close":
         return CloseOp(_str(raw["handle"], where, "handle"))
+    if kind == "tail":
+        chunk = _int(raw["chunk"], where, "chunk")
+        if chunk == 0:
+            raise TraceError(f"{where}: 'chunk' must be > 0")
+        return TailOp(_str(raw["handle"], where, "handle"), chunk)
     if kind == "overwrite":
         return OverwriteOp(_object_name(raw["object"], where), _int(raw["size"], where, "size"))
     if kind == "write":
@@ -261,7 +292,7 @@ def _check_handles(ops: tuple[Op, ...]) -> None:
             if op.handle in open_handles:
                 raise TraceError(f"ops[{i}] (open): handle {op.handle!r} is already open")
             open_handles.add(op.handle)
-        elif isinstance(op, ReadOp | CloseOp):
+        elif isinstance(op, ReadOp | CloseOp | TailOp):
             if op.handle not in open_handles:
                 raise TraceError(f"ops[{i}] ({op.op}): handle {op.handle!r} is not open")
             if isinstance(op, CloseOp):
