@@ -172,8 +172,10 @@ def record_upstream(
     :class:`~emulator.fakegcs.upstream.UpstreamConfig`; None: real GCS) and convert its
     requests into a trace. ``on_start(passthrough)`` is called once the front runs."""
     from emulator.fakegcs.passthrough import PassThrough
+    from emulator.fakegcs.tempdirs import remove_dead_leftovers
     from emulator.fakegcs.upstream import PRINCIPAL
 
+    remove_dead_leftovers()  # CA/bundle directories of runs that were killed (SIGKILL)
     with PassThrough(upstream, connect_to=connect_to, ledger_path=ledger_path) as pt:
         if on_start is not None:
             on_start(pt)

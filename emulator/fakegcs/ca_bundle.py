@@ -5,8 +5,10 @@ tunnels every other host blind (:mod:`emulator.fakegcs.tunnel`), so the program 
 the per-run CA and whatever it trusted before. :class:`CaBundle` writes one PEM file with both.
 
 Invariants:
-- The file lives in a fresh private directory (0700) and is itself 0600; :meth:`CaBundle.close`
-  removes the directory (idempotent). Only public certificates are in it, never a key.
+- The file lives in a fresh private directory (0700, with ``owner.pid`` so that a killed run's
+  leftover is removed by :func:`emulator.fakegcs.tempdirs.remove_dead_leftovers`) and is itself
+  0600; :meth:`CaBundle.close` removes the directory (idempotent). Only public certificates
+  are in it, never a key.
 - "System CAs" are what OpenSSL loads by default here, ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``
   included (:func:`system_ca_pem`): the recorded process keeps the trust it had.
 """
@@ -17,8 +19,9 @@ import glob
 import os
 import shutil
 import ssl
-import tempfile
 from pathlib import Path
+
+from emulator.fakegcs.tempdirs import make_owned_tempdir
 
 __all__ = ["CaBundle", "system_ca_pem"]
 
@@ -42,8 +45,7 @@ class CaBundle:
     """``path``: PEM file = ``ca_pem``'s certificates followed by the system CAs."""
 
     def __init__(self, ca_pem: str, workdir: str | None = None) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="gcs-hook-bundle-", dir=workdir))
-        os.chmod(self._dir, 0o700)
+        self._dir = Path(make_owned_tempdir("gcs-hook-bundle-", workdir))  # 0700, owner.pid
         try:
             own = Path(ca_pem).read_text(encoding="ascii")
             self.path = str(self._dir / "ca-bundle.pem")

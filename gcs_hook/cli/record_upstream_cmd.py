@@ -8,11 +8,15 @@
 ``--upstream-ca`` and ``--connect-to`` point the front elsewhere for tests. ``--max-seconds`` /
 ``--max-requests`` stop the program and write the trace of what it did so far (exit 0);
 ``--redact-names`` hashes bucket and object names in the trace. Every option is checked
-before anything starts: a bad one is one line and exit 2.
+before anything starts: a bad one is one line and exit 2. A stop signal while recording stops
+the program and removes the front's key material (exit 128 + the signal number).
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +35,22 @@ class Limits:
     max_seconds: float | None
     max_requests: int | None
     redact_names: bool
+
+
+@contextlib.contextmanager
+def stopped_cleanly(console: Any) -> Iterator[None]:
+    """SIGINT/SIGTERM/SIGHUP while recording: the program is stopped, the front and every key
+    and CA file removed, nothing written; ``record`` exits 128 + the signal number."""
+    from gcs_hook.cli.serve_runtime import StopRequested, StopSignals
+
+    with StopSignals() as signals:
+        try:
+            yield
+        except StopRequested as stop:
+            signals.quiet()
+            name = signal.Signals(stop.signum).name
+            console.print(f"record: stopped on {name}; program stopped, no trace written")
+            raise typer.Exit(128 + stop.signum) from None
 
 
 def check_limits(max_seconds: str | None, max_requests: int | None, redact: bool) -> Limits:
@@ -85,11 +105,12 @@ def run_upstream(
         "every read is one GET while recording; your credentials go to the upstream untouched"
     )
     try:
-        rec = record_upstream(
-            cmd, upstream=config, connect_to=connect_to, ledger_path=ledger,
-            min_sleep_s=min_sleep_s, max_seconds=limits.max_seconds,
-            max_requests=limits.max_requests, redact_names=limits.redact_names,
-        )  # fmt: skip
+        with stopped_cleanly(console):
+            rec = record_upstream(
+                cmd, upstream=config, connect_to=connect_to, ledger_path=ledger,
+                min_sleep_s=min_sleep_s, max_seconds=limits.max_seconds,
+                max_requests=limits.max_requests, redact_names=limits.redact_names,
+            )  # fmt: skip
     except FileNotFoundError as exc:
         fail(f"cannot run {cmd[0]}: {exc.strerror}")
     except OSError as exc:
@@ -131,11 +152,12 @@ def run_fake(
         _check_backend(backend)
     console.print(f"[bold]record[/bold]: {' '.join(cmd)} (every read is one GET while recording)")
     try:
-        rec = record_fake_limited(
-            cmd, data_dir=data, backend=backend, ledger_path=ledger, min_sleep_s=min_sleep_s,
-            max_seconds=limits.max_seconds, max_requests=limits.max_requests,
-            redact_names=limits.redact_names,
-        )  # fmt: skip
+        with stopped_cleanly(console):
+            rec = record_fake_limited(
+                cmd, data_dir=data, backend=backend, ledger_path=ledger, min_sleep_s=min_sleep_s,
+                max_seconds=limits.max_seconds, max_requests=limits.max_requests,
+                redact_names=limits.redact_names,
+            )  # fmt: skip
     except FileNotFoundError as exc:
         fail(f"cannot run {cmd[0]}: {exc.strerror}")
     except ValueError as exc:

@@ -4,14 +4,19 @@ GCS), ``--redact-names``; and ``gcs-hook serve --tls`` answering HTTPS."""
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import os
 import re
+import signal
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -157,3 +162,40 @@ def test_serve_tls_answers_https(tmp_path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _owned_by(pid: int) -> list[str]:
+    out = []
+    for d in glob.glob(os.path.join(tempfile.gettempdir(), "gcs-hook-*")):
+        with contextlib.suppress(OSError):
+            if Path(d, "owner.pid").read_text().strip() == str(pid):
+                out.append(d)
+    return out
+
+
+def test_stop_signal_stops_the_program_and_removes_key_material(tmp_path) -> None:
+    pidfile = tmp_path / "program.pid"
+    program = (
+        f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    )
+    proc = subprocess.Popen(
+        [*CLI, "record", "--upstream", "https://127.0.0.1:9", "--out", str(tmp_path / "t.json"),
+         "--", sys.executable, "-c", program],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (pidfile.exists() and pidfile.read_text()):
+            time.sleep(0.1)
+        dirs = _owned_by(proc.pid)
+        assert len(dirs) == 2  # the per-run CA (with its key) and the program's CA bundle
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "stopped on SIGTERM" in proc.stderr.read()
+    assert _owned_by(proc.pid) == [] and not any(os.path.exists(d) for d in dirs)
+    assert not (tmp_path / "t.json").exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pidfile.read_text()), 0)
