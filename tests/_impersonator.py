@@ -10,7 +10,8 @@
   (``SSL_CERT_FILE`` = :attr:`system_bundle`, the real system CAs plus ``token_ca``). The
   recording front must tunnel it blind.
 - ``sa_path``: service-account credentials (0600) registered with the issuer; the principal
-  the upstream sees for them is :attr:`principal`.
+  the upstream sees for them is :attr:`principal`. The fake mode's test tokens are accepted
+  too, as principal ``test-token``, so a front that sent its own token would be seen doing it.
 
 Everything listens on 127.0.0.1; :meth:`close` stops it all and removes the files.
 """
@@ -31,8 +32,11 @@ from emulator.fakegcs.ca_bundle import system_ca_pem
 from emulator.fakegcs.oauth import V4_PATH, make_test_credentials
 from emulator.fakegcs.session import GcsEmulator
 from emulator.fakegcs.tls_listener import TlsListener
+from gcs_hook.cli.demo_cmd import DEFAULT_TEST_TOKEN
 
 TOKEN_HOST = "oauth2.googleapis.com"
+#: The recording front's own test tokens (gcs-hook's default, Front.tf_env's default).
+FRONT_TEST_TOKENS = (DEFAULT_TEST_TOKEN, "fake-token")
 #: Every access token the fake issuers make starts with this (for secrets scans).
 TOKEN_PREFIX = "ya29.fake-"
 
@@ -76,6 +80,10 @@ class Impersonator:
             self.tls = TlsListener(self.emu.front)
             self.creds = make_test_credentials("service_account")
             self.principal = self.emu.token_issuer.register(self.creds)
+            # the tokens a fake-mode front hands out are known here as principal "test-token":
+            # were the recording front to send one, the upstream would accept it visibly
+            for front_token in FRONT_TEST_TOKENS:
+                self.emu.front.accept_test_token(front_token)
             self.sa_path = str(tmp / "sa.json")
             fd = os.open(self.sa_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:

@@ -232,3 +232,19 @@ def test_upstream_config_real_gcs_and_override() -> None:
     assert UpstreamConfig.parse("https://storage.googleapis.com").address is None
     cfg = UpstreamConfig.parse("https://127.0.0.1:8443")
     assert cfg.address == ("127.0.0.1", 8443) and cfg.is_loopback
+
+
+def test_tf_upload_streams_through_unchanged(imp, pt, token) -> None:
+    """A 6 MB GFile upload: the upstream stores exactly the bytes TF wrote; the front recorded
+    the body's size, not the body."""
+    pytest.importorskip("tensorflow")
+    from emulator.replay.tf_worker import TfWorker
+
+    data = digest_chain("upload", 6_000_000)
+    env = {**pt.env(), "GOOGLE_AUTH_TOKEN_FOR_TESTING": token, "NO_GCE_CHECK": "true"}
+    with TfWorker(env) as w:
+        w.run("with tf.io.gfile.GFile(p, 'wb') as f: f.write(d)\nresult = None",
+              p=f"gs://{BUCKET}/up.bin", d=data)  # fmt: skip
+    assert imp.emu.backend.get_object(BUCKET, "up.bin") == data
+    puts = [r for r in pt.ledger.records() if r.kind == "upload" and r.method == "PUT"]
+    assert [r.bytes_in for r in puts] == [len(data)] and puts[0].status == 200
