@@ -22,7 +22,8 @@ Invariants:
 - Every forwarded request's ledger record has ``extra["upstream"] = True``; an error answer
   (status >= 400) adds ``extra["upstream_error"] = status`` (``"unreachable"`` for a 502 made
   here). ``extra`` may also hold ``object_size`` / ``generation`` (from ``Content-Range`` and
-  ``x-goog-generation``): only names, sizes, generations and ranges are kept.
+  ``x-goog-generation``): only names, sizes, generations and ranges are kept. Resumable
+  ``upload_id`` values (a capability on real GCS) are replaced by ``<redacted>``.
 - Token requests (``/oauth2/...``) are forwarded like any other; their bodies are never read
   into the ledger, and the record's principal is :data:`PRINCIPAL` like every pass-through
   request (the front cannot and does not judge the user's credentials).
@@ -35,7 +36,6 @@ import contextlib
 import http.client
 import json
 import logging
-import re
 import socket
 import ssl
 import threading
@@ -44,6 +44,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import h11
+
+from emulator.fakegcs.upstream_record import (
+    METADATA_LIMIT,
+    metadata_facts,
+    redact_capabilities,
+    response_facts,
+)
 
 if TYPE_CHECKING:
     from emulator.fakegcs.front.connection import ClientConnection
@@ -61,7 +68,6 @@ UPSTREAM_TIMEOUT_S = 120.0
 #: Idle TLS connections kept per upstream host (TF opens a new client connection per request;
 #: reusing the upstream side saves a TLS handshake per request).
 POOL_PER_HOST = 16
-METADATA_LIMIT = 64 * 1024  # metadata answers up to this size are read for size/generation
 
 _HOP_BY_HOP = frozenset(
     {
@@ -85,7 +91,6 @@ _RETRY_ERRORS = (
     ConnectionResetError,
     ConnectionAbortedError,
 )
-_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(?:\d+-\d+|\*)/(\d+)\s*$")
 
 
 @dataclass(frozen=True)
@@ -206,32 +211,6 @@ def _close_quietly(conn: http.client.HTTPConnection) -> None:
         conn.close()
 
 
-def _response_facts(resp: http.client.HTTPResponse) -> dict[str, object]:
-    """Object size and generation an answer reveals (nothing else of it is kept)."""
-    out: dict[str, object] = {}
-    m = _CONTENT_RANGE.match(resp.getheader("content-range") or "")
-    if m:
-        out["object_size"] = int(m.group(1))
-    gen = resp.getheader("x-goog-generation")
-    if gen and gen.isdigit():
-        out["generation"] = int(gen)
-    return out
-
-
-def _metadata_facts(body: bytes | bytearray) -> dict[str, object]:
-    """``size`` and ``generation`` of an object metadata answer (JSON API), else nothing."""
-    if not body:
-        return {}
-    try:
-        meta = json.loads(bytes(body))
-        out: dict[str, object] = {"object_size": int(meta["size"])}
-        if str(meta.get("generation", "")).isdigit():
-            out["generation"] = int(meta["generation"])
-        return out
-    except (ValueError, KeyError, TypeError):
-        return {}
-
-
 class UpstreamForwarder:
     """The upstream side of one client connection (a pooled connection per request)."""
 
@@ -267,6 +246,7 @@ class UpstreamForwarder:
 
         conn, h, rec, hmap = self.conn, ex.h, ex.rec, ex.hmap
         host = conn.tunnel_host or DEFAULT_HOST
+        redact_capabilities(rec)
         chunked_in = "chunked" in hmap.get("transfer-encoding", "").lower()
         # with both framings the chunked one wins (RFC 9112 6.3): no Content-Length upstream
         drop = _HOP_BY_HOP | ({"content-length"} if chunked_in else set())
@@ -318,7 +298,7 @@ class UpstreamForwarder:
                 self._unreachable(ex, host, exc, bytes_in)
                 return
         assert resp is not None
-        extra: dict[str, object] = {"upstream": True, **_response_facts(resp)}
+        extra: dict[str, object] = {"upstream": True, **response_facts(resp)}
         if resp.status >= 400:
             extra["upstream_error"] = resp.status
         headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP_BY_HOP]
@@ -362,7 +342,7 @@ class UpstreamForwarder:
                 if tee and len(seen) + n <= METADATA_LIMIT:
                     seen += mv[:n]
                 if resp.length == 0:  # the last piece of a Content-Length body
-                    extra.update(_metadata_facts(seen))
+                    extra.update(metadata_facts(seen))
                     rec.record(resp.status, bytes_out + n, bytes_in, extra=extra)
                 conn.send(h, h11.Data(data=mv[:n]))
                 bytes_out += n
@@ -371,7 +351,7 @@ class UpstreamForwarder:
             self.close()  # the upstream died mid-body: truncated answer, closed client
             log.debug("upstream body read failed: %s", type(exc).__name__)
             raise ClientGone() from exc
-        extra.update(_metadata_facts(seen))
+        extra.update(metadata_facts(seen))
         rec.record(resp.status, bytes_out, bytes_in, extra=extra)
         conn.send(h, h11.EndOfMessage())
 
