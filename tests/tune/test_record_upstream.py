@@ -182,7 +182,7 @@ def test_ca_material_is_removed(recorded) -> None:
     assert recorded["leftover_bundles"] == set()
 
 
-def test_cache_on_run_forwards_tfs_token_request(upstream, tmp_path) -> None:
+def test_cache_on_run_forwards_tfs_token_request(upstream, recorded, tmp_path) -> None:
     from benchmarks.record_upstream import record_upstream
     from emulator.fakegcs.upstream import UpstreamConfig
 
@@ -192,10 +192,11 @@ def test_cache_on_run_forwards_tfs_token_request(upstream, tmp_path) -> None:
     env = {"GOOGLE_APPLICATION_CREDENTIALS": upstream.sa_path, "NO_GCE_CHECK": "true",
            "GCS_READ_CACHE_BLOCK_SIZE_MB": "1", "GCS_READ_CACHE_MAX_SIZE_MB": "8"}  # fmt: skip
     stdout = tmp_path / "stdout.txt"
+    ledger = tmp_path / "on.jsonl"
     rec = record_upstream(
         ["sh", "-c", f'"{sys.executable}" "{PROGRAM}" {BUCKET} > "{stdout}"'],
         upstream=cfg, connect_to=upstream.connect_to(), extra_env=env,
-        on_start=seen.append,
+        on_start=seen.append, ledger_path=str(ledger),
     )  # fmt: skip
     assert rec.returncode == 0
     assert _last_json(stdout.read_text()) == EXPECTED
@@ -211,3 +212,13 @@ def test_cache_on_run_forwards_tfs_token_request(upstream, tmp_path) -> None:
     media = [r for r in records if r.kind == "media"]
     assert media and all(r.range[1] - r.range[0] + 1 <= 1 << 20 for r in media)
     assert any(r.range[1] - r.range[0] + 1 == 1 << 20 for r in media)
+    text = ledger.read_text()
+    for secret in upstream.secrets():
+        assert secret not in text
+    # tune, given the cache-off recording, predicts what this cache-on run fetched
+    res = _cli(["tune", "--workload", str(recorded["files"][0]), "--configs", "1MiB/8MiB/0",
+                "--json", "--no-measure"], {})  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    [pred] = json.loads(res.stdout)
+    assert pred["requests"] == len(media)
+    assert pred["bytes_fetched"] == sum(r.bytes_out for r in media)
