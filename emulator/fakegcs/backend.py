@@ -38,6 +38,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -327,6 +328,7 @@ class EmbeddedBackend(Backend):
         if pdir is not None and os.path.exists(pdir) and not os.path.isdir(pdir):
             raise BackendError(f"persist directory {persist} exists and is not a directory")
         self._dir = make_owned_tempdir("gcs-hook-backend-", workdir)
+        self._remove_dir = weakref.finalize(self, shutil.rmtree, self._dir, True)
         self.log_path = os.path.join(self._dir, "fake-gcs-server.log")
         try:
             self.binary = binary or find_binary()
@@ -434,7 +436,7 @@ class EmbeddedBackend(Backend):
             return
         self._closed = True
         self._stop_process()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        self._remove_dir()
 
 
 def docker_engine_error() -> str | None:
