@@ -5,6 +5,7 @@ and ``doctor`` (modules :mod:`gcs_hook.cli.serve_state`, :mod:`gcs_hook.cli.demo
     gcs-hook serve [--backend embedded|container|URL] [--data DIR] [--port N] [--ledger FILE]
                    [--require-auth] [--latency-ms MS] [--overhead-ms MS] [--bandwidth-mbps MB/s]
                    [--token T] [--duration S] [--state-file FILE] [--demo]
+                   [--persist DIR] [--data-follow-symlinks]
     gcs-hook env   [--state-file FILE]
     gcs-hook demo  [--backend ...]          (same as ``serve --demo``)
     gcs-hook doctor [--json]
