@@ -85,6 +85,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be 0..65535, got {port}")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
             s.bind((host, port))
@@ -321,6 +323,8 @@ class EmbeddedBackend(Backend):
         startup_timeout: float = 20.0,
         persist: str | os.PathLike | None = None,
     ) -> None:
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise BackendError(f"backend port must be 0..65535, got {port!r}")
         self._proc: subprocess.Popen | None = None
         self._closed = False
         self.persist_dir = os.path.abspath(persist) if persist is not None else None

@@ -48,7 +48,11 @@ from gcs_hook.cli.serve_state import (
 def _check_port_free(port: int, what: str) -> None:
     from emulator.fakegcs.backend import port_in_use
 
-    if port and port_in_use(port, "127.0.0.1"):
+    try:
+        in_use = bool(port) and port_in_use(port, "127.0.0.1")
+    except ValueError as exc:
+        fail(f"{what} {exc}")
+    if in_use:
         fail(f"{what} port {port} on 127.0.0.1 is already in use")
 
 

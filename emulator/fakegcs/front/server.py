@@ -111,6 +111,8 @@ class Front:
         backend's error answers."""
         if host not in _LOOPBACK:
             raise ValueError(f"the front binds to 127.0.0.1 only, refusing host {host!r}")
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"front port must be 0..65535, got {port!r}")
         u = urllib.parse.urlsplit(backend_endpoint)
         if u.scheme != "http" or not u.hostname:
             raise ValueError(f"backend endpoint must be http://host:port, got {backend_endpoint!r}")
