@@ -423,7 +423,8 @@ class EmbeddedBackend(Backend):
             )
 
     def _stop_process(self, grace: float = 0.5) -> None:
-        """SIGTERM, then SIGKILL after ``grace`` seconds (bounded: at most ``grace`` + 1 s)."""
+        """SIGTERM, then SIGKILL after ``grace`` seconds (bounded: at most ``grace`` + 0.5 s;
+        a killed process is reaped by the kernel even if we stop waiting for it)."""
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
             return
@@ -433,7 +434,7 @@ class EmbeddedBackend(Backend):
         except subprocess.TimeoutExpired:
             proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=1)
+                proc.wait(timeout=0.5)
 
     def close(self) -> None:
         if self._closed:
