@@ -39,6 +39,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be 0..65535, got {port}")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
             s.bind((host, port))
@@ -321,6 +324,8 @@ class EmbeddedBackend(Backend):
         startup_timeout: float = 20.0,
         persist: str | os.PathLike | None = None,
     ) -> None:
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise BackendError(f"backend port must be 0..65535, got {port!r}")
         self._proc: subprocess.Popen | None = None
         self._closed = False
         self.persist_dir = os.path.abspath(persist) if persist is not None else None
@@ -328,6 +333,7 @@ class EmbeddedBackend(Backend):
         if pdir is not None and os.path.exists(pdir) and not os.path.isdir(pdir):
             raise BackendError(f"persist directory {persist} exists and is not a directory")
         self._dir = make_owned_tempdir("gcs-hook-backend-", workdir)
+        self._remove_dir = weakref.finalize(self, shutil.rmtree, self._dir, True)
         self.log_path = os.path.join(self._dir, "fake-gcs-server.log")
         try:
             self.binary = binary or find_binary()
@@ -418,7 +424,8 @@ class EmbeddedBackend(Backend):
             )
 
     def _stop_process(self, grace: float = 0.5) -> None:
-        """SIGTERM, then SIGKILL after ``grace`` seconds (bounded: at most ``grace`` + 1 s)."""
+        """SIGTERM, then SIGKILL after ``grace`` seconds (bounded: at most ``grace`` + 0.5 s;
+        a killed process is reaped by the kernel even if we stop waiting for it)."""
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
             return
@@ -428,14 +435,14 @@ class EmbeddedBackend(Backend):
         except subprocess.TimeoutExpired:
             proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=1)
+                proc.wait(timeout=0.5)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._stop_process()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        self._remove_dir()
 
 
 def docker_engine_error() -> str | None:

@@ -4,7 +4,8 @@ and ``doctor`` (modules :mod:`gcs_hook.cli.serve_state`, :mod:`gcs_hook.cli.demo
 
     gcs-hook serve [--backend embedded|container|URL] [--data DIR] [--port N] [--ledger FILE]
                    [--require-auth] [--latency-ms MS] [--overhead-ms MS] [--bandwidth RATE]
-                   [--token T] [--duration S] [--state-file FILE] [--demo] [--tls]
+                   [--token T] [--duration S] [--state-file FILE] [--demo]
+                   [--persist DIR] [--data-follow-symlinks] [--tls [--tls-port N]]
     gcs-hook env   [--state-file FILE]
     gcs-hook demo  [--backend ...]          (same as ``serve --demo``)
     gcs-hook doctor [--json]
@@ -55,7 +56,11 @@ from gcs_hook.cli.values import (
 def _check_port_free(port: int, what: str) -> None:
     from emulator.fakegcs.backend import port_in_use
 
-    if port and port_in_use(port, "127.0.0.1"):
+    try:
+        in_use = bool(port) and port_in_use(port, "127.0.0.1")
+    except ValueError as exc:
+        fail(f"{what} {exc}")
+    if in_use:
         fail(f"{what} port {port} on 127.0.0.1 is already in use")
 
 

@@ -250,3 +250,24 @@ def test_persist_backend_checks_copy_rewrite_compose_and_hides_its_path(tmp_path
         assert "<persist dir>" in json.dumps(body)
     assert not (tmp_path / "escape").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+
+
+def test_memory_backend_keeps_object_versions(gcs_emulator):
+    """Finding 1: the filesystem backend had no versioning; the memory backend has."""
+    conn = _conn(gcs_emulator)
+    body = json.dumps({"name": "ver-bkt-" + os.urandom(4).hex(), "versioning": {"enabled": True}})
+    conn.request("POST", "/storage/v1/b?project=p", body, {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    bucket = json.loads(resp.read())["name"]
+    assert resp.status == 200
+    try:
+        for data in (b"one", b"two"):
+            assert upload(gcs_emulator, bucket, "v", data)[0] == 200
+        conn.request("GET", f"/storage/v1/b/{bucket}/o?versions=true")
+        items = json.loads(conn.getresponse().read())["items"]
+        assert [i["name"] for i in items] == ["v", "v"]
+        assert len({i["generation"] for i in items}) == 2
+        assert download(gcs_emulator, bucket, "v") == (200, b"two")
+    finally:
+        conn.close()
+        gcs_emulator.backend.delete_bucket(bucket)

@@ -288,3 +288,21 @@ def test_serve_persist_and_data_symlink_flags(tmp_path):
               "--state-file", str(tmp_path / "s2.json")],
     )  # fmt: skip
     assert result.exit_code == 0 and "# seeded 1 objects" in result.stderr
+
+
+@pytest.mark.parametrize("ending", ["return", "raise SystemExit(3)", "raise RuntimeError('x')"])
+def test_unclosed_emulator_leaves_no_key_material(tmp_path, ending):
+    code = (
+        "from emulator.fakegcs.session import GcsEmulator\n"
+        "emu = GcsEmulator()\n"
+        "print(emu.front.ca_pem, flush=True)\n"
+        "def main():\n"
+        f"    {ending}\n"
+        "main()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(tmp_path),
+        timeout=60,
+    )  # fmt: skip
+    assert out.stdout.strip().endswith("ca.pem"), out.stderr
+    assert _leftovers(tmp_path) == []

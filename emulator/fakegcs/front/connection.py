@@ -326,6 +326,8 @@ class ClientConnection:
         if trailing:  # client spoke TLS before our 200: unsupported, drop the connection
             return True
         try:
+            # the whole handshake is one socket operation: its total time is bounded by this
+            self.raw.settimeout(min(self.front.idle_timeout, self.front.request_timeout))
             self.sock = self.front._tls.wrap_socket(self.raw, server_side=True)
         except (OSError, ssl.SSLError) as exc:
             log.debug("TLS handshake failed on connection %d: %s", self.conn_id, exc)

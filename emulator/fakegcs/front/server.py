@@ -118,6 +118,8 @@ class Front:
         backend's error answers."""
         if host not in _LOOPBACK:
             raise ValueError(f"the front binds to 127.0.0.1 only, refusing host {host!r}")
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"front port must be 0..65535, got {port!r}")
         # pass-through recording (emulator.fakegcs.upstream): forward to real GCS, no backend;
         # connect_policy: blind CONNECT tunnels to other hosts (emulator.fakegcs.tunnel)
         self.upstream = upstream
