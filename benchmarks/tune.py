@@ -99,7 +99,14 @@ def _pick_measured(results: list[PointResult], best: PointResult | None, n: int)
         (r for r in results if r.config.cache_on and r.config.max_staleness == 0),
         key=lambda r: r.predicted_s,
     )
-    rest = [r for r in rest if r.config not in chosen and r.config.block_size >= 256 * 1024]
+    # tiny caches (max_bytes of a few blocks) thrash and run long in real TF: not measured
+    rest = [
+        r
+        for r in rest
+        if r.config not in chosen
+        and r.config.block_size >= 256 * 1024
+        and r.config.max_bytes >= 16 * MiB
+    ]
     if rest:
         step = max(1, len(rest) // max(1, n - len(chosen)))
         for r in rest[::-1][::step]:  # from the slowest: maximal spread
