@@ -69,7 +69,7 @@ def to_columnar(trace: Mapping[str, Any] | ColumnarTrace) -> ColumnarTrace:
 def _kernel(  # noqa: C901 - one loop on purpose: it is the compiled hot path
     kind, obj, handle, offset, n, seconds, sizes, n_handles,
     bs, max_bytes, stale, cache_on, age, fixed, bw, buffer_size, meta_bytes,
-    base, nblk, obj_reqs, obj_bytes, log, totals,
+    base, nblk, obj_reqs, obj_bytes, log, totals, open_gaps,
 ):  # fmt: skip
     """Replay the columns; returns the clock. ``totals`` gets media, metadata, bytes, peak, log
     length and loop steps; ``obj_reqs``/``obj_bytes`` per-object counts; ``log`` (if it has
@@ -106,6 +106,10 @@ def _kernel(  # noqa: C901 - one loop on purpose: it is the compiled hot path
     buf_len = np.zeros(n_handles, np.int64)
     buf_eof = np.zeros(n_handles, np.bool_)
     n_ops = kind.shape[0]
+    # sampled traces: time of the opens left out (``n`` of an open), at the mean open period
+    period_start = 0.0
+    periods = 0
+    period_total = 0.0
     i = 0
     while i < n_ops:
         steps += 1
@@ -274,6 +278,13 @@ def _kernel(  # noqa: C901 - one loop on purpose: it is the compiled hot path
                 buf_eof[h] = False
             continue
         if k == _OPEN:
+            if open_gaps:
+                if periods > 0 or t > 0.0:
+                    periods += 1
+                    period_total += t - period_start
+                if periods > 0 and n[i] > 0:
+                    t += n[i] * (period_total / periods)
+                period_start = t
             h = handle[i]
             buf_start[h] = 0
             buf_len[h] = 0
@@ -348,13 +359,14 @@ def simulate_columnar(
     buffer_size: int = TF_DEFAULT_BUFFER,
     epochs: int = 1,
     keep_requests: bool = False,
-    time_scale: float = 1.0,
+    open_gaps: bool = False,
 ) -> EngineRun:
     """Replay ``trace`` under ``config`` in the compiled engine.
 
-    ``time_scale`` multiplies each request's time (sampled sweeps run a fraction R of the
-    requests and pass 1/R so that the clock, and with it stat-cache and staleness expiry,
-    runs at full-trace speed).
+    ``open_gaps`` (sampled traces, :mod:`benchmarks.sweep_sampling`): the ``n`` of an open op
+    counts the opens that sampling left out before it; the clock advances by that many times
+    the mean time between opens so far, so that stat-cache and staleness expiry see the time
+    the left-out files would have taken.
     """
     ct = to_columnar(trace)
     age = stat_cache_max_age
@@ -372,13 +384,13 @@ def simulate_columnar(
     obj_bytes = np.zeros(n_obj, np.int64)
     log = np.zeros((_log_capacity(ct, bs, cache_on) if keep_requests else 0, 4), np.int64)
     totals = np.zeros(6, np.int64)
-    fixed = (timing.per_request_overhead_s + timing.first_byte_latency_s) * time_scale
-    bw = float(timing.bandwidth_bytes_per_s) / time_scale
+    fixed = timing.per_request_overhead_s + timing.first_byte_latency_s
+    bw = float(timing.bandwidth_bytes_per_s)
     t = _kernel(
         ct.kind, ct.obj, ct.handle, ct.offset, ct.n, ct.seconds, ct.sizes,
         max(1, ct.n_handles), bs, config.max_bytes, config.max_staleness, cache_on, age,
         fixed, bw, buffer_size, METADATA_RESPONSE_BYTES, base, nblk, obj_reqs, obj_bytes,
-        log, totals,
+        log, totals, open_gaps,
     )  # fmt: skip
     n_media, n_meta, nbytes, peak, nlog, steps = (int(x) for x in totals)
     requests: list[dict[str, Any]] = []

@@ -1,6 +1,7 @@
 """Running sweep tasks in parallel: local processes (trace by memory map) or dask.distributed.
 
-A task is one engine run: (trace key, config given to the engine, time scale). The traces are
+A task is one engine run: (trace key, config given to the engine, whether the trace is
+sampled). The traces are
 shared, never pickled per task:
 
 - **Local processes**: each columnar trace is written once to a temporary ``.npz``
@@ -39,7 +40,7 @@ __all__ = ["Task", "TaskOut", "execute", "max_workers"]
 class Task:
     trace: str  # key into the traces given to execute()
     config: CacheConfig  # what the engine simulates (a miniature config for samples)
-    time_scale: float = 1.0
+    open_gaps: bool = False  # a sampled trace: see simulate_columnar
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def _run(tasks: list[Task], engine: str) -> list[TaskOut]:
     for task in tasks:
         trace = _W["traces"][task.trace]
         if engine == "fast":
-            run = simulate_columnar(trace, task.config, time_scale=task.time_scale, **_W["kw"])
+            run = simulate_columnar(trace, task.config, open_gaps=task.open_gaps, **_W["kw"])
             out.append(TaskOut(run.result, _unit_sums(run.obj_reqs, run.obj_bytes)))
         elif engine == "python":  # today's pure-Python engine (kept as the reference)
             compiled = _W.setdefault("compiled", {})

@@ -14,7 +14,8 @@ without one Python object per read:
 
 ``keep`` (a bool per object, in ``objects()`` order) leaves out the ops of the other objects:
 that is how sampled sweeps synthesize only their sample, in the order the full trace has them;
-handles are then numbered among the kept objects' opens.
+handles are then numbered among the kept objects' opens, and each kept open's ``n`` counts the
+opens left out since the previous kept open (as ``ColumnarTrace.select_objects`` does).
 
 Invariant: ``synthesize_columns(w, keep)`` equals ``from_dict(w.synthesize()).select_objects(keep)``.
 """
@@ -37,7 +38,7 @@ from benchmarks.workloads_synth import (
 )
 from emulator.replay.columnar import CLOSE, OPEN, READ, ColumnarTrace, ColumnBuilder, from_dict
 
-__all__ = ["synthesize_columns"]
+__all__ = ["estimated_reads", "synthesize_columns"]
 
 
 def synthesize_columns(workload: Any, keep: np.ndarray | None = None) -> ColumnarTrace:
@@ -88,6 +89,7 @@ def _interleave_emit(
     shards; writes the kept shards' template ops into the ``out_*`` columns; returns the count."""
     pos = 0
     next_handle = 0
+    left_out = 0  # opens of shards not kept since the last kept open
     slot_file = np.empty(cycle, np.int64)
     slot_call = np.empty(cycle, np.int64)
     slot_handle = np.empty(cycle, np.int64)
@@ -105,15 +107,19 @@ def _interleave_emit(
                 for q in range(tstart[j], tstart[j + 1]):
                     k = tkind[q]
                     if keep[f]:
+                        out_n[pos] = tn[q]
                         if k == 0:  # open
                             slot_handle[idx] = next_handle
                             next_handle += 1
+                            out_n[pos] = left_out
+                            left_out = 0
                         out_kind[pos] = k
                         out_handle[pos] = slot_handle[idx]
                         out_obj[pos] = f
                         out_off[pos] = toff[q]
-                        out_n[pos] = tn[q]
                         pos += 1
+                    elif k == 0:
+                        left_out += 1
                 slot_call[idx] = j + 1
                 if j < records:
                     block_index += 1
@@ -182,6 +188,11 @@ def _read_files(objects: dict[str, int], keep: np.ndarray, epochs: int) -> Colum
     offset = np.where(kind == READ, (local - 1) * READ_FILE_CHUNK, 0).astype(np.int64)
     n = np.where(kind == READ, READ_FILE_CHUNK, 0).astype(np.int64)
     handle_one = np.repeat(np.arange(ids.size, dtype=np.int32), per_file)
+    n_all = np.tile(n, epochs)
+    if ids.size < sizes.size:  # an open's n: the files left out since the previous kept open
+        position = (np.arange(epochs)[:, None] * sizes.size + ids[None, :]).ravel()
+        gaps = np.diff(np.concatenate([[-1], position])) - 1
+        n_all[np.flatnonzero(np.tile(kind, epochs) == OPEN)] = gaps
     return ColumnarTrace(
         names=list(objects),
         sizes=sizes,
@@ -189,7 +200,7 @@ def _read_files(objects: dict[str, int], keep: np.ndarray, epochs: int) -> Colum
         handle=np.concatenate([handle_one + e * ids.size for e in range(epochs)]).astype(np.int32),
         obj=np.tile(obj, epochs),
         offset=np.tile(offset, epochs),
-        n=np.tile(n, epochs),
+        n=n_all,
     )
 
 
@@ -229,3 +240,25 @@ def _random_records(workload: Any, objects: dict[str, int], keep: np.ndarray) ->
                 stream.read(workload.record_size)
             trace.close(handle)
     return builder.build()
+
+
+def estimated_reads(workload: Any) -> np.ndarray:
+    """Per object (``objects()`` order), the reads of the full trace, all epochs — exact for
+    the shard workloads and small-files, computed without synthesizing the trace."""
+    from benchmarks.workloads import InterleavedShards, RandomRecords, SequentialShards, SmallFiles
+
+    objects = workload.objects()
+    sizes = np.array(list(objects.values()), np.int64)
+    shards = isinstance(workload, SequentialShards | InterleavedShards)
+    if shards and len(set(sizes.tolist())) <= 1:
+        record_len = workload.record_size + RECORD_OVERHEAD
+        _, tkind, _, _, _ = _shard_template(int(sizes[0]) if sizes.size else 0, record_len)
+        per_file = int(np.count_nonzero(tkind == READ))
+        return np.full(sizes.size, per_file * workload.epochs, np.int64)
+    if isinstance(workload, SmallFiles):
+        return (sizes // READ_FILE_CHUNK + 1) * workload.epochs
+    if isinstance(workload, RandomRecords):
+        return np.full(sizes.size, 2 * workload.records * workload.epochs, np.int64)
+    ct = synthesize_columns(workload)
+    reads = ct.kind == READ
+    return np.bincount(ct.obj[reads], minlength=sizes.size).astype(np.int64)

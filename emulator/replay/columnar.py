@@ -17,7 +17,8 @@ handle    int32    handle id (open/read/close; ids are dense, reused ids = reuse
 obj       int32    object id (index into ``names``/``sizes``) for open/read/close/stat —
                    for read and close, the object of the handle's open; -1 for sleep
 offset    int64    read: offset; sleep: index into ``seconds``; 0 otherwise
-n         int64    read: n; 0 otherwise
+n         int64    read: n; open: the opens left out before it by sampling (0 in a full
+                   trace, see ``select_objects``); 0 otherwise
 ========  =======  ================================================================
 
 plus ``sizes`` (int64, one per object), ``seconds`` (float64, one per sleep op), and ``meta`` (the
@@ -121,7 +122,8 @@ class ColumnarTrace:
 
     def select_objects(self, keep: np.ndarray) -> ColumnarTrace:
         """The sub-trace of the ops on objects where ``keep[obj]`` (sleeps are kept); the object
-        table is unchanged, handles are renumbered densely in order of first appearance."""
+        table is unchanged, handles are renumbered densely in order of first appearance, and
+        each kept open's ``n`` counts the opens left out since the previous kept open."""
         keep = np.asarray(keep, bool)
         mask = self.kind == SLEEP
         mask |= keep[np.where(self.obj >= 0, self.obj, 0)] & (self.obj >= 0)
@@ -135,6 +137,16 @@ class ColumnarTrace:
             rank = np.empty_like(order)
             rank[order] = np.arange(order.size)
             new_handle[has] = rank[inverse].astype(np.int32)
+        # an open's n counts the opens left out before it (each worth 1 + its own n)
+        opens = self.kind == OPEN
+        weight = np.where(opens & ~mask, 1 + self.n, 0)
+        left_out = np.cumsum(weight)
+        kept_open_idx = np.flatnonzero(opens & mask)
+        n = self.n[mask].copy()
+        if kept_open_idx.size:
+            at = left_out[kept_open_idx]
+            gaps = np.diff(np.concatenate([[0], at])) + self.n[kept_open_idx]
+            n[np.flatnonzero(self.kind[mask] == OPEN)] = gaps
         return ColumnarTrace(
             names=self.names,
             sizes=self.sizes,
@@ -142,7 +154,7 @@ class ColumnarTrace:
             handle=new_handle,
             obj=self.obj[mask],
             offset=self.offset[mask],
-            n=self.n[mask],
+            n=n,
             seconds=self.seconds,
             config=self.config,
             stat_cache_max_age=self.stat_cache_max_age,
