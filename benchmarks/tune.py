@@ -64,6 +64,9 @@ class TuneOptions:
     workers: int | None = None
     scheduler: str | None = None
     stat_cache_max_age: int | None = None  # GCS_STAT_CACHE_MAX_AGE; None: trace's or TF's 5 s
+    exact: bool = False  # never sample (benchmarks.sweep_sampling)
+    sample_rate: float | None = None  # None: chosen for the time target
+    sweep_time_target_s: float = 20.0
 
 
 @dataclass
@@ -75,6 +78,7 @@ class TuneOutcome:
     measurements: list[dict[str, Any]]
     model_check: str
     seconds: float
+    sampling: dict[str, Any] = field(default_factory=dict)
 
 
 def _tf_available() -> bool:
@@ -176,7 +180,7 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
 
         if trace is None and workload is not None:
             if workload.can_synthesize:
-                trace = workload.synthesize()
+                pass  # synthesized into columns by the sweep, only the sample if sampled
             else:
                 if emulator is None:
                     raise RuntimeError(f"workload {workload.name!r} needs TensorFlow to record")
@@ -186,34 +190,8 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
                 console.print(f"[bold]record[/bold]: {sweep_w.name} at sweep scale …")
                 rec, _ = record_workload(sweep_w, emulator)
                 trace = dict(rec.trace, config=None)
-        assert trace is not None
-
         grid = default_grid(opts.memory_budget, quick=opts.quick)
-        engine = "fast"
-        try:
-            from benchmarks.sweep import compile_ops
-
-            compile_ops(trace)
-        except NotImplementedError:
-            engine = "model"
-        n_ops = len(trace.get("ops", []))
-        console.print(
-            f"[bold]sweep[/bold]: {len(grid)} configurations × {n_ops:,} ops "
-            f"({engine} engine, size-only) …"
-        )
-        with _progress_bar(console) as bar:
-            task = bar.add_task("sweep", total=len(grid))
-            results = run_sweep(
-                trace,
-                grid,
-                timing=opts.timing,
-                epochs=epochs,
-                stat_cache_max_age=opts.stat_cache_max_age,
-                engine=engine,
-                workers=opts.workers,
-                scheduler=opts.scheduler,
-                progress=lambda done, total: bar.update(task, completed=done),
-            )
+        results, sampling = _sweep(opts, console, grid, trace, workload, epochs)
         best = best_under_budget(results, opts.memory_budget)
 
         if opts.measure and emulator is not None and measure_w is not None:
@@ -258,6 +236,7 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
         "model_check": model_check,
         "grid": "quick" if opts.quick else "full",
         "stat_cache_max_age": opts.stat_cache_max_age,
+        "sampling": sampling,
     }
     paths = write_report(
         opts.out_dir,
@@ -273,7 +252,72 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
     line = recommendation_line(best)
     if opts.stat_cache_max_age not in (None, 5):
         line += f"  # with GCS_STAT_CACHE_MAX_AGE={opts.stat_cache_max_age} set before importing TF"
-    return TuneOutcome(results, best, line, paths, measurements, model_check, time.monotonic() - t0)
+    return TuneOutcome(
+        results, best, line, paths, measurements, model_check, time.monotonic() - t0, sampling
+    )
+
+
+def _sweep(
+    opts: TuneOptions,
+    console: Any,
+    grid: list[CacheConfig],
+    trace: dict[str, Any] | None,
+    workload: Workload | None,
+    epochs: int,
+) -> tuple[list[PointResult], dict[str, Any]]:
+    """The sweep stage: exact or sampled on the compiled engine when it covers the trace
+    (a synthesizable workload is synthesized into columns, only its sample when sampled), else
+    exact on the model engine. Returns the results and how they were computed."""
+    import numpy as np
+
+    from benchmarks.sweep import fast_engine_covers
+    from benchmarks.sweep_sampling import run_sampled_sweep, summary, workload_sweep_inputs
+    from emulator.replay.columnar import READ, from_dict
+
+    common = {"timing": opts.timing, "epochs": epochs,
+              "stat_cache_max_age": opts.stat_cache_max_age, "workers": opts.workers,
+              "scheduler": opts.scheduler}  # fmt: skip
+    if trace is not None and not fast_engine_covers(trace):
+        console.print(
+            f"[bold]sweep[/bold]: {len(grid)} configurations × {len(trace['ops']):,} ops "
+            "(model engine: the trace has ops the fast engine does not cover; exact) …"
+        )
+        with _progress_bar(console) as bar:
+            task = bar.add_task("sweep", total=len(grid))
+            results = run_sweep(trace, grid, engine="model", **common,
+                                progress=lambda d, t: bar.update(task, completed=d))  # fmt: skip
+        return results, {"exact": True, "engine": "model", "sample_rate": 1.0}
+    if trace is None:
+        assert workload is not None
+        inputs = workload_sweep_inputs(workload)
+    else:
+        ct = from_dict(trace)
+        reads = ct.kind == READ
+        weights = np.bincount(ct.obj[reads], minlength=len(ct.names))
+        inputs = {"columns_for": lambda keep: ct if keep is None else ct.select_objects(keep),
+                  "names": ct.names, "weights": weights, "total_reads": int(reads.sum())}  # fmt: skip
+    console.print(
+        f"[bold]sweep[/bold]: {len(grid)} configurations × {inputs['total_reads']:,} reads "
+        "(compiled engine, size-only) …"
+    )
+    with _progress_bar(console) as bar:
+        task = bar.add_task("sweep", total=len(grid))
+        sweep = run_sampled_sweep(
+            configs=grid, exact=opts.exact, rate=opts.sample_rate,
+            time_target_s=opts.sweep_time_target_s, **inputs, **common,
+            progress=lambda d, t: bar.update(task, completed=d * len(grid) // max(1, t)),
+        )  # fmt: skip
+    info = dict(summary(sweep), engine="compiled")
+    info["error_estimates"] = [round(e, 6) for e in sweep.errors]
+    if sweep.exact:
+        console.print("  exact: every read simulated (R = 1)")
+    else:
+        console.print(
+            f"  sampled: R = {sweep.rate:g} ({sweep.sampled_reads:,} of "
+            f"{sweep.total_reads:,} reads), estimated error ≤ {sweep.max_error:.2%} "
+            "on requests and bytes (--exact to simulate every read)"
+        )
+    return sweep.results, info
 
 
 def _read_ops(trace: Mapping[str, Any]) -> list[tuple]:
