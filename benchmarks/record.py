@@ -142,8 +142,13 @@ def record_workload(
     started and closed here if not given). Returns the recording and the workload (for the
     checkpoint workload, with the written object sizes filled in).
     """
+    from benchmarks.workloads_live import LIVE, record_live
     from emulator.replay.tf_worker import TfWorker
 
+    if isinstance(workload, LIVE):  # files change while read: recorded like a user's program
+        t0 = time.monotonic()
+        trace, reqs = record_live(workload, emulator)
+        return Recording(trace, reqs, {}, time.monotonic() - t0), workload
     own_worker = worker is None
     if own_worker:
         env = dict(emulator.tf_env())

@@ -31,10 +31,17 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from benchmarks.workloads import Workload
+from benchmarks.workloads import WORKLOADS, Workload
 from benchmarks.workloads_files import tfrecord_bytes
 
-__all__ = ["CheckpointPoller", "TensorBoardLogs", "TB_READ_CHUNK", "record_live", "run_live"]
+__all__ = [
+    "LIVE",
+    "CheckpointPoller",
+    "TensorBoardLogs",
+    "TB_READ_CHUNK",
+    "record_live",
+    "run_live",
+]
 
 KiB = 1024
 MiB = 1024 * 1024
@@ -189,18 +196,29 @@ class CheckpointPoller(Workload):
 
     def trainer_code(self) -> str:
         """Run in a trainer TfWorker with ``outdir`` and ``step``: saves checkpoint ``step``
-        locally (TF's own format); returns the file names to upload."""
+        locally with a ``tf.train.CheckpointManager`` (TF's own format and state file);
+        returns the directory's file names."""
+        f, v = self.floats_per_variable, self.variables
         return (
             "import os\n"
-            f"_tv = [tf.Variable(tf.fill([{self.floats_per_variable}], float(step) + i)) "
-            f"for i in range({self.variables})]\n"
-            "_path = tf.train.Checkpoint(v=_tv).write(os.path.join(outdir, f'ckpt-{step}'))\n"
-            "tf.train.update_checkpoint_state(outdir, _path)\n"
+            "if '_mgr' not in globals():\n"
+            f"    _tv = [tf.Variable(tf.zeros([{f}])) for _ in range({v})]\n"
+            "    _mgr = tf.train.CheckpointManager(tf.train.Checkpoint(v=_tv), outdir, "
+            "max_to_keep=None)\n"
+            "for _i, _var in enumerate(_tv):\n"
+            f"    _var.assign(tf.fill([{f}], float(step) + _i))\n"
+            "_mgr.save(checkpoint_number=step)\n"
             "result = sorted(os.listdir(outdir))\n"
         )
 
     def tf_epoch_code(self) -> str:
         return self.reader_setup_code() + self.reader_step_code()
+
+
+#: the live workload classes (recorded with :func:`record_live`, not measured per epoch)
+LIVE = (TensorBoardLogs, CheckpointPoller)
+for _w in (TensorBoardLogs(), CheckpointPoller()):
+    WORKLOADS[_w.name] = _w
 
 
 def _upload(front_url: str, bucket: str, name: str, data: bytes) -> None:
@@ -232,11 +250,14 @@ def run_live(workload: Workload, emulator: Any, reader: Any, *, trainer: Any = N
             results.append(reader.run(workload.reader_step_code(), timeout=600))
         return results
     assert isinstance(workload, CheckpointPoller)
+    uploaded: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="gcs-hook-poller-") as outdir:
         for step in range(1, workload.checkpoints + 1):
             files = trainer.run(workload.trainer_code(), outdir=outdir, step=step, timeout=300)
-            # data and index first, the state file last: what tf.train.CheckpointManager does
-            for fname in sorted(files, key=lambda f: f == "checkpoint"):
+            new = [f for f in files if f not in uploaded or f == "checkpoint"]
+            uploaded.update(new)
+            # data and index first, the state file last (as CheckpointManager writes them)
+            for fname in sorted(new, key=lambda f: f == "checkpoint"):
                 with open(os.path.join(outdir, fname), "rb") as fh:
                     _upload(emulator.url, bucket, f"ckpt/{fname}", fh.read())
             for _ in range(2):  # a poll that finds it, and one that finds nothing new
@@ -245,8 +266,9 @@ def run_live(workload: Workload, emulator: Any, reader: Any, *, trainer: Any = N
     return results
 
 
-def record_live(workload: Workload, emulator: Any) -> dict[str, Any]:
-    """Record a live workload with the recording settings; returns the trace (config null)."""
+def record_live(workload: Workload, emulator: Any) -> tuple[dict[str, Any], list[dict]]:
+    """Record a live workload with the recording settings; returns the trace (config null) and
+    the reader's media and metadata requests (trace-format dicts)."""
     from benchmarks.ledger_trace import ledger_to_trace
     from benchmarks.record import RECORDING_ENV
     from emulator.replay.tf_worker import TfWorker
@@ -265,4 +287,9 @@ def record_live(workload: Workload, emulator: Any) -> dict[str, Any]:
     records = [r for r in emulator.ledger.since(mark) if r.bucket == workload.bucket]
     trace = ledger_to_trace(records, workload.objects()).trace
     trace["comment"] = f"recorded from real TF: workload {workload.name} {workload.params()}"
-    return trace
+    requests = [
+        r.as_trace_request()
+        for r in records
+        if r.principal == "test-token" and r.kind in ("media", "metadata")
+    ]
+    return trace, requests

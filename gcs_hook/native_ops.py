@@ -8,6 +8,7 @@
     gcs_random_access_open(handle, path)
     gcs_random_access_read(handle, offset, n) -> (data, code, message)
     gcs_random_access_close(handle)
+    gcs_flush_caches()                          # GcsFileSystem::FlushCaches (every cache)
 
 All ops are stateful, so they run eagerly (TF2) and are never pruned or constant-folded in graphs.
 The module is loaded once per process (thread-safe). A library TensorFlow refuses to load (e.g.

@@ -1,6 +1,6 @@
 """Model of TensorFlow's ``RamFileBlockCache`` (xla/tsl/platform/cloud/ram_file_block_cache.cc).
 
-Semantics (TF 2.21; see /work/shared/docs/tf-gcs-semantics.md §1):
+Semantics (TF 2.21; see docs/tf-read-path.md, "Block cache"):
 
 - Enabled iff ``block_size > 0 and max_bytes > 0``. A read with ``n == 0`` returns at once; a
   read on a disabled cache, or with ``n > max_bytes``, passes straight to the fetcher as one

@@ -29,6 +29,8 @@ Semantics:
 - :meth:`reset_block_cache` = ``ResetFileBlockCache``: a new empty cache (signatures too),
   the stat cache kept; already-open cached handles use the new cache on their next read.
 - :meth:`stat` of a missing object = metadata GET + a one-result list request, then NOT_FOUND.
+- :meth:`flush_caches` = ``FlushCaches``: block cache, stat cache and matching-paths cache
+  emptied.
 """
 
 from __future__ import annotations
@@ -342,11 +344,13 @@ class GcsFilesystemModel:
             self._cache_lock.release_shared()
 
     def flush_caches(self) -> None:
-        """TF's FlushCaches: block cache flushed, stat cache cleared."""
+        """TF's FlushCaches: block cache flushed, stat cache and matching-paths cache cleared
+        (TF 2.21 also clears its bucket-location cache, which only writes use; not modelled)."""
         self._cache_lock.acquire_shared()
         try:
             self.block_cache.flush()
             self.stat_cache.clear()
+            self.matching_paths_cache.clear()
         finally:
             self._cache_lock.release_shared()
 

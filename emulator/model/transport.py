@@ -2,7 +2,7 @@
 
 A transport answers three questions TF's GCS filesystem asks the network - object metadata
 (size + generation), a ranged read of object bytes, and a bounded listing - and records every
-request it sends in trace-format form (``/work/shared/docs/trace-format.md``)::
+request it sends in trace-format form (``docs/trace-format.md``)::
 
     {"kind": "metadata", "object": "bkt/a.bin"}
     {"kind": "media", "object": "bkt/a.bin", "range": [0, 1048575]}

@@ -1,11 +1,13 @@
 """Traces and the machinery that replays them through the model and through real TensorFlow.
 
 - ``trace``: the trace and result format (load, validate, dump; deterministic object content);
-- ``simulation``: ``simulate()``, a trace through the model with a virtual clock, size-only (no bytes moved);
+- ``simulation``: ``simulate()``, a trace through the model on a virtual clock, size-only
+  (no bytes moved);
 - ``loading``: traces as the engines take them (``load_replay_trace``: validated dict + faults);
 - ``model_engine``: ``run_model``, a trace through the model, requests as the model sends them;
 - ``tf_replayer``: ``TfReplayer`` / ``run_tf``, a trace through real TensorFlow and the front;
 - ``isolation``: one trace's objects in a shared fake GCS under bucket names of its own;
+- ``objects``: trace objects without their bytes built up front (lazy store, write plan);
 - ``comparison``: ``compare``, the first difference between two results;
 - ``random_traces``: ``random_trace``, seeded traces for differential fuzzing;
 - ``replay``: one import for all of the above (``from emulator.replay import replay``);

@@ -14,12 +14,14 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from emulator.replay.loading import ReplayError, object_content, trace_buckets
+from emulator.replay.loading import ReplayError, trace_buckets
+from emulator.replay.objects import MAX_UPLOAD_BYTES, TraceObject, upload_object, write_plan
 
-__all__ = ["Isolation", "op_for_seq", "real_bucket", "wait_quiet"]
+__all__ = ["Isolation", "check_uploadable", "op_for_seq", "real_bucket", "wait_quiet"]
 
 
 class Isolation:
@@ -28,6 +30,13 @@ class Isolation:
     Version ``v`` of trace object ``NAME`` holds ``object_content(NAME, v, size)`` whatever its
     real bucket is called, so every engine returns the same bytes; :meth:`collect` gives the
     front's records for these buckets, renamed back to the trace's names.
+
+    Objects are written lazily: a write (creation or overwrite) reaches the backend only if an
+    op may observe that version (:func:`emulator.replay.objects.write_plan`), streamed in chunks
+    (:func:`emulator.replay.objects.upload_object`). A skipped write leaves the backend with
+    what no op looks at before the object's next write or delete, so requests and bytes are
+    those of a run that wrote everything. :class:`ReplayError` at construction, before
+    anything is written, if an object that must be written is too large to upload.
     """
 
     def __init__(self, emulator: Any, trace: Mapping[str, Any], prefix: str) -> None:
@@ -36,7 +45,12 @@ class Isolation:
         self.buckets = {b: real_bucket(prefix, b) for b in trace_buckets(trace)}
         self.reverse = {real: b for b, real in self.buckets.items()}
         self.versions: dict[str, int] = {}
-        self.deleted: set[str] = set()
+        self.present: set[str] = set()  # trace names with an object in the backend
+        plan = check_uploadable(trace)
+        self._pending = {name: deque(sizes) for name, sizes in plan.items()}
+        #: How many writes reached the backend and how many were skipped (nothing observed them).
+        self.uploads = 0
+        self.skipped = 0
 
     def create(self, objects: Mapping[str, int]) -> None:
         for real in self.buckets.values():
@@ -53,18 +67,25 @@ class Isolation:
         return f"{bucket}/{obj}"
 
     def put(self, name: str, size: int, version: int | None = None) -> None:
+        """Write version ``version`` (default: the next) of ``name``, if the plan says an op
+        will observe it; writes of one object must come in trace order."""
         version = self.versions.get(name, 0) + 1 if version is None else version
         self.versions[name] = version
+        pending = self._pending.get(name)
+        if pending is not None and pending and pending.popleft() is None:
+            self.skipped += 1
+            return
         bucket, obj = self.real_name(name)
-        self.backend.put_object(bucket, obj, object_content(name, version, int(size)))
-        self.deleted.discard(name)
+        upload_object(self.backend, bucket, obj, TraceObject(name, version, int(size)))
+        self.present.add(name)
+        self.uploads += 1
 
     def delete(self, name: str) -> None:
-        """Delete the object if it exists (deleting a missing object changes nothing)."""
-        if self.versions.get(name) and name not in self.deleted:
+        """Delete the object if it is in the backend (deleting a missing one changes nothing)."""
+        if name in self.present:
             bucket, obj = self.real_name(name)
             self.backend.delete_object(bucket, obj)
-            self.deleted.add(name)
+            self.present.discard(name)
 
     def unmap(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """A trace-format request with real bucket names turned back into the trace's."""
@@ -97,6 +118,22 @@ class Isolation:
             # best effort: the names are unique to this run, so a leftover collides with nothing
             with contextlib.suppress(Exception):
                 self.backend.delete_bucket(real)
+
+
+def check_uploadable(trace: Mapping[str, Any]) -> dict[str, list[int | None]]:
+    """The trace's :func:`~emulator.replay.objects.write_plan`, after checking that every write
+    an op observes fits :data:`~emulator.replay.objects.MAX_UPLOAD_BYTES` (``ReplayError``
+    otherwise). Engines that upload objects call it before they start anything."""
+    plan = write_plan(trace)
+    for name, sizes in plan.items():
+        too_big = [s for s in sizes if s is not None and s > MAX_UPLOAD_BYTES]
+        if too_big:
+            raise ReplayError(
+                f"object {name} of {too_big[0]} bytes is read, and the engines that upload to "
+                f"the fake GCS take objects of at most {MAX_UPLOAD_BYTES} bytes (the model "
+                "engine with the memory transport reads objects of any size)"
+            )
+    return plan
 
 
 def real_bucket(prefix: str, bucket: str) -> str:

@@ -22,6 +22,7 @@ from emulator.replay.loading import (
     renamed_trace,
     trace_object_names,
 )
+from emulator.replay.objects import LazyObjectTransport
 
 __all__ = ["MODEL_TRANSPORTS", "run_model"]
 
@@ -36,20 +37,22 @@ def run_model(
     """Run one (validated) trace through the model on a virtual clock; returns the result.
 
     The model filesystem is built with the trace's ``config`` and ``stat_cache_max_age``; the
-    ops run through :func:`emulator.replay.simulation.run_trace` (the one trace runner the model side
-    has), so replay and simulation cannot drift apart.
+    ops run through :func:`emulator.replay.simulation.run_trace` (the one trace runner the
+    model side has), so replay and simulation cannot drift apart.
 
-    ``transport="memory"``: a :class:`~emulator.model.transport.MemoryTransport`; requests are what
-    the model says it sends. ``transport="gcsfs"``: a :class:`~emulator.model.transport.GcsfsTransport`
-    through the front's plain-HTTP endpoint of ``emulator`` (started and stopped here if None),
-    objects in the fake GCS under run-unique bucket names; requests are what the FRONT saw (the
-    wire, comparable with the tf engine), and ``transport_requests`` what the model says it
-    sent.
+    ``transport="memory"``: a :class:`~emulator.replay.objects.LazyObjectTransport` (the memory
+    transport holding each object as name, version and size; a ranged GET computes just the
+    bytes it returns, so an object nothing reads costs nothing whatever its size); requests are
+    what the model says it sends. ``transport="gcsfs"``: a
+    :class:`~emulator.model.transport.GcsfsTransport` through the front's plain-HTTP endpoint
+    of ``emulator`` (started and stopped here if None), objects in the fake GCS under run-unique
+    bucket names; requests are what the FRONT saw (the wire, comparable with the tf engine),
+    and ``transport_requests`` what the model says it sent.
     """
     from emulator.model.clock import VirtualClock
     from emulator.model.errors import error_for_http_status
     from emulator.model.gcs_model import GcsFilesystemModel, RetryConfig
-    from emulator.model.transport import GcsfsTransport, MemoryTransport
+    from emulator.model.transport import GcsfsTransport
     from emulator.replay.simulation import run_trace
 
     if transport not in MODEL_TRANSPORTS:
@@ -71,7 +74,7 @@ def run_model(
         )
 
     if transport == "memory":
-        store = MemoryTransport()
+        store = LazyObjectTransport()
         sized = "body_bytes" in inspect.signature(store.inject_fault).parameters
         for fault in faults:
             store.inject_fault(
@@ -82,7 +85,13 @@ def run_model(
                 # what the front sends with an injected error; TF reads it into its n-byte buffer
                 **({"body_bytes": fault_body_bytes(fault["status"])} if sized else {}),
             )
-        result = run_trace(plain, model_fs(store), engine="model").to_dict()
+        result = run_trace(
+            plain,
+            model_fs(store),
+            engine="model",
+            writer=store.put_trace_object,
+            deleter=store.delete_trace_object,
+        ).to_dict()
         return {"engine": "model", "requests": result["requests"], "reads": result["reads"]}
 
     own = emulator is None

@@ -12,6 +12,8 @@ This module is the one import for everything replay does; each job lives in its 
 - :mod:`emulator.replay.model_engine` — the ``model`` engine (:func:`run_model`):
   :class:`~emulator.model.gcs_model.GcsFilesystemModel` on a virtual clock over an in-memory
   store (requests are what the model says it sends) or gcsfs through the front;
+- :mod:`emulator.replay.objects` — trace objects without their bytes built up front (lazy
+  in-memory store, write plan, chunked uploads);
 - :mod:`emulator.replay.comparison` — :func:`compare`, the first difference of two results;
 - :mod:`emulator.replay.random_traces` — :func:`random_trace` for differential fuzzing.
 
@@ -22,7 +24,7 @@ This module is the one import for everything replay does; each job lives in its 
 from __future__ import annotations
 
 from emulator.replay.comparison import Difference, compare, read_record
-from emulator.replay.isolation import Isolation, real_bucket
+from emulator.replay.isolation import Isolation, check_uploadable, real_bucket
 from emulator.replay.loading import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_STAT_CACHE_MAX_AGE,
@@ -54,6 +56,7 @@ __all__ = [
     "Isolation",
     "ReplayError",
     "TfReplayer",
+    "check_uploadable",
     "compare",
     "env_group",
     "fault_body_bytes",

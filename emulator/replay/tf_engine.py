@@ -1,9 +1,10 @@
 """The TensorFlow side of ``gcs-hook replay --engine tf``: runs trace ops inside a TF process.
 
-This module is imported INSIDE a :class:`emulator.replay.tf_worker.TfWorker` subprocess (TensorFlow
-already imported, the front's environment set before import). :mod:`emulator.replay.tf_replayer` drives it
-one op at a time, so the parent can mark the front's ledger between ops and do the backend-side
-ops (object creation, overwrite, delete, sleep) itself.
+This module is imported INSIDE a :class:`emulator.replay.tf_worker.TfWorker` subprocess
+(TensorFlow already imported, the front's environment set before import).
+:mod:`emulator.replay.tf_replayer` drives it one op at a time, so the parent can mark the
+front's ledger between ops and do the backend-side ops (object creation, overwrite, delete,
+sleep) itself.
 
 How reads reach TensorFlow: through the project's native ops (:mod:`gcs_hook.native_ops`):
 ``gcs_random_access_open`` calls ``Env::NewRandomAccessFile`` on the ``gs://`` filesystem (TF's

@@ -12,8 +12,8 @@ How one TF process replays many traces without them seeing each other:
   path) and block cache keys (keyed by path) cannot collide; requests are mapped back to the
   trace's names before they are compared;
 - before each trace the block cache is replaced by a brand-new one with the trace's parameters
-  (:func:`emulator.replay.tf_engine.fresh_cache` forces a reset even when the parameters are unchanged,
-  which also drops the file-signature map), and every handle is closed after it.
+  (:func:`emulator.replay.tf_engine.fresh_cache` forces a reset even when the parameters are
+  unchanged, which also drops the file-signature map), and every handle is closed after it.
 
 What cannot be changed after ``import tensorflow`` decides which process a trace runs in
 (:func:`env_group`): the stat cache max age (``GCS_STAT_CACHE_MAX_AGE``) and, for traces that
@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emulator.replay.comparison import read_record
-from emulator.replay.isolation import Isolation, wait_quiet
+from emulator.replay.isolation import Isolation, check_uploadable, wait_quiet
 from emulator.replay.loading import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_STAT_CACHE_MAX_AGE,
@@ -108,8 +108,8 @@ def merge_groups(groups: Iterable[EnvGroup]) -> dict[EnvGroup, EnvGroup]:
 class TfReplayer:
     """Replays traces in real TensorFlow; one TF subprocess per :class:`EnvGroup` at a time.
 
-    Uses ``emulator`` (a :class:`emulator.fakegcs.session.GcsEmulator`) when given, else starts (and on
-    :meth:`close` stops) its own. ``worker_factory(env)`` makes the TF process (default:
+    Uses ``emulator`` (a :class:`emulator.fakegcs.session.GcsEmulator`) when given, else starts
+    (and on :meth:`close` stops) its own. ``worker_factory(env)`` makes the TF process (default:
     :class:`emulator.replay.tf_worker.TfWorker`; anything with ``run(code, **variables)`` and
     ``close()`` works). Thread-unsafe: one trace at a time.
     """
@@ -179,6 +179,8 @@ class TfReplayer:
     def run_many(self, traces: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Run traces grouped by :class:`EnvGroup` (fewest TF processes); results in input order."""
         traces = list(traces)
+        for trace in traces:  # before any TF process starts or any object is written
+            check_uploadable(trace)
         groups = [env_group(t) for t in traces]
         process_group = merge_groups(groups)
         order = sorted(range(len(traces)), key=lambda i: process_group[groups[i]])
@@ -195,8 +197,8 @@ class TfReplayer:
             needed.buffer_size is not None and needed.buffer_size != group.buffer_size
         ):
             raise ReplayError(f"trace needs {needed}, cannot run in {group}")
-        self._worker_for(group)
         run = _TfTraceRun(self, trace, f"r{self._run_id}-{next(self._counter)}")
+        self._worker_for(group)
         try:
             return run.execute()
         finally:

@@ -1,4 +1,4 @@
-"""The read-trace format and its result format (/work/shared/docs/trace-format.md).
+"""The read-trace format and its result format (docs/trace-format.md).
 
 - :func:`load_trace` parses and validates a trace (path, JSON text or dict) into a
   :class:`Trace`; any problem raises :class:`TraceError` naming where it is

@@ -94,7 +94,8 @@ def replay(
         typer.Option(
             "--random",
             metavar="N",
-            help="Instead of files: N random traces (emulator.replay.random_trace), seeds from --seed.",
+            help="Instead of files: N random traces (emulator.replay.random_trace), seeds "
+            "from --seed.",
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="First seed for --random.")] = 0,
@@ -151,6 +152,13 @@ def replay(
             for name, trace in zip(names, traces, strict=True):
                 if trace.get("faults"):
                     fail(f"{name} injects faults: that needs the memory transport")
+
+    if compare_engines or engine == "tf" or transport != "memory":
+        for name, trace in zip(names, traces, strict=True):  # objects go to the fake GCS
+            try:
+                rp.check_uploadable(trace)
+            except rp.ReplayError as exc:
+                fail(f"{name}: {exc}")
 
     emulator: Any = None  # one fake GCS + front for every engine that needs one
 

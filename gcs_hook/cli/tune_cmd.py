@@ -5,7 +5,7 @@
                   [--backend embedded|container|URL] [--out DIR] [--quick]
                   [--param KEY=VALUE ...] [--latency-ms MS] [--bandwidth RATE]
                   [--overhead-ms MS] [--no-measure] [--workers N] [--scheduler ADDR]
-                  [--stat-cache-max-age S]
+                  [--stat-cache-max-age S] [--exact] [--sample-rate R]
 
 Runs :func:`benchmarks.tune.run_tune` (record with real TF → sweep in the model → measured runs →
 report) and prints the line to paste. Bad arguments (unknown workload or parameter, negative or
@@ -93,7 +93,19 @@ def _parse_params(items: list[str], workload: str) -> dict[str, Any]:
         if number <= 0 and key != "seed":
             fail(f"--param {key} must be positive, got {value!r}")
         out[key] = number
+    if out:
+        from benchmarks.workloads import check_scale, get_workload
+
+        problem = check_scale(get_workload(workload, **_sweep_params(workload, out)))
+        if problem:
+            fail(f"--param: {problem}")
     return out
+
+
+def _sweep_params(workload: str, params: dict[str, Any]) -> dict[str, Any]:
+    from benchmarks.workloads import SWEEP_SCALE
+
+    return {**SWEEP_SCALE.get(workload, {}), **params}
 
 
 def _check_backend(spec: str) -> None:
@@ -221,6 +233,13 @@ def tune(
         bool,
         typer.Option("--allow-stale", help="let the recommendation read stale or torn data"),
     ] = False,
+    exact: Annotated[
+        bool, typer.Option("--exact", help="simulate every read (no sampling)")
+    ] = False,
+    sample_rate: Annotated[
+        float | None,
+        typer.Option("--sample-rate", help="sampling rate R in (0, 1] [default: chosen by time]"),
+    ] = None,
 ) -> None:
     """Recommend BlockCacheParams for a training workload (sweep + measured runs, plots)."""
     from rich.console import Console
@@ -270,6 +289,18 @@ def tune(
     opts.timing = _timing_from_flags(latency_ms, overhead_ms, bandwidth, bandwidth_mibps)
     if workers is not None and workers < 1:
         fail(f"--workers must be >= 1, got {workers}")
+    from benchmarks.sweep_parallel import max_workers
+
+    if workers is not None and workers > max_workers():
+        typer.echo(
+            f"gcs-hook: note: --workers {workers} capped at the {max_workers()} cores", err=True
+        )
+        workers = max_workers()
+    if sample_rate is not None and not (0 < sample_rate <= 1):
+        fail(f"--sample-rate must be in (0, 1], got {sample_rate}")
+    if exact and sample_rate is not None:
+        fail("--exact and --sample-rate exclude each other")
+    opts.exact, opts.sample_rate = exact, sample_rate
     if scheduler:
         import importlib.util
 
@@ -299,6 +330,12 @@ def tune(
             f"[bold]recommendation[/bold] (memory budget {memory_budget}): predicted "
             f"{best.epoch_s:.2f} s/epoch, {best.requests_per_epoch:.0f} requests/epoch"
         )
+        sampling = outcome.sampling
+        if sampling.get("exact") is False:
+            console.print(
+                f"  sampled at R = {sampling['sample_rate']:g}: estimated error "
+                f"≤ {sampling['max_error_estimate']:.2%} (--exact for every read)"
+            )
     if json_out:
         from benchmarks.advice import results_json
 

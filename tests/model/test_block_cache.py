@@ -1,4 +1,4 @@
-"""BlockCache: the RamFileBlockCache model (tf-gcs-semantics.md §1)."""
+"""BlockCache: the RamFileBlockCache model (docs/tf-read-path.md, "Block cache")."""
 
 from __future__ import annotations
 

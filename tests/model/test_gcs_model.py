@@ -1,4 +1,4 @@
-"""GcsFilesystemModel: TF 2.21's GCS read path at request level (tf-gcs-semantics.md §2-§3)."""
+"""GcsFilesystemModel: TF 2.21's GCS read path at request level (docs/tf-read-path.md)."""
 
 from __future__ import annotations
 
@@ -296,6 +296,19 @@ def test_matching_paths_lists_once_and_globs_without_crossing_slash():
     assert t.requests[-1] == {"kind": "list", "object": "b"} and len(t.requests) == 4
     with pytest.raises(InvalidArgumentError):
         fs.get_matching_paths("gs://b*")
+
+
+def test_flush_caches_empties_the_matching_paths_cache():
+    """Issue 11 finding 8 (real TF: tests/model/test_gcs_model_tf.py)."""
+    t = SizeOnlyTransport()
+    t.put("b", "d/a.rec", 1)
+    fs = GcsFilesystemModel(t, matching_paths_cache_max_age=60, clock=VirtualClock())
+    assert fs.get_matching_paths("gs://b/d/*") == ["gs://b/d/a.rec"]
+    t.put("b", "d/b.rec", 1)
+    assert fs.get_matching_paths("gs://b/d/*") == ["gs://b/d/a.rec"]  # cached
+    fs.flush_caches()
+    assert fs.get_matching_paths("gs://b/d/*") == ["gs://b/d/a.rec", "gs://b/d/b.rec"]
+    assert [r["kind"] for r in t.requests] == ["list", "list"]
 
 
 def test_unbounded_listing_sends_one_request_per_page():

@@ -121,6 +121,73 @@ def test_invalid_trace_exits_2_with_one_line(tmp_path, content, needle):
     assert "invalid trace" in line and needle in line
 
 
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        (b'\xff\xfe{"ops": []}', "not UTF-8 text (byte 0xff at offset 0)"),
+        (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
+        (b'{"ops": [' + b"[" * 200_000 + b"]" * 200_000 + b"]}", "nested too deeply"),
+        (b'[{"ops": []}]', "a trace must be a JSON object, not an array"),
+        (b"7", "a trace must be a JSON object, not a number"),
+        (b'{"trace": [], "faults": []}', "'trace' must be a JSON object, not an array"),
+        (
+            b'{"ops": [{"op": "open", "object": "b/o", "handle": '
+            + b"[" * 900
+            + b"]" * 900
+            + b"}]}",
+            "'handle' must be a non-empty string",
+        ),
+    ],
+    ids=[
+        "invalid-utf8",
+        "200k-deep-array",
+        "200k-deep-inside",
+        "top-level-array",
+        "number",
+        "fault-case-array",
+        "long-value",
+    ],
+)
+def test_unusable_trace_files_exit_2_with_one_short_line(tmp_path, content, needle):
+    """Issue 11 finding 6: no traceback, one line, exit 2, whatever the file holds."""
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    result = _invoke(str(path), "--engine", "model")
+    assert result.exit_code == 2
+    line = _error_line(result)
+    assert "invalid trace" in line and needle in line
+    assert len(line) < 500
+
+
+def _sized_trace(*, size=1000, n=10, block=65536, overwrite=None) -> dict:
+    ops = [{"op": "open", "handle": "h", "object": "b/o"}]
+    if overwrite is not None:
+        ops.append({"op": "overwrite", "object": "b/o", "size": overwrite})
+    ops.append({"op": "read", "handle": "h", "offset": 0, "n": n})
+    config = {"block_size": block, "max_bytes": 4 * block, "max_staleness": 0}
+    return {"config": config, "objects": {"b/o": size}, "ops": ops}
+
+
+@pytest.mark.parametrize(
+    "trace, needle",
+    [
+        (_sized_trace(n=10**12), "ops[1] (read): n = 1000000000000 is more than"),
+        (_sized_trace(block=10**12), "config: block_size 1000000000000 is more than"),
+        (_sized_trace(size=10**30), "objects['b/o']: 1000000000000000000000000000000 bytes"),
+        (_sized_trace(overwrite=6 << 40), "ops[1] (overwrite): 6597069766656 bytes is more"),
+    ],
+    ids=["read-n", "block-size", "object-size", "overwrite-size"],
+)
+def test_byte_counts_the_engines_cannot_move_exit_2_at_once(tmp_path, trace, needle):
+    """Issue 11 finding 4: bounded instead of computing terabytes (or a MemoryError)."""
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(trace))
+    result = _invoke(str(path), "--engine", "model")
+    assert result.exit_code == 2
+    line = _error_line(result)
+    assert "invalid trace" in line and needle in line
+
+
 @pytest.mark.tf
 @pytest.mark.slow
 def test_compare_end_to_end_through_the_console_script(tmp_path):

@@ -226,6 +226,33 @@ def _random_seeds(count: int = 20) -> list[int]:
 
 RANDOM_SEEDS = _random_seeds()
 
+#: Issue 11 finding 4: 10 GB objects that no op reads, and a 10 GB overwrite replaced before any
+#: read. Neither may be built or uploaded (it would be a MemoryError); the reads that happen
+#: must still see the right versions.
+LAZY_TRACE = {
+    "config": {"block_size": MiB, "max_bytes": 4 * MiB, "max_staleness": 0},
+    "stat_cache_max_age": 0,
+    "objects": {
+        "lz/huge.bin": 10**10,
+        "lz/gone.bin": 10**10,
+        "lz/a.bin": 3000,
+        "lz/b.bin": 2 * MiB,
+    },
+    "ops": [
+        {"op": "open", "handle": "h", "object": "lz/a.bin"},
+        {"op": "read", "handle": "h", "offset": 0, "n": 100},
+        {"op": "overwrite", "object": "lz/a.bin", "size": 10**10},
+        {"op": "delete", "object": "lz/a.bin"},
+        {"op": "overwrite", "object": "lz/a.bin", "size": 5000},
+        {"op": "open", "handle": "g", "object": "lz/b.bin"},
+        {"op": "read", "handle": "g", "offset": 1_500_000, "n": 1000},
+        {"op": "delete", "object": "lz/gone.bin"},
+        {"op": "stat", "object": "lz/nothing"},
+        {"op": "open", "handle": "k", "object": "lz/a.bin"},
+        {"op": "read", "handle": "k", "offset": 0, "n": 4500},
+    ],
+}
+
 
 @pytest.fixture(scope="module")
 def tf_results(gcs_emulator):
@@ -239,6 +266,7 @@ def tf_results(gcs_emulator):
     keyed.update({p.stem: load_trace(p) for p in FAULT_PATHS})
     keyed.update({f"random:{s}": replay.random_trace(s) for s in RANDOM_SEEDS})
     keyed.update({f"again:{stem}": keyed[stem] for stem in AGAIN})
+    keyed["lazy"] = load_trace(LAZY_TRACE)
     with replay.TfReplayer(gcs_emulator) as replayer:
         results = replayer.run_many(keyed.values())
         workers = replayer.workers_started
@@ -248,7 +276,8 @@ def tf_results(gcs_emulator):
 
 @pytest.mark.tf
 def test_tf_engine_t1_matches_the_documented_requests(tf_results):
-    """An anchor independent of the model: tf-gcs-semantics.md §6 T1 request for request."""
+    """An anchor independent of the model: docs/tf-read-path.md's example t01, request for
+    request."""
     assert tf_results["t01_basic_two_blocks"]["requests"] == [
         {"kind": "metadata", "object": "bkt/a.bin"},
         {"kind": "media", "object": "bkt/a.bin", "range": [0, 1048575]},
@@ -294,6 +323,17 @@ def test_random_trace_tf_and_model_agree(seed, tf_results):
     trace = replay.random_trace(seed)
     diff = compare(tf_results[f"random:{seed}"], run_model(trace))
     assert diff is None, f"random_trace({seed})\n{diff.describe(trace)}"
+
+
+@pytest.mark.tf
+def test_lazy_objects_tf_and_model_agree(tf_results):
+    """Huge objects nothing reads are never built nor uploaded, in either engine."""
+    trace = load_trace(LAZY_TRACE)
+    tf = tf_results["lazy"]
+    assert [r["error"] for r in tf["reads"]] == [None, None, None]
+    version_3 = replay.object_content("lz/a.bin", 3, 5000)[:4500]  # after two overwrites
+    assert tf["reads"][2]["sha256"] == hashlib.sha256(version_3).hexdigest()
+    assert compare(tf, run_model(trace)) is None
 
 
 @pytest.mark.tf

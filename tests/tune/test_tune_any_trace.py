@@ -111,3 +111,14 @@ def test_cli_json_on_a_fault_case_with_writes(tmp_path) -> None:
         None,
     ]
     assert sum(d["recommended"] for d in doc) == 1
+
+
+def test_model_engine_in_a_process_pool() -> None:
+    """The pool workers must not compile for the fast engine (it raised NotImplementedError in
+    the initializer: BrokenProcessPool with any --workers)."""
+    trace = _with_writes(random_trace(11), 11)
+    trace["ops"].append({"op": "overwrite", "object": "fz/o0.bin", "size": 5})
+    configs = [CacheConfig(0, 0, 0)] + [CacheConfig(4096 * k, 16384 * k, 0) for k in (1, 2, 4)]
+    pooled = run_sweep(trace, configs, engine="model", workers=2)
+    single = run_sweep(trace, configs, engine="model", workers=1)
+    assert pooled == single
