@@ -59,6 +59,19 @@ def _bundles() -> set[str]:
     return set(glob.glob(os.path.join(tempfile.gettempdir(), "gcs-hook-bundle-*")))
 
 
+def _orphaned(dirs: set[str]) -> set[str]:
+    """The directories whose owner process is gone (others may belong to a concurrent test)."""
+    out = set()
+    for d in dirs:
+        try:
+            os.kill(int(Path(d, "owner.pid").read_text()), 0)
+        except ProcessLookupError:
+            out.add(d)
+        except (OSError, ValueError):
+            pass
+    return out
+
+
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory):
     pytest.importorskip("tensorflow")
@@ -99,7 +112,7 @@ def recorded(upstream, tmp_path_factory) -> dict:
         "ledger": [json.loads(x) for x in ledger.read_text().splitlines()],
         "upstream_records": upstream.emu.ledger.since(mark),
         "token_calls": upstream.token_server.requests - token_calls,
-        "leftover_bundles": _bundles() - before,
+        "leftover_bundles": _orphaned(_bundles() - before),
     }  # fmt: skip
 
 
