@@ -7,12 +7,14 @@ TF for the retried 503; everything on 127.0.0.1.
 from __future__ import annotations
 
 import http.client
+import http.server
 import json
 import os
 import secrets
 import socket
 import ssl
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -248,3 +250,54 @@ def test_tf_upload_streams_through_unchanged(imp, pt, token) -> None:
     assert imp.emu.backend.get_object(BUCKET, "up.bin") == data
     puts = [r for r in pt.ledger.records() if r.kind == "upload" and r.method == "PUT"]
     assert [r.bytes_in for r in puts] == [len(data)] and puts[0].status == 200
+
+
+class _ChunkedHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    seen: list[dict[str, str]] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        _ChunkedHandler.seen.append({k.lower(): v for k, v in self.headers.items()})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for piece in (b'{"kind": ', b'"storage#objects", ', b'"items": []}'):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        self.wfile.write(b"0\r\n\r\n")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_chunked_answers_and_headers_pass_unchanged(tmp_path) -> None:
+    """An upstream answering with chunked framing (as GCS does for JSON): the client gets every
+    byte and the upstream's own headers; the request's headers arrive as the client sent them."""
+    ca = trustme.CA()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("www.googleapis.com").configure_cert(ctx)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ChunkedHandler)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ca_pem = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_pem))
+    try:
+        with PassThrough(UpstreamConfig(("127.0.0.1", server.server_address[1]), str(ca_pem))) as p:
+            c = _via_proxy(p, "www.googleapis.com")
+            hdr = {"Authorization": "Bearer abc.def", "Accept-Encoding": "gzip", "X-Custom": "1"}
+            c.request("GET", "/storage/v1/b/bkt/o?prefix=a%2Fb", headers=hdr)
+            r = c.getresponse()
+            body = r.read()
+            assert r.status == 200 and body == b'{"kind": "storage#objects", "items": []}'
+            assert r.getheader("content-encoding") == "gzip"
+            c.close()
+            [rec] = p.ledger.records()
+            assert rec.bytes_out == len(body) and rec.kind == "list"
+            assert rec.query == {"prefix": "a/b"}
+    finally:
+        server.shutdown()
+        server.server_close()
+    [got] = _ChunkedHandler.seen
+    assert got["authorization"] == "Bearer abc.def" and got["x-custom"] == "1"
+    assert got["accept-encoding"] == "gzip" and got["host"] == "www.googleapis.com"
