@@ -297,6 +297,9 @@ class UpstreamForwarder:
             except (OSError, http.client.HTTPException) as exc:
                 self._unreachable(ex, host, exc, bytes_in)
                 return
+            except ValueError:  # http.client refused a target or header value: never echo it
+                self._unreachable(ex, host, ValueError("request not forwardable"), bytes_in)
+                return
         assert resp is not None
         extra: dict[str, object] = {"upstream": True, **response_facts(resp)}
         if resp.status >= 400:
@@ -359,6 +362,8 @@ class UpstreamForwarder:
         """A 502 the program sees as a gateway error (host and error class only)."""
         self.close()
         reason = exc.reason if isinstance(exc, ssl.SSLError) and exc.reason else type(exc).__name__
+        if isinstance(exc, ValueError) and not isinstance(exc, OSError):
+            reason = str(exc)  # our own fixed text (http.client's would quote the value)
         message = f"upstream {host} unreachable: {reason}"
         body = json.dumps({"error": {"code": 502, "message": message}}).encode()
         h = ex.h

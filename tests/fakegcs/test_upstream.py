@@ -301,3 +301,24 @@ def test_chunked_answers_and_headers_pass_unchanged(tmp_path) -> None:
     [got] = _ChunkedHandler.seen
     assert got["authorization"] == "Bearer abc.def" and got["x-custom"] == "1"
     assert got["accept-encoding"] == "gzip" and got["host"] == "www.googleapis.com"
+
+
+def test_unforwardable_request_is_refused_without_echo(pt) -> None:
+    """A request line the front cannot pass on (a DEL byte in the target): refused before it goes
+    upstream, and the answer repeats no header value."""
+    raw = socket.create_connection(("127.0.0.1", pt.front.port), timeout=30)
+    raw.sendall(b"CONNECT storage.googleapis.com:443 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert raw.recv(4096).startswith(b"HTTP/1.1 200")
+    ctx = ssl.create_default_context(cafile=pt.bundle.path)
+    with ctx.wrap_socket(raw, server_hostname="storage.googleapis.com") as tls:
+        tls.sendall(b"GET /bkt/a\x7fb HTTP/1.1\r\nHost: storage.googleapis.com\r\n"
+                    b"Authorization: Bearer sekrit-value\r\n\r\n")  # fmt: skip
+        answer = b""
+        while b"}}" not in answer:
+            piece = tls.recv(4096)
+            if not piece:
+                break
+            answer += piece
+    assert answer.startswith((b"HTTP/1.1 400", b"HTTP/1.1 502")), answer[:200]
+    assert b"sekrit" not in answer
+    assert not [r for r in pt.ledger.records() if r.extra.get("upstream")]
