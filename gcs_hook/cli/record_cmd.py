@@ -70,10 +70,11 @@ def record(
         typer.Option("--connect-to", help="HOST=ADDR:PORT for blind tunnels (tests)"),
     ] = None,
     max_seconds: Annotated[
-        str | None, typer.Option("--max-seconds", help="stop the program after this long")
+        str | None,
+        typer.Option("--max-seconds", help="stop the program after this long, s (or 10m)"),
     ] = None,
     max_requests: Annotated[
-        int | None, typer.Option("--max-requests", help="stop the program after N requests")
+        int | None, typer.Option("--max-requests", help="stop after N requests through the front")
     ] = None,
     redact_names: Annotated[
         bool, typer.Option("--redact-names", help="hash bucket and object names in the trace")
