@@ -136,13 +136,21 @@ def test_unreachable_and_unverified_upstreams_are_502(imp, token, tmp_path) -> N
                 assert rec.extra["upstream_error"] == "unreachable"
 
 
-def test_tf_meets_an_upstream_503_as_it_meets_one_from_gcs(imp, pt, token) -> None:
-    """The same TF read with the same 503 on its first media GET, once through the pass-through
-    front and once straight at the (impersonated) GCS: the same requests, statuses and bytes."""
+def test_tf_meets_upstream_503_and_404_as_from_gcs(imp, pt, token) -> None:
+    """The same TF reads with the same 503 on the first media GET (and a missing object: 404),
+    once through the pass-through front and once straight at the (impersonated) GCS: the same
+    requests, statuses, bytes and errors."""
     pytest.importorskip("tensorflow")
     from emulator.replay.tf_worker import TfWorker
 
-    code = "f = tf.io.gfile.GFile(p, 'rb'); f.seek(5000); result = f.read(3000)"
+    code = """
+f = tf.io.gfile.GFile(p, 'rb'); f.seek(5000); data = f.read(3000)
+try:
+    tf.io.gfile.GFile(p + '.missing', 'rb').read(); missing = 'read'
+except tf.errors.NotFoundError:
+    missing = 'NotFoundError'
+result = [data, missing, tf.io.gfile.exists(p + '.missing')]
+"""
     seen = []
     for env in (pt.env(), imp.emu.tf_env(test_token=token)):
         imp.emu.front.faults.add(Fault(503, kind="media", object="data.bin", times=1))
@@ -150,14 +158,16 @@ def test_tf_meets_an_upstream_503_as_it_meets_one_from_gcs(imp, pt, token) -> No
         env = {**env, "GOOGLE_AUTH_TOKEN_FOR_TESTING": token, "NO_GCE_CHECK": "true",
                "GCS_READ_CACHE_BLOCK_SIZE_MB": "0"}  # fmt: skip
         with TfWorker(env) as w:
-            assert w.run(code, p=f"gs://{BUCKET}/data.bin") == DATA[5000:8000]
+            assert w.run(code, p=f"gs://{BUCKET}/data.bin") == [DATA[5000:8000], "NotFoundError",
+                                                                 False]  # fmt: skip
         seen.append([(r.kind, r.range, r.status) for r in imp.emu.ledger.since(mark)])
     assert seen[0] == seen[1]
-    assert [s for _, _, s in seen[0]].count(503) == 1
+    assert [s for _, _, s in seen[0]].count(503) == 1 and 404 in [s for _, _, s in seen[0]]
     fwd = [(r.kind, r.range, r.status) for r in pt.ledger.records()]
     assert fwd == seen[0]  # what TF got through the front is what the upstream answered
     marked = [r.extra.get("upstream_error") for r in pt.ledger.records()]
-    assert marked.count(503) == 1 and marked.count(None) == len(marked) - 1
+    assert marked.count(503) == 1 and marked.count(404) == [s for _, _, s in fwd].count(404)
+    assert marked.count(None) == sum(1 for _, _, s in fwd if s < 400)
 
 
 def test_blind_tunnel_only_where_the_policy_allows(imp, pt) -> None:
