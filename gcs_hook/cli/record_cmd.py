@@ -103,7 +103,10 @@ def record(
         fail(f"--min-sleep-ms must be >= 0, got {min_sleep_ms}")
     from gcs_hook.cli import record_upstream_cmd as rup
 
-    parsed_upstream = rup.check_upstream(upstream, upstream_ca, connect_to, from_ledger)
+    parsed_upstream = rup.check_upstream(
+        upstream, upstream_ca, connect_to, from_ledger,
+        {"--data": data, "--backend": None if backend == "embedded" else backend},
+    )  # fmt: skip
     limits = rup.check_limits(max_seconds, max_requests, redact_names)
     console = Console(stderr=True)
     if parsed_upstream is not None or max_seconds or max_requests or redact_names:

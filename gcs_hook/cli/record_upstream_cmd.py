@@ -65,15 +65,23 @@ def check_limits(max_seconds: str | None, max_requests: int | None, redact: bool
 
 
 def check_upstream(
-    upstream: str | None, upstream_ca: str | None, connect_to: list[str] | None, from_ledger: Any
+    upstream: str | None,
+    upstream_ca: str | None,
+    connect_to: list[str] | None,
+    from_ledger: Any,
+    fake_options: dict[str, Any] | None = None,
 ) -> tuple[Any, dict[str, tuple[str, int]]] | None:
-    """The parsed pass-through options, None without ``--upstream``; one-line errors."""
+    """The parsed pass-through options, None without ``--upstream``; one-line errors.
+    ``fake_options``: the fake mode's options the user gave (flag → value or None)."""
     if upstream is None:
         if upstream_ca is not None or connect_to:
             fail("--upstream-ca and --connect-to go with --upstream")
         return None
     if from_ledger is not None:
         fail("--upstream records a running program; do not also give --from-ledger")
+    given = [flag for flag, value in (fake_options or {}).items() if value is not None]
+    if given:
+        fail(f"{given[0]} sets up the fake GCS; with --upstream the objects are the upstream's")
     if upstream_ca is not None and not Path(upstream_ca).is_file():
         fail(f"--upstream-ca {upstream_ca}: no such file")
     from emulator.fakegcs.tunnel import ConnectPolicy

@@ -55,6 +55,8 @@ def _error_line(result) -> str:
         (["--connect-to", "a=127.0.0.1:1"], "go with --upstream"),
         (["--upstream", "https://127.0.0.1:1", "--connect-to", "nonsense"], "HOST=ADDR:PORT"),
         (["--upstream", "https://127.0.0.1:1", "--upstream-ca", "/nonexistent.pem"], "no such"),
+        (["--upstream", "https://127.0.0.1:1", "--data", "."], "--data"),
+        (["--upstream", "https://127.0.0.1:1", "--backend", "container"], "--backend"),
         (["--max-requests", "0"], "--max-requests"),
         (["--max-seconds", "-3"], "--max-seconds"),
         (["--max-seconds", "soon"], "--max-seconds"),
