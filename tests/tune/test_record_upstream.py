@@ -9,8 +9,10 @@ Everything on 127.0.0.1.
   service-account token (never the front's test token); the token host was tunnelled blind;
   the trace equals the fake-mode recording of the same program (timing aside); nothing the
   recording wrote holds a secret; the per-run CA and bundle are gone afterwards.
-- cache-on run (TF's own service-account flow): the token request is forwarded to
-  www.googleapis.com unchanged and its body is not recorded; bytes exact.
+- cache-on run (TF's own service-account flow, and the program fetching a token through the
+  blind tunnel too): TF's token request is forwarded to www.googleapis.com unchanged and its
+  body is not recorded; bytes exact; nothing written holds a secret; tune's prediction from the
+  cache-off recording equals this run's media requests and bytes.
 """
 
 from __future__ import annotations
@@ -195,7 +197,7 @@ def test_ca_material_is_removed(recorded) -> None:
     assert recorded["leftover_bundles"] == set()
 
 
-def test_cache_on_run_forwards_tfs_token_request(upstream, recorded, tmp_path) -> None:
+def test_cache_on_run_forwards_tfs_token_request(upstream, recorded, tmp_path, monkeypatch) -> None:
     from benchmarks.record_upstream import record_upstream
     from emulator.fakegcs.upstream import UpstreamConfig
 
@@ -206,14 +208,21 @@ def test_cache_on_run_forwards_tfs_token_request(upstream, recorded, tmp_path) -
            "GCS_READ_CACHE_BLOCK_SIZE_MB": "1", "GCS_READ_CACHE_MAX_SIZE_MB": "8"}  # fmt: skip
     stdout = tmp_path / "stdout.txt"
     ledger = tmp_path / "on.jsonl"
+    # this process's "system" CAs (what the program's bundle is made of) include the token CA
+    monkeypatch.setenv("SSL_CERT_FILE", upstream.system_bundle)
     rec = record_upstream(
-        ["sh", "-c", f'"{sys.executable}" "{PROGRAM}" {BUCKET} > "{stdout}"'],
+        ["sh", "-c", f'"{sys.executable}" "{PROGRAM}" {BUCKET} --fetch-token > "{stdout}"'],
         upstream=cfg, connect_to=upstream.connect_to(), extra_env=env,
         on_start=seen.append, ledger_path=str(ledger),
     )  # fmt: skip
     assert rec.returncode == 0
     assert _last_json(stdout.read_text()) == EXPECTED
     records = seen[0].ledger.records()
+    # google-auth's token host went through a blind tunnel, TF's own token request was forwarded
+    tunnels = [r for r in records if r.method == "CONNECT"]
+    assert [(t.host, t.status, t.extra) for t in tunnels] == [
+        ("oauth2.googleapis.com", 200, {"tunnel": "blind"})
+    ]
     tokens = [r for r in records if r.kind == "token"]
     assert len(tokens) == 1 and tokens[0].host == "www.googleapis.com"
     assert tokens[0].status == 200 and tokens[0].extra.get("upstream") is True

@@ -1,10 +1,12 @@
-"""A small "real job" for pass-through recording tests: python upstream_job.py BUCKET [--python-token].
+"""A small "real job" for pass-through recording tests:
+python upstream_job.py BUCKET [--python-token | --fetch-token].
 
 With ``--python-token`` it first gets an access token the way google-auth does (a JWT signed
 with the service account in ``GOOGLE_APPLICATION_CREDENTIALS``, POSTed to
 ``https://oauth2.googleapis.com/token`` through ``https_proxy``) and hands it to TensorFlow
-(``GOOGLE_AUTH_TOKEN_FOR_TESTING``); without it TensorFlow gets its own token (its service
-account flow, or the test token of the fake mode).
+(``GOOGLE_AUTH_TOKEN_FOR_TESTING``). ``--fetch-token`` fetches it the same way but keeps it;
+then, as without either, TensorFlow gets its own token (its service account flow, or the test
+token of the fake mode).
 
 Then TensorFlow reads ``a.bin`` whole, three ranges of ``b.bin``, stats ``c.bin``, writes
 ``out.bin`` and reads it back. Prints one JSON line: SHA-256 prefixes of what it read, and
@@ -25,7 +27,7 @@ def sha(data: bytes) -> str:
 
 
 bucket = sys.argv[1]
-if "--python-token" in sys.argv:
+if "--python-token" in sys.argv or "--fetch-token" in sys.argv:
     import jwt
 
     with open(os.environ["GOOGLE_APPLICATION_CREDENTIALS"]) as fh:
@@ -43,7 +45,9 @@ if "--python-token" in sys.argv:
         {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
     ).encode()
     with urllib.request.urlopen("https://oauth2.googleapis.com/token", data=body, timeout=60) as r:
-        os.environ["GOOGLE_AUTH_TOKEN_FOR_TESTING"] = json.load(r)["access_token"]
+        token = json.load(r)["access_token"]
+    if "--python-token" in sys.argv:
+        os.environ["GOOGLE_AUTH_TOKEN_FOR_TESTING"] = token
 
 import tensorflow as tf  # noqa: E402 - after the token, as a job would
 
