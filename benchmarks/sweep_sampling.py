@@ -46,7 +46,7 @@ import numpy as np
 
 from benchmarks.gcs_timing import DEFAULT_TIMING, GcsTiming
 from benchmarks.sweep_grid import TF_STAT_CACHE_MAX_AGE, CacheConfig, PointResult
-from benchmarks.sweep_parallel import Task, TaskOut, execute, max_workers
+from benchmarks.sweep_parallel import Task, TaskOut, execute, max_workers, spilled
 from emulator.replay.columnar import READ, ColumnarTrace
 
 __all__ = [
@@ -202,10 +202,11 @@ def run_sampled_sweep(
           "stat_cache_max_age": TF_STAT_CACHE_MAX_AGE if stat_cache_max_age is None
           else stat_cache_max_age}  # fmt: skip
     if rate >= 1.0:
-        ct = columns_for(None)
-        outs = execute({"full": ct}, [Task("full", c) for c in configs], engine="fast", kw=kw,
-                       workers=workers, scheduler=scheduler, progress=progress)  # fmt: skip
-        reads = ct.n_reads
+        with spilled(columns_for(None), workers, scheduler) as ct:
+            outs = execute({"full": ct}, [Task("full", c) for c in configs], engine="fast",
+                           kw=kw, workers=workers, scheduler=scheduler,
+                           progress=progress)  # fmt: skip
+            reads = ct.n_reads
         return SampledSweep([o.result for o in outs], 1.0, 1.0, [0.0] * len(configs), reads,
                             reads, time.monotonic() - t0)  # fmt: skip
     first_names = [names[u * unit_size] for u in range(n_units)]
