@@ -55,7 +55,9 @@ __all__ = [
     "SampledSweep",
     "choose_rate",
     "run_sampled_sweep",
+    "summary",
     "unit_hashes",
+    "workload_sweep_inputs",
 ]
 
 #: Reads per second per worker of the compiled engine assumed when choosing R (measured on the
@@ -118,10 +120,16 @@ def choose_rate(
     return float(2.0 ** math.floor(math.log2(rate)))  # powers of two: nested, comparable
 
 
-def _miniature(config: CacheConfig, r_eff: float, objects_per_unit: int) -> CacheConfig:
+def _miniature(
+    config: CacheConfig, r_eff: float, objects_per_unit: int, object_size: int, sample_bytes: int
+) -> CacheConfig:
+    """``config`` with ``max_bytes`` scaled by ``r_eff``, but at least four blocks (no larger
+    than an object) per object of a unit — and never a quarter of the sample's bytes or more,
+    which would let the miniature keep what the full cache cannot."""
     if not config.cache_on or r_eff >= 1.0:
         return config
-    floor = min(config.max_bytes, 4 * config.block_size * objects_per_unit)
+    block = min(config.block_size, max(1, object_size))
+    floor = min(config.max_bytes, 4 * block * objects_per_unit, sample_bytes // 4)
     return replace(config, max_bytes=max(floor, int(round(config.max_bytes * r_eff))))
 
 
@@ -227,10 +235,14 @@ def run_sampled_sweep(
         r_eff = w_s / w_total if w_total else 1.0
         w2 = float((w_unit[sel] ** 2).sum())
         plans.append((key, r_eff, r_nom, w_s, w2))
+    sizes = np.asarray(ct.sizes)
+    object_size = int(np.median(sizes[keep_obj])) if keep_obj.any() else 0
     tasks = []
-    for key, r_eff, _, _, _ in plans:
+    for (key, r_eff, _, _, _), sel in zip(plans, (keep_obj, half_unit[unit_of]), strict=True):
+        sample_bytes = int(sizes[sel].sum())
         for c in configs:
-            tasks.append(Task(key, _miniature(c, r_eff, unit_size), open_gaps=True))
+            mini = _miniature(c, r_eff, unit_size, object_size, sample_bytes)
+            tasks.append(Task(key, mini, open_gaps=True))
     units = (unit_of, w_unit)
     outs = execute({"sample": ct, "half": half}, tasks, engine="fast", kw=kw, units=units,
                    workers=workers, scheduler=scheduler,

@@ -43,8 +43,14 @@ def test_rate_one_is_the_exact_sweep() -> None:
     "workload",
     [
         SequentialShards(shards=2048, records_per_shard=24, record_size=256 * KiB, epochs=2),
-        InterleavedShards(shards=2048, records_per_shard=24, record_size=256 * KiB,
-                          cycle_length=8, block_length=4, epochs=2),  # fmt: skip
+        InterleavedShards(
+            shards=2048,
+            records_per_shard=24,
+            record_size=256 * KiB,
+            cycle_length=8,
+            block_length=4,
+            epochs=2,
+        ),  # fmt: skip
         SmallFiles(files_count=4096, file_size=3 * MiB, epochs=2),
     ],
     ids=lambda w: w.name,
