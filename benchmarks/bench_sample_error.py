@@ -2,8 +2,8 @@
 
 For each synthesizable workload (checkpoint-restore is recorded with TF, not synthesized: its
 sweeps are always exact) at 10 GiB, 100 GiB and 1 TiB logical, it runs the default grid
-(64 GiB budget, 214 configurations) exactly and sampled (R = 1/16 and the R that ``tune``
-would choose), and prints a Markdown table: R, reads simulated, the largest relative error on
+(64 GiB budget, 214 configurations) exactly and sampled (R = 1/16, raised to keep at least 64
+sampled units, and the R that ``tune`` would choose), and prints a Markdown table: R, reads simulated, the largest relative error on
 requests and on bytes over all configurations, the largest estimated error, and whether the
 recommended configuration is the same at 2 GiB and 64 GiB budgets. docs/scale.md holds its
 output.
@@ -14,6 +14,7 @@ output.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 KiB, MiB, GiB = 1024, 1024**2, 1024**3
@@ -56,7 +57,9 @@ def main() -> None:
             t_exact = time.perf_counter() - t0
             n_units = len(inputs["names"]) // inputs["unit_size"]
             auto = choose_rate(inputs["total_reads"], len(grid), n_units, workers=args.workers)
-            for rate in sorted({1 / 16, auto}, reverse=True):
+            # a fixed R of 1/16 where that keeps >= 64 units, else the smallest such power of 2
+            fixed = 2.0 ** math.ceil(math.log2(max(1 / 16, min(1.0, 64 / max(1, n_units)))))
+            for rate in sorted({fixed, auto}, reverse=True):
                 t0 = time.perf_counter()
                 s = run_sampled_sweep(configs=grid, rate=rate, workers=args.workers,
                                       epochs=w.epochs, **inputs)  # fmt: skip

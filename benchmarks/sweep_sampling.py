@@ -24,7 +24,8 @@ USENIX ATC '17), adapted to a block cache that is shared by files:
   (a) twice the standard error of the ratio estimator over the sampled units (Bernoulli
   sampling: ``Var = (1-R)/R² · Σ (y_u - ρ w_u)²``), and (b) the difference between the
   estimate at ``R`` and at ``R/2`` (the nested half sample), which shows the bias of a
-  miniature too small for the config (it grows as R shrinks).
+  miniature too small for the config (it grows as R shrinks). With fewer than
+  :data:`MIN_RELIABLE_UNITS` sampled units every estimate is 100 %: too few to say.
 - **Choosing R.** ``R = 1`` (exact) when the exact sweep fits the time target at the engine's
   measured speed; else the largest R that fits, but at least enough for
   :data:`MIN_SAMPLED_UNITS` units. Workloads with fewer units than that are always exact.
@@ -51,6 +52,7 @@ from emulator.replay.columnar import READ, ColumnarTrace
 
 __all__ = [
     "ENGINE_READS_PER_S",
+    "MIN_RELIABLE_UNITS",
     "MIN_SAMPLED_UNITS",
     "SampledSweep",
     "choose_rate",
@@ -65,6 +67,9 @@ __all__ = [
 ENGINE_READS_PER_S = 8e6
 #: A sample holds at least this many units (else the sweep is exact).
 MIN_SAMPLED_UNITS = 256
+#: With fewer sampled units than this (or half as many in the half sample) every error
+#: estimate is reported as 100 %: the sample is too small to say.
+MIN_RELIABLE_UNITS = 16
 #: The sweep stage's default time target, seconds.
 DEFAULT_TIME_TARGET_S = 20.0
 
@@ -129,7 +134,11 @@ def _miniature(
     if not config.cache_on or r_eff >= 1.0:
         return config
     block = min(config.block_size, max(1, object_size))
-    floor = min(config.max_bytes, 4 * block * objects_per_unit, sample_bytes // 4)
+    floor = min(
+        config.max_bytes,
+        4 * block * objects_per_unit,
+        max(sample_bytes // 4, block * objects_per_unit),
+    )
     return replace(config, max_bytes=max(floor, int(round(config.max_bytes * r_eff))))
 
 
@@ -248,6 +257,10 @@ def run_sampled_sweep(
                    workers=workers, scheduler=scheduler,
                    progress=(lambda d, t: progress(d, t)) if progress else None)  # fmt: skip
     n = len(configs)
+    # too few units for an estimate (and for a miniature that holds a unit's working set)
+    unreliable = int(keep_unit.sum()) < MIN_RELIABLE_UNITS or int(half_unit.sum()) < (
+        MIN_RELIABLE_UNITS // 2
+    )
     results, errors = [], []
     (_, r_eff, r_nom, w_s, w2), (_, r_eff_h, r_nom_h, w_s_h, w2_h) = plans
     for i, c in enumerate(configs):
@@ -255,7 +268,8 @@ def run_sampled_sweep(
         req_h, bytes_h, _, _ = _estimate(outs[n + i], r_eff_h, r_nom_h, w_total, w_s_h, w2_h)
         bias_req = abs(req - req_h) / req if req else 0.0
         bias_bytes = abs(nbytes - bytes_h) / nbytes if nbytes else 0.0
-        errors.append(max(2 * se_req, 2 * se_bytes, bias_req, bias_bytes))
+        error = max(2 * se_req, 2 * se_bytes, bias_req, bias_bytes)
+        errors.append(max(error, 1.0) if unreliable else error)
         results.append(_scaled(outs[i], c, r_eff, req, nbytes))
     sampled = int(np.count_nonzero(ct.kind == READ))
     return SampledSweep(results, rate, r_eff, errors, sampled, int(total_reads),
