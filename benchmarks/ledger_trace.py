@@ -18,7 +18,9 @@ Events are ordered by when they take effect: reads and stats when they arrive at
 uploads and deletes when they complete. "The program" is the ledger principal ``own`` (the
 token ``record`` hands to the command, ``test-token``); give other writers other credentials
 (e.g. anonymous gcsfs clients) to have them recorded as ``overwrite``. A child process that
-inherits the command's environment counts as the program itself.
+inherits the command's environment counts as the program itself. For a ledger of
+``gcs-hook serve`` (``--from-ledger``) the program is the principal that sent the most ranged
+media GETs, unless named (``--principal``).
 
 Handle inference (opens send nothing on the wire, and TF uses a new connection per request):
 all of the program's reads of one object share one handle, except that a read at offset 0
@@ -47,6 +49,7 @@ __all__ = [
     "infer_start_sizes",
     "ledger_to_trace",
     "load_ledger_jsonl",
+    "reader_principal",
 ]
 
 HANDLE_RULE = "per-object, new handle at a re-read of offset 0"
@@ -128,6 +131,16 @@ def _completes(rec: Any) -> bool:
     return rec.method == "POST" and rec.query.get("uploadType") == "media"
 
 
+def reader_principal(records: Iterable[Any]) -> str:
+    """The principal that sent the most ranged media GETs (the reader whose trace is wanted),
+    for ledgers of ``gcs-hook serve`` where clients may authenticate in any way."""
+    counts: dict[str, int] = {}
+    for rec in records:
+        if rec.kind == "media" and rec.range is not None:
+            counts[rec.principal] = counts.get(rec.principal, 0) + 1
+    return max(counts, key=lambda p: (counts[p], p == OWN_PRINCIPAL)) if counts else OWN_PRINCIPAL
+
+
 def _effect_time(rec: Any) -> float:
     if rec.kind in ("upload", "delete"):
         return rec.t_end or rec.t
@@ -138,15 +151,18 @@ def ledger_to_trace(
     records: Iterable[Any],
     objects: Mapping[str, int] | None = None,
     *,
-    own: str = OWN_PRINCIPAL,
+    own: str | None = OWN_PRINCIPAL,
     min_sleep_s: float = 0.001,
     start_t: float | None = None,
     comment: str = "",
 ) -> LedgerTrace:
     """The trace of ``records`` (see the module docstring). ``objects``: sizes at the start
-    (None: :func:`infer_start_sizes`). ``start_t``: monotonic time the program started (a
+    (None: :func:`infer_start_sizes`). ``own``: the program's principal (None:
+    :func:`reader_principal`). ``start_t``: monotonic time the program started (a
     leading ``sleep`` covers the time before its first request)."""
     recs = sorted(records, key=lambda r: (_effect_time(r), r.seq))
+    if own is None:
+        own = reader_principal(recs)
     if objects is None:
         objects = infer_start_sizes(sorted(recs, key=lambda r: r.seq))
     sizes = dict(objects)

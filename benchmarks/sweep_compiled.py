@@ -6,13 +6,14 @@ as the model engine, ``emulator.replay.simulation``), proven by property tests
 
 - **Columns, not objects.** The trace is :class:`emulator.replay.columnar.ColumnarTrace`
   (25 bytes per op, memory-mappable); the engine's own state is dense arrays: per cached block
-  (``base[obj] + block``, sized by the largest read end of each object) its length, LRU links,
-  fetch-order (staleness) links and fetch time; per object the stat time; per handle the
-  cache-off buffer. No per-read allocation.
+  (``base[obj] + block``, sized by the largest read end of each object; 28 bytes) its length,
+  LRU links, fetch-order (staleness) links and fetch time; per object the stat time; per handle
+  the cache-off buffer. No per-read allocation.
 - **Per-block work.** With the cache on, once a read that touches one block ``b`` of object
   ``o`` sends no request, every following read that also touches only ``o``'s block ``b``
   (no other op in between) changes nothing: the clock did not move, so the stat check and the
-  staleness check give the same answer, and ``b`` is already the most recently used block.
+  staleness check give the same answer, ``b`` is still cached (checked) and already the most
+  recently used block, and the cache is within ``max_bytes`` (trimmed by the first read).
   The engine skips such runs in a tight scan instead of redoing the per-read work. The skip
   needs no precondition on the config: if the stat age is 0 every read sends a metadata
   request and no run is ever skipped.
@@ -84,16 +85,13 @@ def _kernel(  # noqa: C901 - one loop on purpose: it is the compiled hot path
     n_obj = sizes.shape[0]
     stat_at = np.full(n_obj, -1, np.int64)
     # cache-on state, one slot per (object, block); sentinel slot nblk heads both lists
+    # 28 bytes per slot: int32 links (slots < 2**31) and fetch times (whole seconds)
     blen = np.full(nblk + 1, -1, np.int64)  # -1: not cached
-    lru_prev = np.empty(nblk + 1, np.int64)
-    lru_next = np.empty(nblk + 1, np.int64)
-    fifo_prev = np.empty(nblk + 1, np.int64)
-    fifo_next = np.empty(nblk + 1, np.int64)
-    fetched_at = np.zeros(nblk + 1, np.int64)
-    slot_obj = np.zeros(nblk + 1, np.int64)
-    for o in range(n_obj):
-        for s in range(base[o], base[o + 1]):
-            slot_obj[s] = o
+    lru_prev = np.empty(nblk + 1, np.int32)
+    lru_next = np.empty(nblk + 1, np.int32)
+    fifo_prev = np.empty(nblk + 1, np.int32)
+    fifo_next = np.empty(nblk + 1, np.int32)
+    fetched_at = np.zeros(nblk + 1, np.int32)
     head = nblk
     lru_prev[head] = head
     lru_next[head] = head
@@ -161,7 +159,7 @@ def _kernel(  # noqa: C901 - one loop on purpose: it is the compiled hot path
                         s0 = fifo_next[head]
                         if now - fetched_at[s0] <= stale:
                             break
-                        fo = slot_obj[s0]
+                        fo = np.searchsorted(base, s0, side="right") - 1  # s0's object
                         for s in range(base[fo], base[fo + 1]):
                             if blen[s] >= 0:
                                 cache_size -= blen[s]
@@ -201,16 +199,6 @@ def _kernel(  # noqa: C901 - one loop on purpose: it is the compiled hot path
                         fifo_prev[head] = s
                         fetched_at[s] = np.int64(t)
                         cache_size += length
-                        while cache_size > max_bytes and lru_next[head] != head:
-                            v = lru_next[head]
-                            cache_size -= blen[v]
-                            blen[v] = -1
-                            lru_next[head] = lru_next[v]
-                            lru_prev[lru_next[v]] = head
-                            fifo_next[fifo_prev[v]] = fifo_next[v]
-                            fifo_prev[fifo_next[v]] = fifo_prev[v]
-                        if cache_size > peak:
-                            peak = cache_size
                     else:
                         # hit: move to the MRU end
                         if lru_prev[head] != s:
@@ -220,10 +208,30 @@ def _kernel(  # noqa: C901 - one loop on purpose: it is the compiled hot path
                             lru_next[s] = head
                             lru_next[lru_prev[head]] = s
                             lru_prev[head] = s
+                    if length < bs:
+                        # TF's UpdateLRU: a short block with a later block of the same file
+                        # cached fails the read (INTERNAL "inconsistent") before the trim
+                        later = False
+                        for s2 in range(s + 1, base[o + 1]):
+                            if blen[s2] >= 0:
+                                later = True
+                                break
+                        if later:
+                            break
+                    while cache_size > max_bytes and lru_next[head] != head:
+                        v = lru_next[head]
+                        cache_size -= blen[v]
+                        blen[v] = -1
+                        lru_next[head] = lru_next[v]
+                        lru_prev[lru_next[v]] = head
+                        fifo_next[fifo_prev[v]] = fifo_next[v]
+                        fifo_prev[fifo_next[v]] = fifo_prev[v]
+                    if cache_size > peak:
+                        peak = cache_size
                     if off >= pos + length or length < bs:
                         break
                 i += 1
-                if first == last and n_media + n_meta == before:
+                if first == last and n_media + n_meta == before and blen[base[o] + first] >= 0:
                     # run collapse: the following single-block reads of the same block are no-ops
                     while i < n_ops and kind[i] == _READ and obj[i] == o:
                         ln2 = n[i]

@@ -13,7 +13,9 @@ Semantics (docs/tf-read-path.md): with the cache on (block_size > 0 and max_byte
 stats through the stat cache, then fetches every overlapped block as a full aligned range GET in
 ascending order (a short block ends the read; an offset at/after the end of a block's data is
 EOF), a read larger than max_bytes bypasses the cache with one exact GET; LRU eviction while
-``cache_size > max_bytes``; a file whose oldest block is older than ``max_staleness`` seconds is
+``cache_size > max_bytes``, after each block is fetched or hit, except when that block is short
+and a later block of the same file is cached (TF's INTERNAL "Block cache contents are
+inconsistent": the read fails there, before the trim); a file whose oldest block is older than ``max_staleness`` seconds is
 dropped whole. With the cache off, each handle has a read-ahead buffer of ``buffer_size`` bytes —
 TF's filesystem block size from its construction (64 MiB by default), not the swept block_size,
 because ``ResetFileBlockCache`` does not change it.
@@ -190,15 +192,20 @@ def simulate_fast(
                             blocks = file_blocks[obj] = set()
                         blocks.add(b)
                         cache_size += length
-                        while cache_size > max_bytes and lru:
-                            old_key, old_len = lru.popitem(last=False)
-                            cache_size -= old_len
-                            lra.pop(old_key, None)
-                            file_blocks[old_key[0]].discard(old_key[1])
-                        if cache_size > peak:
-                            peak = cache_size
                     else:
                         lru.move_to_end(key)
+                    if length < bs and max(file_blocks[obj]) > b:
+                        # TF's UpdateLRU: a short block with a later block of the same file
+                        # cached is INTERNAL "Block cache contents are inconsistent": the read
+                        # fails before Trim
+                        break
+                    while cache_size > max_bytes and lru:
+                        old_key, old_len = lru.popitem(last=False)
+                        cache_size -= old_len
+                        lra.pop(old_key, None)
+                        file_blocks[old_key[0]].discard(old_key[1])
+                    if cache_size > peak:
+                        peak = cache_size
                     if offset >= pos + length or length < bs:
                         break
             else:

@@ -21,9 +21,10 @@ number of tasks; every temporary file is removed when :func:`execute` returns or
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,7 @@ import numpy as np
 from benchmarks.sweep_grid import CacheConfig, PointResult
 from emulator.replay.columnar import ColumnarTrace, load_columnar, save_columnar
 
-__all__ = ["Task", "TaskOut", "execute", "max_workers"]
+__all__ = ["Task", "TaskOut", "execute", "max_workers", "spilled"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,23 @@ def max_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def spilled(
+    ct: ColumnarTrace, workers: int | None, scheduler: str | None
+) -> Iterator[ColumnarTrace]:
+    """``ct`` itself, or — when local worker processes will map it anyway — its memory-mapped
+    copy in a temporary file, so this process does not hold a private copy next to the shared
+    one (the caller drops its reference to ``ct``)."""
+    if scheduler or min(workers or max_workers(), max_workers()) <= 1 or getattr(ct, "_path", None):
+        yield ct
+        return
+    with tempfile.TemporaryDirectory(prefix="gcs-hook-sweep-") as tmp:
+        path = os.path.join(tmp, "trace.npz")
+        save_columnar(ct, path)
+        del ct
+        yield load_columnar(path)
 
 
 _W: dict[str, Any] = {}

@@ -24,7 +24,8 @@ USENIX ATC '17), adapted to a block cache that is shared by files:
   (a) twice the standard error of the ratio estimator over the sampled units (Bernoulli
   sampling: ``Var = (1-R)/R² · Σ (y_u - ρ w_u)²``), and (b) the difference between the
   estimate at ``R`` and at ``R/2`` (the nested half sample), which shows the bias of a
-  miniature too small for the config (it grows as R shrinks).
+  miniature too small for the config (it grows as R shrinks). With fewer than
+  :data:`MIN_RELIABLE_UNITS` sampled units every estimate is 100 %: too few to say.
 - **Choosing R.** ``R = 1`` (exact) when the exact sweep fits the time target at the engine's
   measured speed; else the largest R that fits, but at least enough for
   :data:`MIN_SAMPLED_UNITS` units. Workloads with fewer units than that are always exact.
@@ -46,16 +47,19 @@ import numpy as np
 
 from benchmarks.gcs_timing import DEFAULT_TIMING, GcsTiming
 from benchmarks.sweep_grid import TF_STAT_CACHE_MAX_AGE, CacheConfig, PointResult
-from benchmarks.sweep_parallel import Task, TaskOut, execute, max_workers
+from benchmarks.sweep_parallel import Task, TaskOut, execute, max_workers, spilled
 from emulator.replay.columnar import READ, ColumnarTrace
 
 __all__ = [
     "ENGINE_READS_PER_S",
+    "MIN_RELIABLE_UNITS",
     "MIN_SAMPLED_UNITS",
     "SampledSweep",
     "choose_rate",
     "run_sampled_sweep",
+    "summary",
     "unit_hashes",
+    "workload_sweep_inputs",
 ]
 
 #: Reads per second per worker of the compiled engine assumed when choosing R (measured on the
@@ -63,6 +67,9 @@ __all__ = [
 ENGINE_READS_PER_S = 8e6
 #: A sample holds at least this many units (else the sweep is exact).
 MIN_SAMPLED_UNITS = 256
+#: With fewer sampled units than this (or half as many in the half sample) every error
+#: estimate is reported as 100 %: the sample is too small to say.
+MIN_RELIABLE_UNITS = 16
 #: The sweep stage's default time target, seconds.
 DEFAULT_TIME_TARGET_S = 20.0
 
@@ -118,10 +125,20 @@ def choose_rate(
     return float(2.0 ** math.floor(math.log2(rate)))  # powers of two: nested, comparable
 
 
-def _miniature(config: CacheConfig, r_eff: float, objects_per_unit: int) -> CacheConfig:
+def _miniature(
+    config: CacheConfig, r_eff: float, objects_per_unit: int, object_size: int, sample_bytes: int
+) -> CacheConfig:
+    """``config`` with ``max_bytes`` scaled by ``r_eff``, but at least four blocks (no larger
+    than an object) per object of a unit — and never a quarter of the sample's bytes or more,
+    which would let the miniature keep what the full cache cannot."""
     if not config.cache_on or r_eff >= 1.0:
         return config
-    floor = min(config.max_bytes, 4 * config.block_size * objects_per_unit)
+    block = min(config.block_size, max(1, object_size))
+    floor = min(
+        config.max_bytes,
+        4 * block * objects_per_unit,
+        max(sample_bytes // 4, block * objects_per_unit),
+    )
     return replace(config, max_bytes=max(floor, int(round(config.max_bytes * r_eff))))
 
 
@@ -202,10 +219,11 @@ def run_sampled_sweep(
           "stat_cache_max_age": TF_STAT_CACHE_MAX_AGE if stat_cache_max_age is None
           else stat_cache_max_age}  # fmt: skip
     if rate >= 1.0:
-        ct = columns_for(None)
-        outs = execute({"full": ct}, [Task("full", c) for c in configs], engine="fast", kw=kw,
-                       workers=workers, scheduler=scheduler, progress=progress)  # fmt: skip
-        reads = ct.n_reads
+        with spilled(columns_for(None), workers, scheduler) as ct:
+            outs = execute({"full": ct}, [Task("full", c) for c in configs], engine="fast",
+                           kw=kw, workers=workers, scheduler=scheduler,
+                           progress=progress)  # fmt: skip
+            reads = ct.n_reads
         return SampledSweep([o.result for o in outs], 1.0, 1.0, [0.0] * len(configs), reads,
                             reads, time.monotonic() - t0)  # fmt: skip
     first_names = [names[u * unit_size] for u in range(n_units)]
@@ -226,15 +244,23 @@ def run_sampled_sweep(
         r_eff = w_s / w_total if w_total else 1.0
         w2 = float((w_unit[sel] ** 2).sum())
         plans.append((key, r_eff, r_nom, w_s, w2))
+    sizes = np.asarray(ct.sizes)
+    object_size = int(np.median(sizes[keep_obj])) if keep_obj.any() else 0
     tasks = []
-    for key, r_eff, _, _, _ in plans:
+    for (key, r_eff, _, _, _), sel in zip(plans, (keep_obj, half_unit[unit_of]), strict=True):
+        sample_bytes = int(sizes[sel].sum())
         for c in configs:
-            tasks.append(Task(key, _miniature(c, r_eff, unit_size), open_gaps=True))
+            mini = _miniature(c, r_eff, unit_size, object_size, sample_bytes)
+            tasks.append(Task(key, mini, open_gaps=True))
     units = (unit_of, w_unit)
     outs = execute({"sample": ct, "half": half}, tasks, engine="fast", kw=kw, units=units,
                    workers=workers, scheduler=scheduler,
                    progress=(lambda d, t: progress(d, t)) if progress else None)  # fmt: skip
     n = len(configs)
+    # too few units for an estimate (and for a miniature that holds a unit's working set)
+    unreliable = int(keep_unit.sum()) < MIN_RELIABLE_UNITS or int(half_unit.sum()) < (
+        MIN_RELIABLE_UNITS // 2
+    )
     results, errors = [], []
     (_, r_eff, r_nom, w_s, w2), (_, r_eff_h, r_nom_h, w_s_h, w2_h) = plans
     for i, c in enumerate(configs):
@@ -242,7 +268,8 @@ def run_sampled_sweep(
         req_h, bytes_h, _, _ = _estimate(outs[n + i], r_eff_h, r_nom_h, w_total, w_s_h, w2_h)
         bias_req = abs(req - req_h) / req if req else 0.0
         bias_bytes = abs(nbytes - bytes_h) / nbytes if nbytes else 0.0
-        errors.append(max(2 * se_req, 2 * se_bytes, bias_req, bias_bytes))
+        error = max(2 * se_req, 2 * se_bytes, bias_req, bias_bytes)
+        errors.append(max(error, 1.0) if unreliable else error)
         results.append(_scaled(outs[i], c, r_eff, req, nbytes))
     sampled = int(np.count_nonzero(ct.kind == READ))
     return SampledSweep(results, rate, r_eff, errors, sampled, int(total_reads),

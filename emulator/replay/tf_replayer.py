@@ -317,7 +317,7 @@ class _TfTraceRun:
                 size=int(op["size"]),
             )
             self.iso.versions[name] = version
-            self.iso.deleted.discard(name)
+            self.iso.present.add(name)
             return result
         if kind == "sleep":
             # on an absolute timeline, so time spent in ops does not add up across sleeps

@@ -2,7 +2,7 @@
 
     gcs-hook record [--data DIR] [--backend embedded|container|URL] --out TRACE.json
                     [--ledger FILE.jsonl] [--min-sleep-ms MS] -- CMD [ARGS...]
-    gcs-hook record --from-ledger FILE.jsonl --out TRACE.json [--data DIR]
+    gcs-hook record --from-ledger FILE.jsonl --out TRACE.json [--data DIR] [--principal P]
     gcs-hook record --upstream https://storage.googleapis.com --out TRACE.json -- CMD [ARGS...]
 
 The first form runs CMD against a fresh fake GCS seeded from DIR (``DIR/<bucket>/<path>``),
@@ -55,6 +55,13 @@ def record(
     min_sleep_ms: Annotated[
         float, typer.Option("--min-sleep-ms", help="shortest gap recorded as a sleep op")
     ] = 1.0,
+    principal: Annotated[
+        str | None,
+        typer.Option(
+            "--principal",
+            help="with --from-ledger: the program's ledger principal [default: the top reader]",
+        ),
+    ] = None,
     upstream: Annotated[
         str | None,
         typer.Option(
@@ -90,6 +97,8 @@ def record(
         )
     if from_ledger is not None and cmd:
         fail("--from-ledger converts an existing ledger; do not also give a command")
+    if principal is not None and from_ledger is None:
+        fail("--principal goes with --from-ledger (a recorded command is 'test-token')")
     if from_ledger is not None and not Path(from_ledger).is_file():
         fail(f"ledger file {from_ledger} does not exist")
     if data is not None and not Path(data).is_dir():
@@ -131,7 +140,7 @@ def record(
         except (ValueError, OSError) as exc:
             fail(str(exc).splitlines()[0])
         sizes = _sizes_from_dir(data) if data else None
-        result = ledger_to_trace(records, sizes, min_sleep_s=min_sleep_ms / 1000)
+        result = ledger_to_trace(records, sizes, own=principal, min_sleep_s=min_sleep_ms / 1000)
         _write(out, result.trace)
         _summary(console, result, len(records))
         return

@@ -131,3 +131,15 @@ def test_ledger_rules_handles_writes_overwrites_sleeps() -> None:
     assert res.skipped == {"other-clients": 1, "list": 1}
     # sizes inferred from reads: exact when a read came back short
     assert infer_start_sizes([_rec(1, 0, "media", "y", rng=(0, 999), out=640)]) == {"b/y": 640}
+
+
+def test_from_ledger_finds_the_reader_among_clients() -> None:
+    """A serve ledger: the reader authenticated as a user, another client overwrote anonymously."""
+    recs = [
+        _rec(1, 0.0, "media", "x", rng=(0, 99), out=100, who="user:abc"),
+        _rec(2, 0.1, "upload", "x", method="PUT", inn=70, who="anonymous"),
+        _rec(3, 0.2, "media", "x", rng=(100, 199), out=100, who="user:abc"),
+    ]
+    ops = [o["op"] for o in ledger_to_trace(recs, {"b/x": 200}, own=None).trace["ops"]]
+    assert ops == ["open", "read", "overwrite", "sleep", "read", "close"]
+    assert [o["op"] for o in ledger_to_trace(recs, {"b/x": 200}).trace["ops"]] == ["overwrite"]
