@@ -244,3 +244,16 @@ def test_cache_on_run_forwards_tfs_token_request(upstream, recorded, tmp_path, m
     [pred] = json.loads(res.stdout)
     assert pred["requests"] == len(media)
     assert pred["bytes_fetched"] == sum(r.bytes_out for r in media)
+
+
+def test_pass_through_ledger_converts_offline_to_the_same_ops(recorded, tmp_path) -> None:
+    """``record --from-ledger`` on the pass-through ledger (principal "program", found as the
+    top reader) gives the live recording's ops."""
+    out = tmp_path / "offline.json"
+    res = _cli(["record", "--from-ledger", str(recorded["files"][1]), "--out", str(out)], {})
+    assert res.returncode == 0, res.stderr[-2000:]
+
+    def ops(trace: dict) -> list:
+        return [op for op in trace["ops"] if op["op"] != "sleep"]
+
+    assert ops(json.loads(out.read_text())) == ops(recorded["trace"])
