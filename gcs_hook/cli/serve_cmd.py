@@ -66,6 +66,7 @@ def _start_emulator(
     shaping: Any = None,
     persist: Path | None = None,
     follow_symlinks: bool = False,
+    check_stop: Any = None,
 ) -> Any:
     from emulator.fakegcs.backend import BackendError
     from emulator.fakegcs.session import GcsEmulator
@@ -103,7 +104,9 @@ def _start_emulator(
         fail(str(exc))
     if data is not None:
         try:
-            created = emu.backend.seed_from_dir(data, follow_symlinks=follow_symlinks)
+            created = emu.backend.seed_from_dir(
+                data, follow_symlinks=follow_symlinks, before_each=check_stop
+            )
         except (ValueError, BackendError) as exc:
             emu.close()
             fail(f"--data {data}: {exc}")
@@ -200,8 +203,9 @@ def serve(
             live_instances()  # removes state files of dead instances
             emu = _start_emulator(
                 backend, data, port, backend_port, ledger, require_auth, shaping, persist,
-                data_follow_symlinks,
+                data_follow_symlinks, signals.check,
             )  # fmt: skip
+            signals.check()
             close_at_exit(emu)
             if demo:
                 out = Console(highlight=False)
@@ -221,7 +225,7 @@ def serve(
             )
             if shaping is not None:
                 console.print(f"# shaping: {shaping}")
-            watch(emu, duration, console)
+            watch(emu, duration, console, signals)
             console.print(f"# stopping; {len(emu.ledger)} requests recorded")
         except StopRequested as stop:
             n = len(emu.ledger) if emu is not None else 0
