@@ -291,19 +291,28 @@ class Backend:
         path = f"/storage/v1/b/{quote_object(bucket)}/o/{quote_object(name)}"
         self._request("DELETE", path, ok=(200, 204))
 
-    def seed_from_dir(self, root: os.PathLike | str, *, follow_symlinks: bool = False) -> list[str]:
+    def seed_from_dir(
+        self,
+        root: os.PathLike | str,
+        *,
+        follow_symlinks: bool = False,
+        before_each: Any = None,
+    ) -> list[str]:
         """Upload ``root/<bucket>/<path...>``: each top-level directory becomes a bucket.
 
         Returns the ``bucket/object`` names created. Raises ``ValueError`` (before uploading
         anything) if ``root`` is not a directory, contains files at the top level, or holds a
         symlink leading outside ``root`` (unless ``follow_symlinks``: then the target's bytes
         are copied in). Symlinks inside the tree are followed; directory cycles are refused.
+        ``before_each()`` (if given) is called before each upload; it may raise to stop.
         """
         plan = seed_plan(root, follow_symlinks=follow_symlinks)
         created: list[str] = []
         for bucket, files in plan:
             self.create_bucket(bucket)
             for rel, file in files:
+                if before_each is not None:
+                    before_each()
                 self.put_object(bucket, rel, file)
                 created.append(f"{bucket}/{rel}")
         return created

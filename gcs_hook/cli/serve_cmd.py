@@ -74,6 +74,7 @@ def _start_emulator(
     shaping: Any = None,
     persist: Path | None = None,
     follow_symlinks: bool = False,
+    check_stop: Any = None,
 ) -> Any:
     from emulator.fakegcs.backend import BackendError
     from emulator.fakegcs.session import GcsEmulator
@@ -109,7 +110,9 @@ def _start_emulator(
         fail(str(exc))
     if data is not None:
         try:
-            created = emu.backend.seed_from_dir(data, follow_symlinks=follow_symlinks)
+            created = emu.backend.seed_from_dir(
+                data, follow_symlinks=follow_symlinks, before_each=check_stop
+            )
         except (ValueError, BackendError) as exc:
             emu.close()
             fail(f"--data {data}: {exc}")
@@ -260,8 +263,9 @@ def serve(
             live_instances()  # removes state files of dead instances
             emu = _start_emulator(
                 backend, data, port_n, backend_port_n, ledger, require_auth, shaping, persist,
-                data_follow_symlinks,
+                data_follow_symlinks, signals.check,
             )  # fmt: skip
+            signals.check()
             close_at_exit(emu)
             if demo:
                 out = Console(highlight=False)
@@ -283,7 +287,7 @@ def serve(
                 console.print(f"# shaping: {shaping}")
             if tls:  # emulator.fakegcs.tls_listener
                 tls_listener = start_tls_listener(emu, tls_port_n, console)
-            watch(emu, duration_s, console)
+            watch(emu, duration_s, console, signals)
             console.print(f"# stopping; {len(emu.ledger)} requests recorded")
         except StopRequested as stop:
             n = len(emu.ledger) if emu is not None else 0

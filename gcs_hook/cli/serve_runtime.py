@@ -41,22 +41,34 @@ class StopRequested(BaseException):
 
 
 class StopSignals:
-    """While active (a context manager), stop signals raise :class:`StopRequested` once.
+    """While active (a context manager), a stop signal raises :class:`StopRequested` once.
 
-    Call :meth:`quiet` when the cleanup starts: from then on stop signals are ignored, so a
-    second Ctrl-C (or a signal arriving during a normal exit) cannot cut the cleanup short.
-    Leaving the ``with`` block restores the previous handlers.
+    The signal is also remembered (:attr:`requested`): Python ignores exceptions raised in some
+    places (at-fork callbacks run by ``subprocess``, ``__del__`` methods), so loops that can
+    run for long (seeding, :func:`watch`) call :meth:`check`, which raises it again. Call
+    :meth:`quiet` when the cleanup starts: from then on stop signals are ignored, so a second
+    Ctrl-C (or a signal arriving during a normal exit) cannot cut the cleanup short. Leaving the
+    ``with`` block restores the previous handlers.
     """
 
     def __init__(self) -> None:
         self._quiet = False
+        self._raised = False
+        self.requested: int | None = None
         self._previous: dict[int, Any] = {}
 
     def _handler(self, signum: int, _frame: Any) -> None:
-        if self._quiet:
+        if self._quiet or self.requested is not None:
             return
-        self._quiet = True
+        self.requested = signum
+        self._raised = True
         raise StopRequested(signum)
+
+    def check(self) -> None:
+        """Raise :class:`StopRequested` if a stop signal arrived and was swallowed."""
+        if self.requested is not None and not self._quiet:
+            self._quiet = True
+            raise StopRequested(self.requested)
 
     def quiet(self) -> None:
         self._quiet = True
@@ -77,12 +89,13 @@ def close_at_exit(emu: Any) -> None:
     atexit.register(emu.close)
 
 
-def watch(emu: Any, duration: float, console: Any) -> None:
+def watch(emu: Any, duration: float, console: Any, signals: StopSignals) -> None:
     """Serve until ``duration`` s passed (0: forever) or a signal; exit 1 if the backend dies."""
     from emulator.fakegcs.backend import BackendError
 
     end = time.monotonic() + duration if duration > 0 else None
     while True:
+        signals.check()
         left = WATCH_S if end is None else min(WATCH_S, end - time.monotonic())
         if left <= 0:
             return
