@@ -51,6 +51,13 @@ def recommend(
                 )
         else:
             note = "every configuration reads stale or torn data or fails: none is safe"
+    stale_stats = min(r.stale_stats for r in fitting)
+    if stale_stats:
+        note = (note + "; " if note else "") + (
+            f"TF's stat cache answered {stale_stats} stat(s) with an old size in every "
+            "configuration: set GCS_STAT_CACHE_MAX_AGE=0 before importing TF for files "
+            "that change"
+        )
     t_best = min(r.predicted_s for r in pool)
     near = [r for r in pool if r.predicted_s <= t_best * (1 + tie) + 1e-12]
     best = min(
@@ -70,7 +77,8 @@ def results_json(
     results: Sequence[PointResult], best: PointResult | None = None
 ) -> list[dict[str, Any]]:
     """One JSON object per configuration: ``config`` (None = cache off), media ``requests``,
-    ``metadata_requests``, media ``bytes_fetched``, ``predicted_seconds``, hazards, memory."""
+    ``metadata_requests``, media ``bytes_fetched``, ``predicted_seconds``, hazards
+    (``stale_reads``, ``torn_reads``, ``errors``, ``stale_stats``), memory."""
     out = []
     for r in results:
         c = r.config
@@ -84,6 +92,7 @@ def results_json(
                 "stale_reads": r.stale_reads,
                 "torn_reads": r.torn_reads,
                 "errors": r.errors,
+                "stale_stats": r.stale_stats,
                 "memory_bytes": r.memory_bytes,
                 "recommended": best is not None and r.config == best.config,
             }

@@ -2,8 +2,9 @@
 
 Used by ``gcs-hook record -- CMD`` (live) and ``gcs-hook record --from-ledger FILE`` (a JSONL
 written by ``gcs-hook serve --ledger``). The program must have run with the recording settings
-(:data:`benchmarks.record.RECORDING_ENV`: block size 0, so every ``RandomAccessFile::Read`` is
-exactly one ranged GET); the ledger then maps one-to-one onto ops:
+(:data:`benchmarks.record.PROGRAM_RECORDING_ENV`: block size 0, so every
+``RandomAccessFile::Read`` is exactly one ranged GET, and TF's stat cache off, so every stat is
+one metadata request); the ledger then maps one-to-one onto ops:
 
 - media GET ``bytes=a-b`` by the program → ``read(offset=a, n=b-a+1)`` on an inferred handle;
 - metadata GET by the program → ``stat`` (``GetFileSize``, ``Stat``, ``FileExists``);

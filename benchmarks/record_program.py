@@ -2,9 +2,10 @@
 
 :func:`record_program` starts a :class:`~emulator.fakegcs.session.GcsEmulator` (seeded from
 ``data_dir``: ``DIR/<bucket>/<path...>``), runs ``cmd`` with the front's environment plus the
-recording settings (:data:`benchmarks.record.RECORDING_ENV`, set before the program imports
-TensorFlow: every ``RandomAccessFile::Read`` is one ranged GET, so the run is slower than
-usual: more, smaller requests and no read-ahead), waits for it, converts the ledger with
+recording settings (:data:`benchmarks.record.PROGRAM_RECORDING_ENV`, set before the program
+imports TensorFlow: every ``RandomAccessFile::Read`` is one ranged GET and every stat one
+metadata request, so the run is slower than usual: more, smaller requests, no read-ahead, no
+stat cache), waits for it, converts the ledger with
 :func:`benchmarks.ledger_trace.ledger_to_trace` and returns the trace and the program's exit
 code.
 
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.ledger_trace import LedgerTrace, ledger_to_trace
-from benchmarks.record import RECORDING_ENV
+from benchmarks.record import PROGRAM_RECORDING_ENV
 
 __all__ = ["ProgramRecording", "record_program"]
 
@@ -62,7 +63,7 @@ def record_program(
                 objects[name] = int(emu.backend.stat_object(bucket, path)["size"])
         env = dict(os.environ)
         env.update(emu.tf_env())
-        env.update(RECORDING_ENV)
+        env.update(PROGRAM_RECORDING_ENV)
         env.update(extra_env or {})
         mark = emu.ledger.mark()
         t0 = time.monotonic()

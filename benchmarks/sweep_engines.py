@@ -314,6 +314,7 @@ def simulate_model(
         stale_reads=hz.stale_reads,
         torn_reads=hz.torn_reads,
         errors=hz.errors,
+        stale_stats=hz.stale_stats,
         media_bytes=media_bytes,
     )
     requests = list(_requests_of(sim)) if keep_requests else []

@@ -66,6 +66,8 @@ class PointResult:
     stale_reads: int = 0
     torn_reads: int = 0
     errors: int = 0
+    #: stat ops answered with an older generation's size (the stat cache; cache on or off)
+    stale_stats: int = 0
     #: media bytes alone (None: bytes_fetched minus the metadata responses)
     media_bytes: int | None = None
 
@@ -113,6 +115,7 @@ class PointResult:
             stale_reads=self.stale_reads,
             torn_reads=self.torn_reads,
             errors=self.errors,
+            stale_stats=self.stale_stats,
             memory_bytes=self.memory_bytes,
         )
         return row

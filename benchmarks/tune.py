@@ -324,7 +324,9 @@ def _same_reads(rec: Any, synthesized: Mapping[str, Any]) -> bool:
     from benchmarks.record import RECORDING_CONFIG
     from emulator.replay.simulation import simulate
 
-    sim = simulate(synthesized, RECORDING_CONFIG, buffer_size=0, record_requests=True)
+    sim = simulate(  # live workloads record with TF's stat cache off (PROGRAM_RECORDING_ENV)
+        synthesized, RECORDING_CONFIG, buffer_size=0, record_requests=True, stat_cache_max_age=0
+    )
     predicted = [r for r in sim.requests or [] if r["kind"] in ("media", "metadata")]
     recorded = [r for r in rec.requests if r["kind"] in ("media", "metadata")]
     return predicted == recorded

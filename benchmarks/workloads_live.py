@@ -270,11 +270,11 @@ def record_live(workload: Workload, emulator: Any) -> tuple[dict[str, Any], list
     """Record a live workload with the recording settings; returns the trace (config null) and
     the reader's media and metadata requests (trace-format dicts)."""
     from benchmarks.ledger_trace import ledger_to_trace
-    from benchmarks.record import RECORDING_ENV
+    from benchmarks.record import PROGRAM_RECORDING_ENV
     from emulator.replay.tf_worker import TfWorker
 
     emulator.backend.create_bucket(workload.bucket)
-    env = {**emulator.tf_env(), **RECORDING_ENV}
+    env = {**emulator.tf_env(), **PROGRAM_RECORDING_ENV}
     mark = emulator.ledger.mark()
     with TfWorker(env) as reader:
         trainer = TfWorker(env) if isinstance(workload, CheckpointPoller) else None

@@ -15,7 +15,10 @@ requests on a virtual clock.
   * **torn read**: the returned bytes come from two or more generations (e.g. block 0 cached
     from the old checkpoint, blocks 1-2 fetched from the new one - TF returns no error);
   * **error**: the read failed with a status other than OUT_OF_RANGE (e.g. INTERNAL "File
-    contents are inconsistent" when an object shrank under a fresh stat-cache entry).
+    contents are inconsistent" when an object shrank under a fresh stat-cache entry);
+  * **stale stat** (counted apart, not a read hazard): a ``stat`` op answered from the stat
+    cache with an older generation (or for an object that is gone) - the size a program then
+    reads by (``GFile.read()``, ``read_file_to_string``) is the old one, cache on or off.
 
 Invariants: a block held by the block cache is the one its latest full-block fetch at that
 position returned, so its generation is the generation logged for that fetch; a buffered
@@ -104,6 +107,7 @@ class Hazards:
     torn_reads: int = 0
     stale_bytes: int = 0
     errors: int = 0
+    stale_stats: int = 0
     errors_by_code: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -117,6 +121,7 @@ class Hazards:
             "stale_bytes": self.stale_bytes,
             "errors": self.errors,
             "errors_by_code": dict(self.errors_by_code),
+            "stale_stats": self.stale_stats,
         }
 
 
@@ -145,6 +150,15 @@ class HazardCounter:
             gens = self._cached_gens(f, offset, n, result, fetches_before)
         self._count(f, result, gens)
         return result
+
+    def stat(self, name: str, st: Any) -> None:
+        """A successful ``stat`` op of ``name`` ("bucket/path") that returned ``st``."""
+        if getattr(st, "is_directory", False):
+            return
+        bucket, _, obj = name.partition("/")
+        current = self.transport.generation(bucket, obj)
+        if current is None or st.generation < current:
+            self.hazards.stale_stats += 1
 
     def forget(self, f: Any) -> None:
         self._buffer_gen.pop(id(f), None)

@@ -178,10 +178,13 @@ def run_trace(
             fs.configure_block_cache(op.config)
         elif type(op) is StatOp:
             try:
-                fs.stat("gs://" + op.object)
+                st = fs.stat("gs://" + op.object)
             except Exception as e:  # noqa: BLE001 - a stat error is part of the run, not fatal
                 if not hasattr(e, "code"):
                     raise
+            else:
+                if hazards is not None:
+                    hazards.stat(op.object, st)
         elif type(op) is DeleteOp:
             deleter(op.object)
         elif type(op) is WriteOp:

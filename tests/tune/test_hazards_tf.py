@@ -104,3 +104,29 @@ def test_model_hazards_equal_what_tf_returned(gcs_emulator) -> None:
     assert predicted == real
     assert real["torn_reads"] == 1 and real["stale_reads"] >= 1, real
     assert sim.errors_by_code == {"INTERNAL": 1}
+
+
+@pytest.mark.tf
+def test_tail_follows_a_growing_file_as_in_tf(gcs_emulator) -> None:
+    """``tail`` ops in replay's TF engine and in the model: same requests, same bytes, while a
+    writer appends (cache on: the stale stat hides the new data until it expires)."""
+    pytest.importorskip("tensorflow")
+    log = "tl/events.log"
+    ops = [{"op": "open", "handle": "t", "object": log},
+           {"op": "tail", "handle": "t", "chunk": 300_000}]  # fmt: skip
+    for size in (700_000, 1_500_000):
+        ops += [{"op": "overwrite", "object": log, "size": size},
+                {"op": "tail", "handle": "t", "chunk": 300_000},
+                {"op": "sleep", "seconds": 6},
+                {"op": "tail", "handle": "t", "chunk": 300_000}]  # fmt: skip
+    ops.append({"op": "close", "handle": "t"})
+    trace = {
+        "config": {"block_size": 256 * 1024, "max_bytes": 4 * MiB, "max_staleness": 0},
+        "objects": {log: 200_000},
+        "ops": ops,
+    }
+    with TfReplayer(gcs_emulator) as replayer:
+        tf = replayer.run(trace)
+    model = run_model(trace)
+    assert compare(tf, model) is None
+    assert sum(r["returned"] for r in tf["reads"]) >= 1_500_000  # it got to the end

@@ -63,7 +63,8 @@ def test_tensorboard_synthesized_equals_real_tensorboard(gcs_emulator, tf_worker
                         events_per_reload=8, reloads=3, reload_interval_s=2)  # fmt: skip
     w = base.with_params(bucket=_bucket("tb"))
     trace, recorded = record_live(w, gcs_emulator)
-    sim = simulate(w.synthesize(), RECORDING_CONFIG, buffer_size=0, record_requests=True)
+    sim = simulate(w.synthesize(), RECORDING_CONFIG, buffer_size=0, record_requests=True,
+                   stat_cache_max_age=0)  # fmt: skip
     assert [r for r in sim.requests if r["kind"] != "list"] == recorded
     configs = [
         CacheConfig(0, 0, 0),

@@ -22,13 +22,16 @@ MiB = 1024 * 1024
 
 
 def _with_writes(trace: dict, seed: int) -> dict:
-    """Some overwrites become the program's own writes; a write may create a new object."""
+    """Some overwrites become the program's own writes; a write may create a new object; some
+    reads are followed by a ``tail`` on the same handle."""
     rng = random.Random(seed)
     ops = []
     for op in trace["ops"]:
         if op["op"] == "overwrite" and rng.random() < 0.5:
             op = {"op": "write", "object": op["object"], "size": op["size"]}
         ops.append(op)
+        if op["op"] == "read" and rng.random() < 0.15:  # a follower on the same handle
+            ops.append({"op": "tail", "handle": op["handle"], "chunk": max(8192, op["n"])})
         if rng.random() < 0.05:
             ops.append({"op": "write", "object": "fz/new.bin", "size": rng.randint(0, 50_000)})
     return dict(trace, ops=ops)
