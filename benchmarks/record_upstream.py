@@ -2,8 +2,9 @@
 
 :func:`record_upstream` starts a :class:`~emulator.fakegcs.passthrough.PassThrough` front,
 runs the program with the front's proxy and CA settings plus the recording settings
-(:data:`benchmarks.record.RECORDING_ENV`: every ``RandomAccessFile::Read`` is one ranged GET)
-and its own credentials, and converts the ledger with
+(:data:`benchmarks.record.PROGRAM_RECORDING_ENV`: every ``RandomAccessFile::Read`` is one
+ranged GET, every stat one metadata request) and its own credentials, and converts the ledger
+with
 :func:`benchmarks.ledger_trace.ledger_to_trace` — the same conversion as the fake mode
 (:func:`benchmarks.record_program.record_program`), so the same program gives the same trace.
 
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.ledger_trace import LedgerTrace, infer_start_sizes, ledger_to_trace
-from benchmarks.record import RECORDING_ENV
+from benchmarks.record import PROGRAM_RECORDING_ENV
 
 __all__ = [
     "UpstreamRecording",
@@ -181,7 +182,7 @@ def record_upstream(
             on_start(pt)
         env = dict(os.environ)
         env.update(pt.env())
-        env.update(RECORDING_ENV)
+        env.update(PROGRAM_RECORDING_ENV)
         env.update(extra_env or {})
         mark = pt.ledger.mark()
         start = len(pt.ledger)
@@ -232,7 +233,7 @@ def record_fake_limited(
                 objects[name] = int(emu.backend.stat_object(bucket, path)["size"])
         env = dict(os.environ)
         env.update(emu.tf_env())
-        env.update(RECORDING_ENV)
+        env.update(PROGRAM_RECORDING_ENV)
         mark = emu.ledger.mark()
         start = len(emu.ledger)
         code, seconds, stopped_by = run_limited(
