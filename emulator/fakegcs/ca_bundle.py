@@ -7,8 +7,8 @@ the per-run CA and whatever it trusted before. :class:`CaBundle` writes one PEM 
 Invariants:
 - The file lives in a fresh private directory (0700, with ``owner.pid`` so that a killed run's
   leftover is removed by :func:`emulator.fakegcs.tempdirs.remove_dead_leftovers`) and is itself
-  0600; :meth:`CaBundle.close` removes the directory (idempotent). Only public certificates
-  are in it, never a key.
+  0600; :meth:`CaBundle.close` removes the directory (idempotent; also done at garbage
+  collection or interpreter exit). Only public certificates are in it, never a key.
 - "System CAs" are what OpenSSL loads by default here, ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``
   included (:func:`system_ca_pem`): the recorded process keeps the trust it had.
 """
@@ -19,6 +19,7 @@ import glob
 import os
 import shutil
 import ssl
+import weakref
 from pathlib import Path
 
 from emulator.fakegcs.tempdirs import make_owned_tempdir
@@ -46,6 +47,8 @@ class CaBundle:
 
     def __init__(self, ca_pem: str, workdir: str | None = None) -> None:
         self._dir = Path(make_owned_tempdir("gcs-hook-bundle-", workdir))  # 0700, owner.pid
+        # removed at garbage collection or interpreter exit even if close() is never called
+        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self._dir), True)
         try:
             own = Path(ca_pem).read_text(encoding="ascii")
             self.path = str(self._dir / "ca-bundle.pem")
@@ -62,7 +65,7 @@ class CaBundle:
 
     def close(self) -> None:
         """Remove the bundle and its directory. Idempotent."""
-        shutil.rmtree(self._dir, ignore_errors=True)
+        self._finalizer()
 
     def __enter__(self) -> CaBundle:
         return self
