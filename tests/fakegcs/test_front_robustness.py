@@ -464,3 +464,16 @@ def test_malformed_chunked_body_is_400_and_recorded(gcs_emulator, gcs_bucket, gc
     assert out.startswith(b"HTTP/1.1 400")
     assert [r.status for r in gcs_ledger.since(mark)] == [400]
     assert gcs_emulator.backend.list_objects(gcs_bucket) == []
+
+
+@pytest.mark.parametrize("eol", [b"\r\n", b"\n"])
+def test_te_identity_dropped_wherever_it_is(gcs_emulator, gcs_bucket, eol):
+    """libcurl's ``Transfer-Encoding: identity`` on a body-less POST, also as the last line."""
+    gcs_emulator.backend.put_object(gcs_bucket, "src", b"S")
+    head = eol.join(
+        [f"POST /storage/v1/b/{gcs_bucket}/o/src/copyTo/b/{gcs_bucket}/o/dst HTTP/1.1".encode(),
+         b"Host: x", b"Content-Length: 0", b"Transfer-Encoding: identity"]
+    )  # fmt: skip
+    out = raw_exchange(gcs_emulator.front.port, head + eol + eol, timeout=10)
+    assert out.startswith(b"HTTP/1.1 200"), out[:200]
+    assert gcs_emulator.backend.get_object(gcs_bucket, "dst") == b"S"

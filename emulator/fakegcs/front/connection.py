@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 _RECV = 64 * 1024  # one recv for a body (allocated only while a recv is waiting)
 _RECV_HEAD = 8 * 1024  # one recv while waiting for a request: idle connections hold only this
 _MAX_HEAD = 64 * 1024
-_TE_IDENTITY = re.compile(rb"(?im)^transfer-encoding[ \t]*:[ \t]*identity[ \t]*\r?\n")
+_TE_IDENTITY = re.compile(rb"(?i)^transfer-encoding[ \t]*:[ \t]*identity[ \t]*$")
 _LINGER_S = 1.0
 _LINGER_BYTES = 16 << 20
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
@@ -103,6 +103,8 @@ class ClientConnection:
                 return
             if not isinstance(event, h11.Request):
                 return
+            if self.deadline is None:  # a pipelined head that was already buffered
+                self.deadline = time.monotonic() + self.front.request_timeout
             if not event.http_version.startswith(b"1"):  # e.g. the HTTP/2 preface "PRI * HTTP/2.0"
                 version = event.http_version.decode("latin-1")
                 self.refuse(
@@ -174,8 +176,9 @@ class ClientConnection:
             data += more
         m = _HEAD_END.search(data)
         if m and b"identity" in data[: m.start()].lower():
-            head = _TE_IDENTITY.sub(b"", data[: m.start()] + b"\r\n")[:-2]
-            return head + data[m.start() :]
+            lines = re.split(rb"\r?\n", data[: m.start()])
+            kept = [ln for ln in lines if not _TE_IDENTITY.match(ln)]
+            return b"\r\n".join(kept) + data[m.start() :]
         return data
 
     # -- sending ----------------------------------------------------------------------------

@@ -257,7 +257,10 @@ class Front:
 
     # -- accepting --------------------------------------------------------------------------
     def _accept_loop(self) -> None:
-        self._sock.settimeout(_TURNED_AWAY_LINGER_S / 2)  # wake up to close turned-away sockets
+        try:
+            self._sock.settimeout(_TURNED_AWAY_LINGER_S / 2)  # wake up to reap turned-away
+        except OSError:
+            return  # closed before this thread ran
         while True:
             self._reap_turned_away()
             try:
@@ -269,7 +272,8 @@ class Front:
                     return
                 time.sleep(0.05)  # EMFILE and friends: wait for descriptors to come back
                 continue
-            client.settimeout(None)
+            with contextlib.suppress(OSError):
+                client.settimeout(None)
             try:
                 self._admit(client)
             except Exception as exc:  # never let one connection stop the acceptor
@@ -294,7 +298,8 @@ class Front:
         self._turned_away = keep
 
     def _admit(self, client: socket.socket) -> None:
-        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with contextlib.suppress(OSError):  # a client that already reset: its thread sees it
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn_id = next(self._conn_ids)
         with self._lock:
             if self._closed:
