@@ -23,6 +23,10 @@ as the model engine, ``emulator.replay.simulation``), proven by property tests
   engine readable Python that mirrors :func:`~benchmarks.sweep_engines.simulate_fast` line for
   line; over vectorized numpy because an LRU is inherently sequential.
 
+Length: a little over 400 lines because the kernel is one compiled loop on purpose (splitting
+it into jitted helpers costs calls in the hot path and hides the line-for-line correspondence
+with the reference).
+
 Scope (the fast engines' convention): open/read/close/stat/sleep of named objects; anything else
 raises ``NotImplementedError`` (:func:`fast_engine_covers` says up front).
 """
