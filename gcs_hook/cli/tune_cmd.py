@@ -1,6 +1,6 @@
 """``gcs-hook tune``: which BlockCacheParams should my training job use, and what does it buy?
 
-    gcs-hook tune [--workload NAME|TRACE.json] [--memory-budget 2GiB]
+    gcs-hook tune [--workload NAME|TRACE.json|TRACE.npz] [--memory-budget 2GiB]
                   [--backend embedded|container|URL] [--out DIR] [--quick]
                   [--param KEY=VALUE ...] [--latency-ms MS] [--bandwidth-mibps N]
                   [--overhead-ms MS] [--no-measure] [--workers N] [--scheduler ADDR]
@@ -108,7 +108,11 @@ def _check_backend(spec: str) -> None:
 def tune(
     workload: Annotated[
         str | None,
-        typer.Option("--workload", "-w", help="workload name, or a TRACE.json to sweep as given"),
+        typer.Option(
+            "--workload",
+            "-w",
+            help="workload name, or a TRACE.json / columnar TRACE.npz to sweep as given",
+        ),
     ] = None,
     memory_budget: Annotated[
         str, typer.Option("--memory-budget", help="largest block cache allowed (e.g. 2GiB)")
@@ -164,15 +168,20 @@ def tune(
     except ValueError as exc:
         fail(str(exc))
     opts = TuneOptions(memory_budget=budget, backend=backend, out_dir=out, quick=quick)
-    if workload is not None and (workload.endswith(".json") or os.sep in workload):
+    if workload is not None and (workload.endswith((".json", ".npz")) or os.sep in workload):
         path = Path(workload)
         if not path.is_file():
             fail(f"trace file {workload} does not exist")
         try:
-            from emulator.replay.trace import load_trace
+            if path.suffix == ".npz":  # a columnar trace (docs/trace-format.md)
+                from emulator.replay.columnar import load_columnar
 
-            load_trace(str(path))
-            opts.trace = json.loads(path.read_text())
+                opts.trace = load_columnar(path)
+            else:
+                from emulator.replay.trace import load_trace
+
+                load_trace(str(path))
+                opts.trace = json.loads(path.read_text())
         except Exception as exc:  # noqa: BLE001 - any parse/validation error → one line
             fail(
                 f"{workload} is not a valid trace: {str(exc).splitlines()[0] if str(exc) else exc!r}"
