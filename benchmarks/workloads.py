@@ -382,8 +382,6 @@ MEASURE_SCALE: dict[str, dict[str, Any]] = {
 }
 
 
-from benchmarks.workloads_limits import SCALE_LIMITS, check_scale  # noqa: E402 (re-export)
-
-
 # live workloads (files that change while they are read): their module registers them here
 import benchmarks.workloads_live  # noqa: E402, F401
+from benchmarks.workloads_limits import SCALE_LIMITS, check_scale  # noqa: E402 (re-export)
