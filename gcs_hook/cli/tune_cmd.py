@@ -321,7 +321,8 @@ def tune(
         from benchmarks.advice import results_json
 
         console.print(outcome.line)
-        typer.echo(json.dumps(results_json(outcome.results, best), indent=1))
+        exact = outcome.sampling.get("exact") is not False
+        typer.echo(json.dumps(results_json(outcome.results, best, exact=exact), indent=1))
     else:
         typer.echo(outcome.line)  # never wrapped: it is meant to be pasted
     console.print(f"model check: {outcome.model_check}")
