@@ -74,11 +74,12 @@ def recommend(
 
 
 def results_json(
-    results: Sequence[PointResult], best: PointResult | None = None
+    results: Sequence[PointResult], best: PointResult | None = None, *, exact: bool = True
 ) -> list[dict[str, Any]]:
     """One JSON object per configuration: ``config`` (None = cache off), media ``requests``,
     ``metadata_requests``, media ``bytes_fetched``, ``predicted_seconds``, hazards
-    (``stale_reads``, ``torn_reads``, ``errors``, ``stale_stats``), memory."""
+    (``stale_reads``, ``torn_reads``, ``errors``, ``stale_stats``), memory; ``exact`` False when
+    the sweep sampled (the numbers are then estimates, see ``tune --exact``)."""
     out = []
     for r in results:
         c = r.config
@@ -95,6 +96,7 @@ def results_json(
                 "stale_stats": r.stale_stats,
                 "memory_bytes": r.memory_bytes,
                 "recommended": best is not None and r.config == best.config,
+                "exact": exact,
             }
         )
     return out

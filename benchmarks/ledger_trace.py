@@ -10,7 +10,8 @@ one metadata request); the ledger then maps one-to-one onto ops:
 - metadata GET by the program → ``stat`` (``GetFileSize``, ``Stat``, ``FileExists``);
 - a completed upload (the resumable ``PUT``) by the program → ``write`` (its own write: TF
   clears the file's caches) of ``bytes_in`` bytes; by anyone else → ``overwrite``;
-- an object ``DELETE`` → ``delete``;
+- an object ``DELETE`` by the program → ``remove`` (it also clears the program's caches), by
+  anyone else → ``delete``;
 - wall-clock gaps of at least ``min_sleep_s`` between the program's requests → ``sleep``;
 - listings, bucket requests, token requests, upload session starts: not ops (they do not
   depend on the block cache); counted in ``skipped``.
@@ -221,7 +222,7 @@ def ledger_to_trace(
                 out.other_writes += 1
             sizes[obj] = int(rec.bytes_in)
         elif rec.kind == "delete" and obj and rec.status in (200, 204):
-            ops.append({"op": "delete", "object": obj})
+            ops.append({"op": "remove" if mine else "delete", "object": obj})
             sizes.pop(obj, None)
             if not mine:
                 out.other_writes += 1

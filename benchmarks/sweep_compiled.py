@@ -23,6 +23,10 @@ as the model engine, ``emulator.replay.simulation``), proven by property tests
   engine readable Python that mirrors :func:`~benchmarks.sweep_engines.simulate_fast` line for
   line; over vectorized numpy because an LRU is inherently sequential.
 
+Length: a little over 400 lines because the kernel is one compiled loop on purpose (splitting
+it into jitted helpers costs calls in the hot path and hides the line-for-line correspondence
+with the reference).
+
 Scope (the fast engines' convention): open/read/close/stat/sleep of named objects; anything else
 raises ``NotImplementedError`` (:func:`fast_engine_covers` says up front).
 """
@@ -36,6 +40,7 @@ import numpy as np
 from numba import njit
 
 from benchmarks.gcs_timing import DEFAULT_TIMING, METADATA_RESPONSE_BYTES, GcsTiming
+from benchmarks.sweep_engines import fast_engine_covers
 from benchmarks.sweep_grid import TF_DEFAULT_BUFFER, TF_STAT_CACHE_MAX_AGE, CacheConfig, PointResult
 from emulator.replay.columnar import ColumnarTrace, from_dict
 
@@ -44,21 +49,6 @@ __all__ = ["EngineRun", "fast_engine_covers", "simulate_columnar", "to_columnar"
 _OPEN, _READ, _CLOSE, _STAT, _SLEEP = range(5)
 # indices of the int64 totals array
 _T_MEDIA, _T_META, _T_BYTES, _T_PEAK, _T_NLOG, _T_STEPS = range(6)
-
-
-def fast_engine_covers(trace: Mapping[str, Any] | ColumnarTrace) -> bool:
-    """Whether the fast engines compute ``trace`` exactly (else use the model engine)."""
-    if isinstance(trace, ColumnarTrace):
-        return True
-    objects = trace.get("objects") or {}
-    for op in trace.get("ops") or []:
-        kind = op.get("op")
-        if kind in ("open", "stat"):
-            if op.get("object") not in objects:
-                return False
-        elif kind not in ("read", "close", "sleep"):
-            return False
-    return True
 
 
 def to_columnar(trace: Mapping[str, Any] | ColumnarTrace) -> ColumnarTrace:

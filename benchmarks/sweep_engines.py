@@ -32,7 +32,23 @@ from typing import Any
 from benchmarks.gcs_timing import DEFAULT_TIMING, METADATA_RESPONSE_BYTES, GcsTiming
 from benchmarks.sweep_grid import TF_DEFAULT_BUFFER, TF_STAT_CACHE_MAX_AGE, CacheConfig, PointResult
 
-__all__ = ["compile_ops", "simulate_fast", "simulate_model"]
+__all__ = ["compile_ops", "fast_engine_covers", "simulate_fast", "simulate_model"]
+
+
+def fast_engine_covers(trace: Any) -> bool:
+    """Whether the fast engines compute ``trace`` exactly (else use the model engine)."""
+    if not isinstance(trace, Mapping):  # a ColumnarTrace holds only ops the engines cover
+        return True
+    objects = trace.get("objects") or {}
+    for op in trace.get("ops") or []:
+        kind = op.get("op")
+        if kind in ("open", "stat"):
+            if op.get("object") not in objects:
+                return False
+        elif kind not in ("read", "close", "sleep"):
+            return False
+    return True
+
 
 _OPEN, _READ, _CLOSE, _STAT, _SLEEP = range(5)
 

@@ -125,6 +125,15 @@ def choose_rate(
     return float(2.0 ** math.floor(math.log2(rate)))  # powers of two: nested, comparable
 
 
+#: Below this many read-steps (reads × configs) a sweep runs in this process: starting worker
+#: processes (and loading the compiled engine in each) costs more than it saves.
+IN_PROCESS_READ_STEPS = 50_000_000
+
+
+def _workers_for(read_steps: int, workers: int | None) -> int | None:
+    return 1 if read_steps < IN_PROCESS_READ_STEPS else workers
+
+
 def _miniature(
     config: CacheConfig, r_eff: float, objects_per_unit: int, object_size: int, sample_bytes: int
 ) -> CacheConfig:
@@ -219,7 +228,9 @@ def run_sampled_sweep(
           "stat_cache_max_age": TF_STAT_CACHE_MAX_AGE if stat_cache_max_age is None
           else stat_cache_max_age}  # fmt: skip
     if rate >= 1.0:
-        with spilled(columns_for(None), workers, scheduler) as ct:
+        ct = columns_for(None)
+        workers = _workers_for(ct.n_reads * len(configs), workers)
+        with spilled(ct, workers, scheduler) as ct:
             outs = execute({"full": ct}, [Task("full", c) for c in configs], engine="fast",
                            kw=kw, workers=workers, scheduler=scheduler,
                            progress=progress)  # fmt: skip
@@ -253,6 +264,7 @@ def run_sampled_sweep(
             mini = _miniature(c, r_eff, unit_size, object_size, sample_bytes)
             tasks.append(Task(key, mini, open_gaps=True))
     units = (unit_of, w_unit)
+    workers = _workers_for((ct.n_reads + half.n_reads) * len(configs), workers)
     outs = execute({"sample": ct, "half": half}, tasks, engine="fast", kw=kw, units=units,
                    workers=workers, scheduler=scheduler,
                    progress=(lambda d, t: progress(d, t)) if progress else None)  # fmt: skip

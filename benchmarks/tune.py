@@ -53,7 +53,9 @@ MEASURE_TIMING = GcsTiming(first_byte_latency_s=0.08, bandwidth_bytes_per_s=8 * 
 @dataclass
 class TuneOptions:
     workload: str | None = None  # name; None → tfrecord-epochs
-    trace: dict[str, Any] | None = None  # a loaded TRACE.json instead of a workload
+    trace: Any = (
+        None  # a loaded TRACE.json (dict) or TRACE.npz (ColumnarTrace) instead of a workload
+    )
     trace_name: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     memory_budget: int = 2 * 1024 * MiB
@@ -347,7 +349,7 @@ def _sweep(
 
     from benchmarks.sweep import fast_engine_covers
     from benchmarks.sweep_sampling import run_sampled_sweep, summary, workload_sweep_inputs
-    from emulator.replay.columnar import READ, from_dict
+    from emulator.replay.columnar import READ, ColumnarTrace, from_dict
 
     common = {"timing": opts.timing, "epochs": epochs,
               "stat_cache_max_age": opts.stat_cache_max_age, "workers": opts.workers,
@@ -366,7 +368,7 @@ def _sweep(
         assert workload is not None
         inputs = workload_sweep_inputs(workload)
     else:
-        ct = from_dict(trace)
+        ct = trace if isinstance(trace, ColumnarTrace) else from_dict(trace)
         reads = ct.kind == READ
         weights = np.bincount(ct.obj[reads], minlength=len(ct.names))
         inputs = {"columns_for": lambda keep: ct if keep is None else ct.select_objects(keep),

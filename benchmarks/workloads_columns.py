@@ -10,7 +10,7 @@ without one Python object per read:
   and writes each kept shard's template ops straight into preallocated columns, epoch after
   epoch. Memory: the output columns (25 bytes per op) and nothing per read besides.
 - ``small-files``: numpy (each file is open, ``size // 1 MiB + 1`` reads, close).
-- ``random-records``: the reference GFile stream, appended chunk by chunk into columns.
+- ``random-records``: a compiled copy of the reference GFile stream, one epoch at a time.
 
 ``keep`` (a bool per object, in ``objects()`` order) leaves out the ops of the other objects:
 that is how sampled sweeps synthesize only their sample, in the order the full trace has them;
@@ -32,11 +32,10 @@ from benchmarks.workloads_synth import (
     GFILE_BUFFER,
     READ_FILE_CHUNK,
     TFRECORD_BUFFER,
-    GFileStream,
     TfRecordStream,
     TraceBuilder,
 )
-from emulator.replay.columnar import CLOSE, OPEN, READ, ColumnarTrace, ColumnBuilder, from_dict
+from emulator.replay.columnar import CLOSE, OPEN, READ, ColumnarTrace, from_dict
 
 __all__ = ["estimated_reads", "synthesize_columns"]
 
@@ -207,39 +206,96 @@ def _read_files(objects: dict[str, int], keep: np.ndarray, epochs: int) -> Colum
 # --------------------------------------------------------------------------- random records
 
 
-class _ColumnTrace(TraceBuilder):
-    """TraceBuilder's interface writing into a :class:`ColumnBuilder` (one object)."""
-
-    def __init__(self, builder: ColumnBuilder, obj: int) -> None:
-        self.b, self.obj = builder, obj
-        self.handles: dict[str, int] = {}
-
-    def open(self, obj: str) -> str:
-        h = self.b.open(self.obj)
-        name = f"h{h}"
-        self.handles[name] = h
-        return name
-
-    def read(self, handle: str, offset: int, n: int) -> None:
-        self.b.read(self.handles[handle], self.obj, offset, n)
-
-    def close(self, handle: str) -> None:
-        self.b.close(self.handles[handle], self.obj)
+@njit(cache=True)
+def _gfile_emit(size, buffer, record_size, offsets, out_off, out_n, start):
+    """One epoch of ``GFile``: ``seek(off)`` + ``read(record_size)`` per offset — the reads of
+    :class:`~benchmarks.workloads_synth.GFileStream`, written from ``out[start]`` on; returns
+    the next free row, or -1 for a seek past the end of the file (not modelled)."""
+    pos_out = start
+    under = 0  # the underlying RandomAccessInputStream's position
+    limit = 0  # bytes in the buffer
+    pos = 0  # position inside the buffer
+    eof = False
+    for t in range(offsets.shape[0]):
+        target = offsets[t]
+        # seek
+        lower = under - limit
+        tell = under - (limit - pos)
+        skip = -1
+        if target < lower:
+            under = 0
+            pos = 0
+            limit = 0
+            eof = False
+            skip = target
+        elif target < tell:
+            pos -= tell - target
+        else:
+            skip = target - tell
+        if skip >= 0:
+            if pos + skip < limit:
+                pos += skip
+            else:
+                m = skip - (limit - pos)
+                if m > 0:
+                    out_off[pos_out] = under + m - 1
+                    out_n[pos_out] = 1
+                    pos_out += 1
+                    if under + m - 1 >= size:
+                        return -1
+                    under += m
+                pos = 0
+                limit = 0
+        # read
+        got = 0
+        while got < record_size:
+            if pos == limit:
+                if eof:
+                    break
+                out_off[pos_out] = under
+                out_n[pos_out] = buffer
+                pos_out += 1
+                filled = max(0, min(buffer, size - under))
+                under += filled
+                pos = 0
+                limit = filled
+                if filled == 0:
+                    eof = True
+                    break
+            take = min(limit - pos, record_size - got)
+            pos += take
+            got += take
+    return pos_out
 
 
 def _random_records(workload: Any, objects: dict[str, int], keep: np.ndarray) -> ColumnarTrace:
-    builder = ColumnBuilder(objects)
+    """One GFile per epoch over the one object (compiled; numpy rows for open and close)."""
+    names = list(objects)
+    sizes = np.array(list(objects.values()), np.int64)
+    parts: dict[str, list[np.ndarray]] = {c: [] for c in ("kind", "handle", "obj", "offset", "n")}
     if keep.all():
-        (name,) = objects
-        trace = _ColumnTrace(builder, 0)
+        size = int(sizes[0])
+        worst = 2 + (workload.record_size // GFILE_BUFFER + 3) * workload.records
         for epoch in range(workload.epochs):
-            handle = trace.open(name)
-            stream = GFileStream(trace, handle, objects[name], GFILE_BUFFER)
-            for off in workload.offsets(epoch):
-                stream.seek(off)
-                stream.read(workload.record_size)
-            trace.close(handle)
-    return builder.build()
+            offsets = np.array(workload.offsets(epoch), np.int64)
+            off = np.zeros(worst, np.int64)
+            n = np.zeros(worst, np.int64)
+            end = _gfile_emit(size, GFILE_BUFFER, workload.record_size, offsets, off, n, 1)
+            if end < 0:
+                raise NotImplementedError("seek past end of file")
+            rows = end + 1  # open, reads, close
+            kind = np.full(rows, READ, np.uint8)
+            kind[0], kind[-1] = OPEN, CLOSE
+            off[0] = off[rows - 1] = n[0] = n[rows - 1] = 0
+            parts["kind"].append(kind)
+            parts["handle"].append(np.full(rows, epoch, np.int32))
+            parts["obj"].append(np.zeros(rows, np.int32))
+            parts["offset"].append(off[:rows].copy())
+            parts["n"].append(n[:rows].copy())
+    dtypes = {"kind": np.uint8, "handle": np.int32, "obj": np.int32, "offset": np.int64,
+              "n": np.int64}  # fmt: skip
+    cols = {c: (np.concatenate(p) if p else np.zeros(0, dtypes[c])) for c, p in parts.items()}
+    return ColumnarTrace(names=names, sizes=sizes, **cols)
 
 
 def estimated_reads(workload: Any) -> np.ndarray:

@@ -144,7 +144,7 @@ def write_plan(trace: Mapping[str, Any]) -> dict[str, list[int | None]]:
                 observe(name)
         elif kind == "overwrite":
             write(op["object"], op["size"])
-        elif kind in ("delete", "write"):
+        elif kind in ("delete", "write", "remove"):
             # a ``write`` is uploaded by the program under test itself (not through this plan):
             # the version before it is no longer observable
             current.pop(op["object"], None)

@@ -33,6 +33,7 @@ from emulator.replay.trace import (
     OverwriteOp,
     ReadOp,
     ReadRecord,
+    RemoveOp,
     SleepOp,
     StatOp,
     TailOp,
@@ -107,7 +108,7 @@ def run_trace(
     ``overwrite``/``delete`` go to the store directly, not through the model (no invalidation),
     ``sleep`` ops call ``sleep`` (default ``fs.clock.sleep``). A ``write`` op is the program's
     own upload: a new version through ``writer``, then ``fs.clear_file_caches`` (TF clears the
-    file's blocks and stat entry after uploading it). ``hazards``: an
+    file's blocks and stat entry after uploading it); ``remove``, its own delete, likewise. ``hazards``: an
     :class:`emulator.replay.hazards.HazardCounter` that performs and classifies each read.
     Result requests are the transport's requests sent during the ops."""
     trace = load_trace(trace)
@@ -187,6 +188,11 @@ def run_trace(
                     hazards.stat(op.object, st)
         elif type(op) is DeleteOp:
             deleter(op.object)
+        elif type(op) is RemoveOp:
+            if getattr(transport, "record", False):
+                transport.requests.append({"kind": "delete", "object": op.object})
+            deleter(op.object)
+            fs.clear_file_caches("gs://" + op.object)
         elif type(op) is WriteOp:
             versions[op.object] = versions.get(op.object, 0) + 1
             if getattr(transport, "record", False):

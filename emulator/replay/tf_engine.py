@@ -191,6 +191,18 @@ def tail(handle: str, chunk: int) -> list[dict[str, Any]]:
     return out
 
 
+def remove(path: str) -> dict[str, Any]:
+    """The program's own delete through TF (``tf.io.gfile.remove``: a DELETE, then TF clears
+    the file's caches). ``{"error"}``."""
+    import tensorflow as tf
+
+    try:
+        tf.io.gfile.remove(path)
+    except tf.errors.OpError as exc:
+        return {"error": _code_name(exc.error_code)}
+    return {"error": None}
+
+
 def write(path: str, name: str, version: int, size: int) -> dict[str, Any]:
     """The program's own write: version ``version`` of trace object ``name`` uploaded through
     TF's GCS filesystem (``GFile`` write + close: a resumable upload, after which TF clears the

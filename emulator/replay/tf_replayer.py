@@ -306,6 +306,10 @@ class _TfTraceRun:
         if kind == "delete":
             self.iso.delete(op["object"])
             return None
+        if kind == "remove":
+            result = self.r._call("remove(path)", path=self.gs_path(op["object"]))
+            self.iso.present.discard(op["object"])
+            return result
         if kind == "write":
             name = op["object"]
             version = self.iso.versions.get(name, 0) + 1

@@ -29,6 +29,7 @@ __all__ = [
     "OverwriteOp",
     "ReadOp",
     "ReadRecord",
+    "RemoveOp",
     "SleepOp",
     "StatOp",
     "Trace",
@@ -129,6 +130,16 @@ class WriteOp:
 
 
 @dataclass(frozen=True)
+class RemoveOp:
+    """The reading program's own delete (``tf.io.gfile.remove``): the object is gone, and its
+    filesystem drops the object's cached blocks and stat entry (TF's ``ClearFileCaches``). A
+    ``delete`` is another writer's: the reader's caches are not told."""
+
+    object: str
+    op: str = field(default="remove", init=False)
+
+
+@dataclass(frozen=True)
 class TailOp:
     """A follower reading new data from where it got to (TensorBoard's event loader, any
     ``tail -f``): the handle keeps a position (0 at open, moved only by tail ops). If it is
@@ -152,6 +163,7 @@ Op = (
     | DeleteOp
     | WriteOp
     | TailOp
+    | RemoveOp
 )
 
 
@@ -229,6 +241,7 @@ _OP_FIELDS = {
     "delete": {"object"},
     "write": {"object", "size"},
     "tail": {"handle", "chunk"},
+    "remove": {"object"},
 }
 
 
@@ -262,6 +275,8 @@ def _op(raw: Any, where: str) -> Op:
         return TailOp(_str(raw["handle"], where, "handle"), chunk)
     if kind == "overwrite":
         return OverwriteOp(_object_name(raw["object"], where), _int(raw["size"], where, "size"))
+    if kind == "remove":
+        return RemoveOp(_object_name(raw["object"], where))
     if kind == "write":
         return WriteOp(_object_name(raw["object"], where), _int(raw["size"], where, "size"))
     if kind == "stat":

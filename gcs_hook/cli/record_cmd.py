@@ -144,10 +144,9 @@ def record(
         _write(out, result.trace)
         _summary(console, result, len(records))
         return
-    if backend not in ("embedded", "container"):
-        from gcs_hook.cli.tune_cmd import _check_backend
+    from gcs_hook.cli.tune_cmd import _check_backend
 
-        _check_backend(backend)
+    _check_backend(backend)  # a URL must answer; 'container' needs a Docker engine
     from benchmarks.record_program import record_program
 
     console.print(f"[bold]record[/bold]: {' '.join(cmd)} (every read is one GET while recording)")
@@ -157,8 +156,16 @@ def record(
         )
     except FileNotFoundError as exc:
         fail(f"cannot run {cmd[0]}: {exc.strerror}")
+    except PermissionError as exc:
+        fail(f"cannot run {cmd[0]}: {exc.strerror}")
     except ValueError as exc:
         fail(str(exc).splitlines()[0])
+    except Exception as exc:  # noqa: BLE001 - the fake GCS could not start: one line
+        from emulator.fakegcs.backend import BackendError
+
+        if isinstance(exc, BackendError):
+            fail(f"backend {backend} unusable: {str(exc).splitlines()[0]}")
+        raise
     _write(out, rec.result.trace)
     _summary(console, rec.result, rec.requests)
     console.print(f"program exited with {rec.returncode} after {rec.seconds:.1f} s")

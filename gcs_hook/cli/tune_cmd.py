@@ -1,6 +1,6 @@
 """``gcs-hook tune``: which BlockCacheParams should my training job use, and what does it buy?
 
-    gcs-hook tune [--workload NAME|TRACE.json] [--memory-budget 2GiB]
+    gcs-hook tune [--workload NAME|TRACE.json|TRACE.npz] [--memory-budget 2GiB]
                   [--configs 1MiB/4MiB/0,8MiB/32MiB/0,off [--with-grid]] [--json] [--allow-stale]
                   [--backend embedded|container|URL] [--out DIR] [--quick]
                   [--param KEY=VALUE ...] [--latency-ms MS] [--bandwidth RATE]
@@ -173,7 +173,11 @@ def _timing_from_flags(
 def tune(
     workload: Annotated[
         str | None,
-        typer.Option("--workload", "-w", help="workload name, or a TRACE.json to sweep as given"),
+        typer.Option(
+            "--workload",
+            "-w",
+            help="workload name, or a TRACE.json / columnar TRACE.npz to sweep as given",
+        ),
     ] = None,
     memory_budget: Annotated[
         str, typer.Option("--memory-budget", help="largest block cache allowed, a size (e.g. 2GiB)")
@@ -259,16 +263,21 @@ def tune(
         fail("--with-grid goes with --configs (the grid is the default without it)")
     opts.with_grid = with_grid
     opts.allow_stale = allow_stale
-    if workload is not None and (workload.endswith(".json") or os.sep in workload):
+    if workload is not None and (workload.endswith((".json", ".npz")) or os.sep in workload):
         path = Path(workload)
         if not path.is_file():
             fail(f"trace file {workload} does not exist")
         try:
-            from emulator.replay.loading import load_replay_trace
+            if path.suffix == ".npz":  # a columnar trace (docs/trace-format.md)
+                from emulator.replay.columnar import load_columnar
 
-            # what replay accepts: a trace or a fault case (its injected errors are not swept)
-            loaded = load_replay_trace(str(path))
-            opts.trace = {k: v for k, v in loaded.items() if k != "faults"}
+                opts.trace = load_columnar(path)
+            else:
+                from emulator.replay.loading import load_replay_trace
+
+                # what replay accepts: a trace or a fault case (its injected errors not swept)
+                loaded = load_replay_trace(str(path))
+                opts.trace = {k: v for k, v in loaded.items() if k != "faults"}
         except Exception as exc:  # noqa: BLE001 - any parse/validation error → one line
             fail(
                 f"{workload} is not a valid trace: {str(exc).splitlines()[0] if str(exc) else exc!r}"
@@ -340,7 +349,8 @@ def tune(
         from benchmarks.advice import results_json
 
         console.print(outcome.line)
-        typer.echo(json.dumps(results_json(outcome.results, best), indent=1))
+        exact = outcome.sampling.get("exact") is not False
+        typer.echo(json.dumps(results_json(outcome.results, best, exact=exact), indent=1))
     else:
         typer.echo(outcome.line)  # never wrapped: it is meant to be pasted
     console.print(f"model check: {outcome.model_check}")

@@ -127,6 +127,7 @@ WORKLOADS = [
         shards=7, records_per_shard=41, record_size=30_000, cycle_length=3, block_length=5, epochs=3
     ),  # fmt: skip
     RandomRecords(records=60, record_size=20_000, epochs=2),
+    RandomRecords(records=40, record_size=700_000, epochs=2),  # reads span several buffers
     SmallFiles(files_count=12, file_size=5_000, epochs=3),
     SmallFiles(files_count=5, file_size=2 * 2**20 + 5, epochs=2),
 ]

@@ -44,9 +44,9 @@ def _trace() -> dict:
     }
 
 
-def _classify(trace: dict, reads: list[dict]) -> dict[str, int]:
+def _classify(trace: dict, reads: list[dict], name: str = CKPT) -> dict[str, int]:
     """stale/torn/errors of real reads, from their SHA-256 against every version."""
-    sizes = {1: trace["objects"][CKPT]}
+    sizes = {1: trace["objects"][name]}
     versions_at_read = []
     version = 1
     for op in trace["ops"]:
@@ -55,7 +55,7 @@ def _classify(trace: dict, reads: list[dict]) -> dict[str, int]:
             sizes[version] = op["size"]
         elif op["op"] == "read":
             versions_at_read.append((op, version))
-    content = {v: object_content(CKPT, v, s) for v, s in sizes.items()}
+    content = {v: object_content(name, v, s) for v, s in sizes.items()}
     out = {"stale_reads": 0, "torn_reads": 0, "errors": 0}
     for (op, current), got in zip(versions_at_read, reads, strict=True):
         if got["error"] not in (None, "OUT_OF_RANGE"):
@@ -130,3 +130,31 @@ def test_tail_follows_a_growing_file_as_in_tf(gcs_emulator) -> None:
     model = run_model(trace)
     assert compare(tf, model) is None
     assert sum(r["returned"] for r in tf["reads"]) >= 1_500_000  # it got to the end
+
+
+@pytest.mark.tf
+def test_own_remove_clears_the_readers_caches_as_in_tf(gcs_emulator) -> None:
+    """The program deletes an object it has cached (``remove``) and writes it again: TF drops
+    its cached blocks and stat entry, so the re-read is fresh; the model agrees request for
+    request. Another writer's ``delete`` + ``overwrite`` instead leaves the stale blocks."""
+    pytest.importorskip("tensorflow")
+    obj = "rm/ckpt"
+
+    def ops(kind_delete: str, kind_write: str) -> list[dict]:
+        return [
+            {"op": "open", "handle": "h", "object": obj},
+            {"op": "read", "handle": "h", "offset": 0, "n": 2 * MiB},
+            {"op": kind_delete, "object": obj},
+            {"op": kind_write, "object": obj, "size": 2 * MiB},
+            {"op": "read", "handle": "h", "offset": 0, "n": 2 * MiB},
+            {"op": "close", "handle": "h"},
+        ]
+
+    config = {"block_size": MiB, "max_bytes": 8 * MiB, "max_staleness": 0}
+    for kinds, stale in ((("remove", "write"), 0), (("delete", "overwrite"), 1)):
+        trace = {"config": config, "objects": {obj: 2 * MiB}, "ops": ops(*kinds)}
+        with TfReplayer(gcs_emulator) as replayer:
+            tf = replayer.run(trace)
+        assert compare(tf, run_model(trace)) is None
+        assert simulate(trace, count_hazards=True).extra["hazards"].stale_reads == stale
+        assert _classify(trace, tf["reads"], obj)["stale_reads"] == stale

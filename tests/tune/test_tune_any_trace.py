@@ -22,13 +22,15 @@ MiB = 1024 * 1024
 
 
 def _with_writes(trace: dict, seed: int) -> dict:
-    """Some overwrites become the program's own writes; a write may create a new object; some
-    reads are followed by a ``tail`` on the same handle."""
+    """Some overwrites and deletes become the program's own (``write``, ``remove``); a write may
+    create a new object; some reads are followed by a ``tail`` on the same handle."""
     rng = random.Random(seed)
     ops = []
     for op in trace["ops"]:
         if op["op"] == "overwrite" and rng.random() < 0.5:
             op = {"op": "write", "object": op["object"], "size": op["size"]}
+        elif op["op"] == "delete" and rng.random() < 0.5:
+            op = {"op": "remove", "object": op["object"]}
         ops.append(op)
         if op["op"] == "read" and rng.random() < 0.15:  # a follower on the same handle
             ops.append({"op": "tail", "handle": op["handle"], "chunk": max(8192, op["n"])})

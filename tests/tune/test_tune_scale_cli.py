@@ -60,3 +60,25 @@ def test_workers_capped_at_the_cores_and_sampling_reported(tmp_path) -> None:
     assert exact.returncode == 0, exact.stderr
     doc = json.loads((tmp_path / "exact" / "summary.json").read_text())
     assert doc["sampling"]["exact"] is True and doc["sampling"]["sample_rate"] == 1.0
+
+
+def test_columnar_trace_file_sweeps_like_its_json(tmp_path) -> None:
+    from emulator.replay.columnar import from_dict, save_columnar
+
+    trace = SequentialShards(shards=5, records_per_shard=40, record_size=100_000).synthesize()
+    (tmp_path / "job.json").write_text(json.dumps(trace))
+    save_columnar(from_dict(trace), tmp_path / "job.npz")
+    docs = []
+    for name in ("job.json", "job.npz"):
+        out = tmp_path / f"out-{name}"
+        res = run_cli("--workload", str(tmp_path / name), "--memory-budget", "64MiB", "--quick",
+                      "--out", str(out), cwd=tmp_path)  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        docs.append(json.loads((out / "summary.json").read_text()))
+    assert docs[0]["results"] == docs[1]["results"]
+    assert docs[0]["recommendation"] == docs[1]["recommendation"]
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    res = run_cli("--workload", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "o"),
+                  cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 2 and "is not a valid trace" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
