@@ -37,6 +37,7 @@ from benchmarks.workloads import CheckpointRestore, RandomRecords, Workload
 
 __all__ = [
     "RECORDING_CONFIG",
+    "PROGRAM_RECORDING_ENV",
     "RECORDING_ENV",
     "Recording",
     "ledger_to_ops",
@@ -46,6 +47,10 @@ __all__ = [
 
 #: Environment that makes every RandomAccessFile::Read exactly one ranged GET.
 RECORDING_ENV = {"GCS_READ_CACHE_BLOCK_SIZE_MB": "0", "GCS_READ_CACHE_MAX_SIZE_MB": "0"}
+#: For programs whose files change (``gcs-hook record``, live workloads): also every stat is
+#: one metadata request (TF's stat cache off), so the trace has a ``stat`` op for each and the
+#: model applies the stat cache of the configuration swept (a stale size shows there).
+PROGRAM_RECORDING_ENV = {**RECORDING_ENV, "GCS_STAT_CACHE_MAX_AGE": "0"}
 #: The block cache in force while recording (bytes, bytes, seconds).
 RECORDING_CONFIG = {"block_size": 0, "max_bytes": 0, "max_staleness": 0}
 
@@ -142,8 +147,13 @@ def record_workload(
     started and closed here if not given). Returns the recording and the workload (for the
     checkpoint workload, with the written object sizes filled in).
     """
+    from benchmarks.workloads_live import LIVE, record_live
     from emulator.replay.tf_worker import TfWorker
 
+    if isinstance(workload, LIVE):  # files change while read: recorded like a user's program
+        t0 = time.monotonic()
+        trace, reqs = record_live(workload, emulator)
+        return Recording(trace, reqs, {}, time.monotonic() - t0), workload
     own_worker = worker is None
     if own_worker:
         env = dict(emulator.tf_env())

@@ -73,7 +73,11 @@ def rich_table(
     from rich.table import Table
 
     table = Table(title="Predicted cost per configuration (fastest first)")
-    for col in ("block", "max_bytes", "stale", "s/epoch", "fetched/ep", "req/ep"):
+    hazards = any(r.hazardous for r in results)
+    cols = ["block", "max_bytes", "stale", "s/epoch", "fetched/ep", "req/ep", "memory"]
+    if hazards:
+        cols += ["stale rd", "torn rd", "errors"]
+    for col in cols:
         table.add_column(col, justify="right")
     by_key = {(r.config.block_size, r.config.max_bytes, r.config.max_staleness): r for r in results}
 
@@ -89,18 +93,23 @@ def rich_table(
     default = next((r for r in results if not r.config.cache_on), None)
     if default is not None and default not in shown:
         shown.append(default)
+    if best is not None and best not in shown:
+        shown.append(best)
     for r in shown:
         c = r.config
         style = "bold green" if r is best else ("dim" if not c.cache_on else None)
-        table.add_row(
+        row = [
             format_bytes(c.block_size) if c.cache_on else "-",
             format_bytes(c.max_bytes) if c.cache_on else "cache off",
             f"{c.max_staleness}" if c.max_staleness else "0",
             f"{r.epoch_s:.2f}",
-            format_bytes(r.bytes_fetched / max(1, r.epochs)),
+            format_bytes(r.media_bytes_fetched / max(1, r.epochs)),
             f"{r.requests_per_epoch:.0f}",
-            style=style,
-        )
+            format_bytes(r.memory_bytes) if c.cache_on else "-",
+        ]
+        if hazards:
+            row += [str(r.stale_reads), str(r.torn_reads), str(r.errors)]
+        table.add_row(*row, style=style)
     return table
 
 
@@ -239,10 +248,13 @@ def write_report(
     title: str,
     summary: Mapping[str, Any],
     measurements: Sequence[Mapping[str, Any]] = (),
+    best: PointResult | None | str = "budget",
 ) -> dict[str, str]:
-    """Write CSV, JSON and PNGs into ``out_dir``; returns {kind: path}."""
+    """Write CSV, JSON and PNGs into ``out_dir``; returns {kind: path}. ``best``: the
+    recommended result (default: the fastest fitting the budget)."""
     os.makedirs(out_dir, exist_ok=True)
-    best = best_under_budget(results, budget)
+    if isinstance(best, str):
+        best = best_under_budget(results, budget)
     paths = {}
     csv_path = os.path.join(out_dir, "sweep.csv")
     rows = [r.as_row() for r in results]

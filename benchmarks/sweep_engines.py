@@ -13,7 +13,9 @@ Semantics (docs/tf-read-path.md): with the cache on (block_size > 0 and max_byte
 stats through the stat cache, then fetches every overlapped block as a full aligned range GET in
 ascending order (a short block ends the read; an offset at/after the end of a block's data is
 EOF), a read larger than max_bytes bypasses the cache with one exact GET; LRU eviction while
-``cache_size > max_bytes``; a file whose oldest block is older than ``max_staleness`` seconds is
+``cache_size > max_bytes``, after each block is fetched or hit, except when that block is short
+and a later block of the same file is cached (TF's INTERNAL "Block cache contents are
+inconsistent": the read fails there, before the trim); a file whose oldest block is older than ``max_staleness`` seconds is
 dropped whole. With the cache off, each handle has a read-ahead buffer of ``buffer_size`` bytes —
 TF's filesystem block size from its construction (64 MiB by default), not the swept block_size,
 because ``ResetFileBlockCache`` does not change it.
@@ -30,7 +32,23 @@ from typing import Any
 from benchmarks.gcs_timing import DEFAULT_TIMING, METADATA_RESPONSE_BYTES, GcsTiming
 from benchmarks.sweep_grid import TF_DEFAULT_BUFFER, TF_STAT_CACHE_MAX_AGE, CacheConfig, PointResult
 
-__all__ = ["compile_ops", "simulate_fast", "simulate_model"]
+__all__ = ["compile_ops", "fast_engine_covers", "simulate_fast", "simulate_model"]
+
+
+def fast_engine_covers(trace: Any) -> bool:
+    """Whether the fast engines compute ``trace`` exactly (else use the model engine)."""
+    if not isinstance(trace, Mapping):  # a ColumnarTrace holds only ops the engines cover
+        return True
+    objects = trace.get("objects") or {}
+    for op in trace.get("ops") or []:
+        kind = op.get("op")
+        if kind in ("open", "stat"):
+            if op.get("object") not in objects:
+                return False
+        elif kind not in ("read", "close", "sleep"):
+            return False
+    return True
+
 
 _OPEN, _READ, _CLOSE, _STAT, _SLEEP = range(5)
 
@@ -190,15 +208,20 @@ def simulate_fast(
                             blocks = file_blocks[obj] = set()
                         blocks.add(b)
                         cache_size += length
-                        while cache_size > max_bytes and lru:
-                            old_key, old_len = lru.popitem(last=False)
-                            cache_size -= old_len
-                            lra.pop(old_key, None)
-                            file_blocks[old_key[0]].discard(old_key[1])
-                        if cache_size > peak:
-                            peak = cache_size
                     else:
                         lru.move_to_end(key)
+                    if length < bs and max(file_blocks[obj]) > b:
+                        # TF's UpdateLRU: a short block with a later block of the same file
+                        # cached is INTERNAL "Block cache contents are inconsistent": the read
+                        # fails before Trim
+                        break
+                    while cache_size > max_bytes and lru:
+                        old_key, old_len = lru.popitem(last=False)
+                        cache_size -= old_len
+                        lra.pop(old_key, None)
+                        file_blocks[old_key[0]].discard(old_key[1])
+                    if cache_size > peak:
+                        peak = cache_size
                     if offset >= pos + length or length < bs:
                         break
             else:
@@ -260,14 +283,16 @@ def simulate_model(
     epochs: int = 1,
     keep_requests: bool = False,
 ) -> tuple[PointResult, list[dict[str, Any]]]:
-    """The same as :func:`simulate_fast`, computed by ``emulator.replay.simulation.simulate``.
+    """The same as :func:`simulate_fast`, computed by ``emulator.replay.simulation.simulate``;
+    covers every trace (write/overwrite/delete/configure, growing and shrinking objects).
 
     A cache-off ``config`` is given to the model as ``(buffer_size, 0, max_staleness)``: the
     model, like TF at start-up, uses the configured block size as the read-ahead buffer.
 
-    The model's request list is priced with ``timing`` afterwards (its virtual clock does not
-    advance with request time, so staleness/stat-age effects can differ from the fast engine
-    when requests take long).
+    Each request advances the model's virtual clock by its ``timing`` cost (as in the fast
+    engine), so stat-cache expiry and ``max_staleness`` see the time requests take; bytes are
+    priced with the object's size when each request is sent. The result also carries the
+    hazard counts (stale and torn reads, errors; :mod:`emulator.replay.hazards`).
     """
     from emulator.replay.simulation import simulate  # C1's size-only model
 
@@ -275,21 +300,41 @@ def simulate_model(
     if stat_cache_max_age is not None:
         kw["stat_cache_max_age"] = stat_cache_max_age
     model_config = config if config.cache_on else CacheConfig(buffer_size, 0, config.max_staleness)
-    sim = simulate(dict(trace), model_config.as_dict(), record_requests=True, **kw)
-    requests = list(_requests_of(sim))
-    cost = timing.cost(requests, trace["objects"])
-    peak = int(getattr(sim, "peak_cache_bytes", 0) or 0)
+
+    def cost(kind: str, nbytes: int) -> float:
+        return timing.request_seconds(nbytes)
+
+    sim = simulate(
+        dict(trace),
+        model_config.as_dict(),
+        record_requests=keep_requests,
+        cost=cost,
+        count_hazards=True,
+        **kw,
+    )
+    counts = sim.requests_by_kind
+    meta = counts.get("metadata", 0)
+    media = counts.get("media", 0)
+    other = sum(counts.values()) - meta - media
+    media_bytes = int(sim.extra["media_bytes"])
+    hz = sim.extra["hazards"]
     result = PointResult(
         config=config,
-        requests=cost.requests,
-        media_requests=cost.media_requests,
-        metadata_requests=cost.metadata_requests,
-        bytes_fetched=cost.bytes_fetched,
-        predicted_s=cost.seconds,
+        requests=media + meta + other,
+        media_requests=media,
+        metadata_requests=meta,
+        bytes_fetched=media_bytes + METADATA_RESPONSE_BYTES * (meta + other),
+        predicted_s=sim.virtual_seconds,
         epochs=epochs,
-        peak_cache_bytes=peak,
+        peak_cache_bytes=int(getattr(sim, "peak_cache_bytes", 0) or 0),
+        stale_reads=hz.stale_reads,
+        torn_reads=hz.torn_reads,
+        errors=hz.errors,
+        stale_stats=hz.stale_stats,
+        media_bytes=media_bytes,
     )
-    return result, (requests if keep_requests else [])
+    requests = list(_requests_of(sim)) if keep_requests else []
+    return result, requests
 
 
 def _requests_of(sim: Any) -> list[dict[str, Any]]:

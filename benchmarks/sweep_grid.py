@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from benchmarks.gcs_timing import METADATA_RESPONSE_BYTES
 from emulator.replay import trace as trace_mod
 
 __all__ = [
@@ -61,6 +62,35 @@ class PointResult:
     predicted_s: float
     epochs: int
     peak_cache_bytes: int
+    #: hazards (model engine only; the fast engine runs only traces where objects never change)
+    stale_reads: int = 0
+    torn_reads: int = 0
+    errors: int = 0
+    #: stat ops answered with an older generation's size (the stat cache; cache on or off)
+    stale_stats: int = 0
+    #: media bytes alone (None: bytes_fetched minus the metadata responses)
+    media_bytes: int | None = None
+
+    @property
+    def media_bytes_fetched(self) -> int:
+        """Bytes of object data fetched (what a ledger's media responses carry)."""
+        if self.media_bytes is not None:
+            return self.media_bytes
+        return self.bytes_fetched - METADATA_RESPONSE_BYTES * self.metadata_requests
+
+    @property
+    def hazardous(self) -> bool:
+        return bool(self.stale_reads or self.torn_reads or self.errors)
+
+    @property
+    def memory_bytes(self) -> int:
+        """Memory the config really needs: max_bytes plus the blocks in flight (a block is
+        allocated whole for each fetch before it is added and evicted; one reader at a time
+        puts one block in flight). Cache off: the read-ahead buffer of each open handle is
+        not counted here."""
+        if not self.config.cache_on:
+            return 0
+        return self.config.max_bytes + self.config.block_size
 
     @property
     def epoch_s(self) -> float:
@@ -82,6 +112,11 @@ class PointResult:
             requests_per_epoch=self.requests_per_epoch,
             epochs=self.epochs,
             peak_cache_bytes=self.peak_cache_bytes,
+            stale_reads=self.stale_reads,
+            torn_reads=self.torn_reads,
+            errors=self.errors,
+            stale_stats=self.stale_stats,
+            memory_bytes=self.memory_bytes,
         )
         return row
 
@@ -99,8 +134,9 @@ def default_grid(memory_budget: int, *, quick: bool = False) -> list[CacheConfig
 
     block_size 256 KiB … 256 MiB (×4 steps when quick, ×2 otherwise); max_bytes 0 (cache off)
     and ×4 steps from 16 MiB up to the budget, plus the budget itself; max_staleness 0 (never
-    stale) and, unless quick, 60 s and 600 s. Points where 0 < max_bytes < block_size (every
-    block evicted at once) are left out.
+    stale) and, unless quick, 60 s and 600 s; and for every block size, max_bytes = 2, 4 and 8
+    blocks (within the budget). Points where 0 < max_bytes < block_size (every block evicted
+    at once) are left out.
     """
     if memory_budget < 0:
         raise ValueError("memory budget must be >= 0")
@@ -110,10 +146,19 @@ def default_grid(memory_budget: int, *, quick: bool = False) -> list[CacheConfig
         maxes.append(memory_budget)
     stales = [0] if quick else [0, 60, 600]
     grid = [CacheConfig(0, 0, 0)]  # cache off: block size and staleness do not matter
+    seen = set(grid)
     for s in stales:
         for m in maxes:
             for b in blocks:
                 if 0 < m < b or m == 0:
                     continue
                 grid.append(CacheConfig(b, m, s))
+                seen.add(grid[-1])
+        # small caches: max_bytes = 2, 4 and 8 blocks of every block size
+        for b in blocks:
+            for k in (2, 4, 8):
+                c = CacheConfig(b, k * b, s)
+                if k * b <= memory_budget and c not in seen:
+                    grid.append(c)
+                    seen.add(c)
     return grid

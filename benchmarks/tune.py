@@ -28,16 +28,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmarks.advice import recommend
 from benchmarks.gcs_timing import DEFAULT_TIMING, GcsTiming
 from benchmarks.report import format_bytes, recommendation_line, rich_table, write_report
 from benchmarks.sweep import (
     CacheConfig,
     PointResult,
-    best_under_budget,
     default_grid,
     run_sweep,
 )
 from benchmarks.workloads import MEASURE_SCALE, SWEEP_SCALE, Workload, get_workload
+from benchmarks.workloads_live import LIVE
 
 __all__ = ["MEASURE_TIMING", "TuneOptions", "TuneOutcome", "run_tune"]
 
@@ -52,7 +53,9 @@ MEASURE_TIMING = GcsTiming(first_byte_latency_s=0.08, bandwidth_bytes_per_s=8 * 
 @dataclass
 class TuneOptions:
     workload: str | None = None  # name; None → tfrecord-epochs
-    trace: dict[str, Any] | None = None  # a loaded TRACE.json instead of a workload
+    trace: Any = (
+        None  # a loaded TRACE.json (dict) or TRACE.npz (ColumnarTrace) instead of a workload
+    )
     trace_name: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     memory_budget: int = 2 * 1024 * MiB
@@ -64,6 +67,12 @@ class TuneOptions:
     workers: int | None = None
     scheduler: str | None = None
     stat_cache_max_age: int | None = None  # GCS_STAT_CACHE_MAX_AGE; None: trace's or TF's 5 s
+    configs: list[CacheConfig] | None = None  # --configs: exactly these (plus the grid if asked)
+    with_grid: bool = False  # --configs and the default grid
+    allow_stale: bool = False  # the recommendation may read stale/torn data
+    exact: bool = False  # never sample (benchmarks.sweep_sampling)
+    sample_rate: float | None = None  # None: chosen for the time target
+    sweep_time_target_s: float = 20.0
 
 
 @dataclass
@@ -75,6 +84,9 @@ class TuneOutcome:
     measurements: list[dict[str, Any]]
     model_check: str
     seconds: float
+    sampling: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+    engine: str = "fast"
 
 
 def _tf_available() -> bool:
@@ -93,7 +105,14 @@ def _pick_measured(results: list[PointResult], best: PointResult | None, n: int)
         (r for r in results if r.config.cache_on and r.config.max_staleness == 0),
         key=lambda r: r.predicted_s,
     )
-    rest = [r for r in rest if r.config not in chosen and r.config.block_size >= 256 * 1024]
+    # tiny caches (max_bytes of a few blocks) thrash and run long in real TF: not measured
+    rest = [
+        r
+        for r in rest
+        if r.config not in chosen
+        and r.config.block_size >= 256 * 1024
+        and r.config.max_bytes >= 16 * MiB
+    ]
     if rest:
         step = max(1, len(rest) // max(1, n - len(chosen)))
         for r in rest[::-1][::step]:  # from the slowest: maximal spread
@@ -164,7 +183,7 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
             recorded = rec
             n_req = len(rec.requests)
             if measure_w.can_synthesize:
-                same = _read_ops(rec.trace) == _read_ops(measure_w.synthesize())
+                same = _same_reads(rec, measure_w.synthesize())
                 model_check = (
                     f"OK — synthesized reads equal TF's {n_req} recorded requests"
                     if same
@@ -176,7 +195,7 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
 
         if trace is None and workload is not None:
             if workload.can_synthesize:
-                trace = workload.synthesize()
+                pass  # synthesized into columns by the sweep, only the sample if sampled
             else:
                 if emulator is None:
                     raise RuntimeError(f"workload {workload.name!r} needs TensorFlow to record")
@@ -186,37 +205,20 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
                 console.print(f"[bold]record[/bold]: {sweep_w.name} at sweep scale …")
                 rec, _ = record_workload(sweep_w, emulator)
                 trace = dict(rec.trace, config=None)
-        assert trace is not None
+        if trace is None and workload is not None and isinstance(workload, LIVE):
+            trace = workload.synthesize()  # tail/overwrite ops: the model engine, as a dict
+        grid = _grid(opts)
+        results, sampling = _sweep(opts, console, grid, trace, workload, epochs)
+        engine = str(sampling.get("engine", "fast"))
+        best, note = recommend(results, opts.memory_budget, allow_stale=opts.allow_stale)
+        if note:
+            console.print(f"  {note}")
 
-        grid = default_grid(opts.memory_budget, quick=opts.quick)
-        engine = "fast"
-        try:
-            from benchmarks.sweep import compile_ops
-
-            compile_ops(trace)
-        except NotImplementedError:
-            engine = "model"
-        n_ops = len(trace.get("ops", []))
-        console.print(
-            f"[bold]sweep[/bold]: {len(grid)} configurations × {n_ops:,} ops "
-            f"({engine} engine, size-only) …"
-        )
-        with _progress_bar(console) as bar:
-            task = bar.add_task("sweep", total=len(grid))
-            results = run_sweep(
-                trace,
-                grid,
-                timing=opts.timing,
-                epochs=epochs,
-                stat_cache_max_age=opts.stat_cache_max_age,
-                engine=engine,
-                workers=opts.workers,
-                scheduler=opts.scheduler,
-                progress=lambda done, total: bar.update(task, completed=done),
-            )
-        best = best_under_budget(results, opts.memory_budget)
-
-        if opts.measure and emulator is not None and measure_w is not None:
+        if measure_w is not None and isinstance(measure_w, LIVE) and opts.measure:
+            console.print("[bold]measure[/bold]: not for live workloads (their trainer runs "
+                          "beside the reader); tests/tune/test_live_workloads.py compares them "
+                          "with real TF")  # fmt: skip
+        elif opts.measure and emulator is not None and measure_w is not None:
             from benchmarks.measure import measure_configs
 
             configs = _pick_measured(results, best, 3 if opts.quick else 5)
@@ -258,6 +260,10 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
         "model_check": model_check,
         "grid": "quick" if opts.quick else "full",
         "stat_cache_max_age": opts.stat_cache_max_age,
+        "engine": engine,
+        "allow_stale": opts.allow_stale,
+        "advice": note,
+        "sampling": sampling,
     }
     paths = write_report(
         opts.out_dir,
@@ -266,6 +272,7 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
         title=f"{title} — budget {format_bytes(opts.memory_budget)}",
         summary=summary,
         measurements=measurements,
+        best=best,
     )
     console.print(rich_table(results, best=best, budget=opts.memory_budget))
     if measurements:
@@ -273,7 +280,121 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
     line = recommendation_line(best)
     if opts.stat_cache_max_age not in (None, 5):
         line += f"  # with GCS_STAT_CACHE_MAX_AGE={opts.stat_cache_max_age} set before importing TF"
-    return TuneOutcome(results, best, line, paths, measurements, model_check, time.monotonic() - t0)
+    return TuneOutcome(
+        results,
+        best,
+        line,
+        paths,
+        measurements,
+        model_check,
+        time.monotonic() - t0,
+        sampling=sampling,
+        note=note,
+        engine=engine,
+    )
+
+
+def _grid(opts: TuneOptions) -> list[CacheConfig]:
+    """``--configs`` exactly (plus the default grid with ``with_grid``), else the grid."""
+    if not opts.configs:
+        return default_grid(opts.memory_budget, quick=opts.quick)
+    grid = list(dict.fromkeys(opts.configs))
+    if opts.with_grid:
+        grid += [c for c in default_grid(opts.memory_budget, quick=opts.quick) if c not in grid]
+    return grid
+
+
+def _choose_engine(trace: Mapping[str, Any]) -> tuple[str, str]:
+    """("fast", "") when the compiled engine covers the trace, else ("model", why)."""
+    from benchmarks.sweep import fast_engine_covers
+
+    if fast_engine_covers(trace):
+        return "fast", ""
+    kinds = sorted({o.get("op") for o in trace.get("ops", [])} - _FAST_OPS)
+    return "model", f"ops {', '.join(kinds)}" if kinds else "missing objects"
+
+
+_FAST_OPS = {"open", "read", "close", "stat", "sleep"}
+
+
+def _same_reads(rec: Any, synthesized: Mapping[str, Any]) -> bool:
+    """Does the synthesized trace make TF's recorded reads? Read ops compared one to one; for
+    traces with ``tail`` ops (reads that depend on what earlier reads returned), the requests
+    the model sends for it with the recording settings against the recorded requests."""
+    if not any(op["op"] == "tail" for op in synthesized["ops"]):
+        return _read_ops(rec.trace) == _read_ops(synthesized)
+    from benchmarks.record import RECORDING_CONFIG
+    from emulator.replay.simulation import simulate
+
+    sim = simulate(  # live workloads record with TF's stat cache off (PROGRAM_RECORDING_ENV)
+        synthesized, RECORDING_CONFIG, buffer_size=0, record_requests=True, stat_cache_max_age=0
+    )
+    predicted = [r for r in sim.requests or [] if r["kind"] in ("media", "metadata")]
+    recorded = [r for r in rec.requests if r["kind"] in ("media", "metadata")]
+    return predicted == recorded
+
+
+def _sweep(
+    opts: TuneOptions,
+    console: Any,
+    grid: list[CacheConfig],
+    trace: dict[str, Any] | None,
+    workload: Workload | None,
+    epochs: int,
+) -> tuple[list[PointResult], dict[str, Any]]:
+    """The sweep stage: exact or sampled on the compiled engine when it covers the trace
+    (a synthesizable workload is synthesized into columns, only its sample when sampled), else
+    exact on the model engine. Returns the results and how they were computed."""
+    import numpy as np
+
+    from benchmarks.sweep import fast_engine_covers
+    from benchmarks.sweep_sampling import run_sampled_sweep, summary, workload_sweep_inputs
+    from emulator.replay.columnar import READ, ColumnarTrace, from_dict
+
+    common = {"timing": opts.timing, "epochs": epochs,
+              "stat_cache_max_age": opts.stat_cache_max_age, "workers": opts.workers,
+              "scheduler": opts.scheduler}  # fmt: skip
+    if trace is not None and not fast_engine_covers(trace):
+        console.print(
+            f"[bold]sweep[/bold]: {len(grid)} configurations × {len(trace['ops']):,} ops "
+            "(model engine: the trace has ops the fast engine does not cover; exact) …"
+        )
+        with _progress_bar(console) as bar:
+            task = bar.add_task("sweep", total=len(grid))
+            results = run_sweep(trace, grid, engine="model", **common,
+                                progress=lambda d, t: bar.update(task, completed=d))  # fmt: skip
+        return results, {"exact": True, "engine": "model", "sample_rate": 1.0}
+    if trace is None:
+        assert workload is not None
+        inputs = workload_sweep_inputs(workload)
+    else:
+        ct = trace if isinstance(trace, ColumnarTrace) else from_dict(trace)
+        reads = ct.kind == READ
+        weights = np.bincount(ct.obj[reads], minlength=len(ct.names))
+        inputs = {"columns_for": lambda keep: ct if keep is None else ct.select_objects(keep),
+                  "names": ct.names, "weights": weights, "total_reads": int(reads.sum())}  # fmt: skip
+    console.print(
+        f"[bold]sweep[/bold]: {len(grid)} configurations × {inputs['total_reads']:,} reads "
+        "(compiled engine, size-only) …"
+    )
+    with _progress_bar(console) as bar:
+        task = bar.add_task("sweep", total=len(grid))
+        sweep = run_sampled_sweep(
+            configs=grid, exact=opts.exact, rate=opts.sample_rate,
+            time_target_s=opts.sweep_time_target_s, **inputs, **common,
+            progress=lambda d, t: bar.update(task, completed=d * len(grid) // max(1, t)),
+        )  # fmt: skip
+    info = dict(summary(sweep), engine="compiled")
+    info["error_estimates"] = [round(e, 6) for e in sweep.errors]
+    if sweep.exact:
+        console.print("  exact: every read simulated (R = 1)")
+    else:
+        console.print(
+            f"  sampled: R = {sweep.rate:g} ({sweep.sampled_reads:,} of "
+            f"{sweep.total_reads:,} reads), estimated error ≤ {sweep.max_error:.2%} "
+            "on requests and bytes (--exact to simulate every read)"
+        )
+    return sweep.results, info
 
 
 def _read_ops(trace: Mapping[str, Any]) -> list[tuple]:

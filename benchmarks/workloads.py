@@ -62,6 +62,8 @@ __all__ = [
     "SequentialShards",
     "SmallFiles",
     "Workload",
+    "SCALE_LIMITS",
+    "check_scale",
     "get_workload",
     "tfrecord_bytes",
     "workload_names",
@@ -308,6 +310,8 @@ WORKLOADS: dict[str, Workload] = {
         SmallFiles(),
     )
 }
+# + "tensorboard" and "checkpoint-poller", registered by benchmarks.workloads_live (imported at
+# the end of this module)
 
 
 def workload_names() -> list[str]:
@@ -341,6 +345,15 @@ SWEEP_SCALE: dict[str, dict[str, Any]] = {
     "random-records": {"records": 8192, "record_size": 64 * KiB, "epochs": 2},  # 512 MiB
     "checkpoint-restore": {"variables": 32, "floats_per_variable": 512 * 1024},  # 64 MiB
     "small-files": {"files_count": 2000, "file_size": 64 * KiB, "epochs": 3},  # 125 MiB
+    "tensorboard": {
+        "runs": 4,
+        "event_bytes": 128 * KiB,
+        "initial_events": 40,
+        "events_per_reload": 40,
+        "reloads": 16,
+        "reload_interval_s": 5,
+    },  # 4 × 80 MiB event files at the end
+    "checkpoint-poller": {"variables": 16, "floats_per_variable": 256 * 1024, "checkpoints": 3},
 }
 
 #: Small versions for recording + measured runs with real TF (a few MiB, bounded run time).
@@ -357,4 +370,18 @@ MEASURE_SCALE: dict[str, dict[str, Any]] = {
     "random-records": {"records": 32, "record_size": 64 * KiB, "epochs": 2},
     "checkpoint-restore": {"variables": 8, "floats_per_variable": 128 * 1024},
     "small-files": {"files_count": 16, "file_size": 64 * KiB, "epochs": 2},
+    "tensorboard": {
+        "runs": 2,
+        "event_bytes": 64 * KiB,
+        "initial_events": 8,
+        "events_per_reload": 8,
+        "reloads": 3,
+        "reload_interval_s": 2,
+    },
+    "checkpoint-poller": {"variables": 4, "floats_per_variable": 64 * 1024, "checkpoints": 2},
 }
+
+
+# live workloads (files that change while they are read): their module registers them here
+import benchmarks.workloads_live  # noqa: E402, F401
+from benchmarks.workloads_limits import SCALE_LIMITS, check_scale  # noqa: E402 (re-export)

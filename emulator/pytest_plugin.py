@@ -38,7 +38,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def gcs_emulator() -> Iterator[Any]:
     """One embedded fake GCS + front for the whole session."""
     from emulator.fakegcs.session import GcsEmulator
+    from emulator.fakegcs.tempdirs import remove_dead_leftovers
 
+    remove_dead_leftovers()  # directories of earlier sessions that were killed
     emu = GcsEmulator()
     try:
         yield emu

@@ -1,7 +1,11 @@
 """The fake GCS service: what a client (real TensorFlow, gcsfs, google-cloud-storage) talks to.
 
 - ``backend``: fake-gcs-server launchers (embedded binary, container, external endpoint);
-- ``front``: the loopback TLS-terminating proxy + plain HTTP endpoint that records every request;
+  ``seeding`` checks a ``--data`` tree, ``tempdirs`` owns private temp dirs and removes dead
+  runs' leftovers;
+- ``front``: the loopback TLS-terminating proxy + plain HTTP endpoint that records every request
+  (a package: server, connection, exchange, body, tokens, forward, splice, recording);
+- ``names``: GCS's naming rules, checked at the front;
 - ``certs``, ``oauth``: the per-run CA and the fake OAuth token endpoint;
 - ``ledger``, ``shaping``, ``faults``: request records, traffic shaping, injected failures;
 - ``session``: ``GcsEmulator``, a backend and a front together.

@@ -1,13 +1,22 @@
 """fake-gcs-server launchers: embedded binary, Docker container, or an external endpoint.
 
+(Longer than 400 lines on purpose: the three launchers share one interface and its object
+helpers, which read best side by side.)
+
 All three share one interface (:class:`Backend`): a context manager with ``endpoint`` (plain
 HTTP, JSON API root, e.g. ``http://127.0.0.1:PORT``) and a few object helpers that talk to the
 server's JSON API directly (not through the front, so they never show up in a ledger).
 
 Invariants:
-- The embedded server listens on 127.0.0.1 only, with ``-backend filesystem`` under a private
-  temporary directory, and writes its log to a file in that directory; both are removed on
-  :meth:`Backend.close` (idempotent).
+- The embedded server listens on 127.0.0.1 only and keeps objects in memory (``-backend
+  memory``, what gcsfs's own CI uses: it holds ``p`` and ``p/q``, versions and ``name/``
+  markers); its log goes to a private (0700) temporary directory removed on
+  :meth:`Backend.close` (idempotent). With ``persist=DIR`` it uses ``-backend filesystem``
+  rooted at ``DIR`` instead, which outlives the server; the front then refuses object names
+  with ``.``/``..`` segments (:func:`emulator.fakegcs.names.persist_error`), the only
+  names that backend would join onto a path outside ``DIR``.
+- The temporary directory holds an ``owner.pid`` file; :func:`emulator.fakegcs.tempdirs.remove_dead_leftovers` removes
+  directories whose owner process is gone (leftovers of killed runs).
 - Every failure to start or a crash is a :class:`BackendError` whose message ends with the tail
   of the server log where there is one.
 - fake-gcs-server runs with ``-public-host storage.googleapis.com`` so an XML-style
@@ -27,12 +36,15 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
+import weakref
 from pathlib import Path
 from typing import Any
+
+from emulator.fakegcs.seeding import seed_plan
+from emulator.fakegcs.tempdirs import make_owned_tempdir
 
 PUBLIC_HOST = "storage.googleapis.com"
 CONTAINER_IMAGE = "fsouza/fake-gcs-server"
@@ -74,6 +86,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be 0..65535, got {port}")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
             s.bind((host, port))
@@ -140,6 +154,7 @@ class Backend:
     endpoint: str = ""
     public_host: str = PUBLIC_HOST
     log_path: str | None = None
+    persist_dir: str | None = None  # set when objects live in files (filesystem backend)
 
     # -- lifetime ---------------------------------------------------------------------------
     def close(self) -> None:  # pragma: no cover - overridden
@@ -245,6 +260,11 @@ class Backend:
 
         The returned dict has at least ``size`` (int) and ``generation`` (str).
         """
+        from emulator.fakegcs.names import name_error, persist_error
+
+        problem = name_error(name) or (persist_error(name) if self.persist_dir else None)
+        if problem:
+            raise BackendError(f"object {name[:100]!r}: {problem}")
         q = urllib.parse.urlencode({"uploadType": "media", "name": name})
         path = f"/upload/storage/v1/b/{quote_object(bucket)}/o?{q}"
         headers = {"Content-Type": "application/octet-stream"}
@@ -271,28 +291,30 @@ class Backend:
         path = f"/storage/v1/b/{quote_object(bucket)}/o/{quote_object(name)}"
         self._request("DELETE", path, ok=(200, 204))
 
-    def seed_from_dir(self, root: os.PathLike | str) -> list[str]:
+    def seed_from_dir(
+        self,
+        root: os.PathLike | str,
+        *,
+        follow_symlinks: bool = False,
+        before_each: Any = None,
+    ) -> list[str]:
         """Upload ``root/<bucket>/<path...>``: each top-level directory becomes a bucket.
 
         Returns the ``bucket/object`` names created. Raises ``ValueError`` (before uploading
-        anything) if ``root`` is not a directory or contains files at the top level.
+        anything) if ``root`` is not a directory, contains files at the top level, or holds a
+        symlink leading outside ``root`` (unless ``follow_symlinks``: then the target's bytes
+        are copied in). Symlinks inside the tree are followed; directory cycles are refused.
+        ``before_each()`` (if given) is called before each upload; it may raise to stop.
         """
-        rootp = Path(root)
-        if not rootp.is_dir():
-            raise ValueError(f"seed directory {root} does not exist or is not a directory")
-        stray = [p.name for p in rootp.iterdir() if not p.is_dir()]
-        if stray:
-            raise ValueError(
-                f"seed directory {root} must contain only bucket directories; found files: "
-                + ", ".join(sorted(stray)[:5])
-            )
+        plan = seed_plan(root, follow_symlinks=follow_symlinks)
         created: list[str] = []
-        for bucket_dir in sorted(rootp.iterdir()):
-            self.create_bucket(bucket_dir.name)
-            for file in sorted(p for p in bucket_dir.rglob("*") if p.is_file()):
-                rel = file.relative_to(bucket_dir).as_posix()
-                self.put_object(bucket_dir.name, rel, file)
-                created.append(f"{bucket_dir.name}/{rel}")
+        for bucket, files in plan:
+            self.create_bucket(bucket)
+            for rel, file in files:
+                if before_each is not None:
+                    before_each()
+                self.put_object(bucket, rel, file)
+                created.append(f"{bucket}/{rel}")
         return created
 
 
@@ -309,12 +331,19 @@ class EmbeddedBackend(Backend):
         log_level: str = "warn",
         workdir: str | os.PathLike | None = None,
         startup_timeout: float = 20.0,
+        persist: str | os.PathLike | None = None,
     ) -> None:
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise BackendError(f"backend port must be 0..65535, got {port!r}")
         self._proc: subprocess.Popen | None = None
-        self._dir = tempfile.mkdtemp(prefix="gcs-hook-backend-", dir=workdir)
-        os.chmod(self._dir, 0o700)
-        self.log_path = os.path.join(self._dir, "fake-gcs-server.log")
         self._closed = False
+        self.persist_dir = os.path.abspath(persist) if persist is not None else None
+        pdir = self.persist_dir
+        if pdir is not None and os.path.exists(pdir) and not os.path.isdir(pdir):
+            raise BackendError(f"persist directory {persist} exists and is not a directory")
+        self._dir = make_owned_tempdir("gcs-hook-backend-", workdir)
+        self._remove_dir = weakref.finalize(self, shutil.rmtree, self._dir, True)
+        self.log_path = os.path.join(self._dir, "fake-gcs-server.log")
         try:
             self.binary = binary or find_binary()
             if not (os.path.isfile(self.binary) and os.access(self.binary, os.X_OK)):
@@ -345,8 +374,11 @@ class EmbeddedBackend(Backend):
     def _start(self, port: int, log_level: str, timeout: float) -> None:
         self.port = port
         self.endpoint = f"http://127.0.0.1:{port}"
-        root = os.path.join(self._dir, "data")
-        os.makedirs(root, exist_ok=True)
+        if self.persist_dir is not None:
+            os.makedirs(self.persist_dir, mode=0o700, exist_ok=True)
+            storage = ["-backend", "filesystem", "-filesystem-root", self.persist_dir]
+        else:
+            storage = ["-backend", "memory"]
         argv = [
             self.binary,
             "-scheme", "http",
@@ -354,8 +386,7 @@ class EmbeddedBackend(Backend):
             "-port", str(port),
             "-public-host", PUBLIC_HOST,
             "-external-url", self.endpoint,
-            "-backend", "filesystem",
-            "-filesystem-root", root,
+            *storage,
             "-log-level", log_level,
         ]  # fmt: skip
         with open(self.log_path, "ab") as log:
@@ -401,23 +432,26 @@ class EmbeddedBackend(Backend):
                 f"{self._proc.returncode}; log tail:\n" + _tail(self.log_path)
             )
 
-    def _stop_process(self) -> None:
+    def _stop_process(self, grace: float = 0.5) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds (bounded: at most ``grace`` + 0.5 s;
+        a killed process is reaped by the kernel even if we stop waiting for it)."""
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
             return
         proc.terminate()
         try:
-            proc.wait(timeout=5)
+            proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(timeout=5)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.5)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._stop_process()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        self._remove_dir()
 
 
 def docker_engine_error() -> str | None:

@@ -2,7 +2,8 @@
 
 Invariants:
 - Everything lives in one private directory created with mode 0700; the private key file is
-  0600. :meth:`LocalCA.close` removes the whole directory (idempotent).
+  0600. :meth:`LocalCA.close` removes the whole directory (idempotent); so does garbage
+  collection of the object or the interpreter's exit when ``close`` was never called.
 - Only ``ca.pem`` (public) is meant to leave the process: TensorFlow gets it as
   ``CURL_CA_BUNDLE``; Python clients can use it as ``verify=``.
 - The leaf certificate is valid for exactly the hosts the front accepts in ``CONNECT``
@@ -14,7 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import ssl
-import tempfile
+import weakref
 from pathlib import Path
 
 import trustme
@@ -31,8 +32,12 @@ class LocalCA:
     """
 
     def __init__(self, workdir: str | os.PathLike | None = None) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="gcs-hook-ca-", dir=workdir))
-        os.chmod(self._dir, 0o700)
+        from emulator.fakegcs.tempdirs import make_owned_tempdir
+
+        self._dir = Path(make_owned_tempdir("gcs-hook-ca-", workdir))
+        # removes the key material at garbage collection or interpreter exit if close() is
+        # never called (library users, uncaught exceptions)
+        self._remove = weakref.finalize(self, shutil.rmtree, str(self._dir), True)
         self._closed = False
         try:
             ca = trustme.CA(organization_name="gcs-hook local test CA")
@@ -78,7 +83,7 @@ class LocalCA:
     def close(self) -> None:
         """Remove the directory with all key material. Idempotent."""
         self._closed = True
-        shutil.rmtree(self._dir, ignore_errors=True)
+        self._remove()
 
     def __enter__(self) -> LocalCA:
         return self

@@ -7,16 +7,29 @@ Invariants:
   ``since(mark())`` is exactly the requests that arrived after the mark.
 - ``t`` is ``time.monotonic()`` when the request line arrived; on Linux that clock is system
   wide, so it can be compared with times logged by another process (e.g. a TF subprocess).
-- Records never hold credentials: no headers, no bodies, no query values of token-like keys.
+- Records never hold credentials: no headers, no bodies, no query values of secret-like keys
+  (tokens, ``client_secret``, ``X-Goog-Signature``/``-Credential``, OAuth ``code`` ...).
+- Memory is bounded: at most ``window`` records are held in memory; older ones spill to a
+  private temporary file (0600, unlinked) and are read back by the query API, which stays
+  exact over every record since the last :meth:`Ledger.clear` (only ``wait_for`` looks at the
+  in-memory window alone).
+- The ``jsonl_path`` file is created 0600 and appended one line per record as it is made. A
+  write error (disk full, directory gone) never reaches a client: it is reported on stderr
+  (the first time, then once per 1000 failures) and counted in ``write_errors``; records stay
+  queryable.
 - All methods are thread-safe.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import dataclasses
 import json
 import os
 import re
+import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -27,7 +40,15 @@ from typing import Any
 KINDS = ("metadata", "media", "list", "upload", "delete", "token", "bucket", "other")
 
 #: Query keys whose values are never stored (they could carry credentials).
-_SECRET_QUERY_KEYS = frozenset({"access_token", "key", "token", "assertion", "refresh_token"})
+_SECRET_QUERY_KEYS = frozenset(
+    {
+        "access_token", "key", "token", "assertion", "refresh_token", "id_token",
+        "client_secret", "code", "password", "secret", "private_key",
+        "x-goog-signature", "x-goog-credential", "x-goog-security-token",
+        "x-amz-signature", "x-amz-credential", "x-amz-security-token", "signature", "sig",
+    }
+)  # fmt: skip
+DEFAULT_WINDOW = 50_000
 
 _RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
 
@@ -144,18 +165,34 @@ class RequestRecord:
         d["range"] = list(self.range) if self.range else None
         return d
 
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> RequestRecord:
+        d = dict(d)
+        d["range"] = tuple(d["range"]) if d.get("range") else None
+        return cls(**d)
+
 
 class Ledger:
-    """Thread-safe, append-only (until ``clear``) list of records with a small query API."""
+    """Thread-safe, append-only (until ``clear``) record store with a small query API."""
 
-    def __init__(self, jsonl_path: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self, jsonl_path: str | os.PathLike | None = None, *, window: int = DEFAULT_WINDOW
+    ) -> None:
+        if not isinstance(window, int) or window < 1:
+            raise ValueError(f"ledger window must be a positive integer, got {window!r}")
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
-        self._records: list[RequestRecord] = []
+        self._records: collections.deque[RequestRecord] = collections.deque()
+        self.window = window
+        self._spill: Any = None  # unlinked 0600 temp file with records beyond the window
+        self._spilled = 0
+        self._spilled_max_seq = 0
         self._seq = 0
         self._last_change = time.monotonic()
         self._in_flight = 0
         self.jsonl_path = str(jsonl_path) if jsonl_path else None
+        self._jsonl: Any = None
+        self.write_errors = 0
 
     # -- writing ----------------------------------------------------------------------------
     def next_seq(self) -> int:
@@ -184,12 +221,53 @@ class Ledger:
             else:
                 self._seq = max(self._seq, rec.seq)
             self._records.append(rec)
+            while len(self._records) > self.window:
+                self._spill_one(self._records.popleft())
             self._last_change = time.monotonic()
             if self.jsonl_path:
-                with open(self.jsonl_path, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(rec.to_json(), sort_keys=True) + "\n")
+                self._write_jsonl(rec)
             self._cond.notify_all()
         return rec
+
+    def _spill_one(self, rec: RequestRecord) -> None:
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile("w+", encoding="utf-8", prefix="gcs-hook-ledger-")  # noqa: SIM115
+        self._spill.seek(0, os.SEEK_END)
+        self._spill.write(json.dumps(rec.to_json()) + "\n")
+        self._spilled += 1
+        self._spilled_max_seq = max(self._spilled_max_seq, rec.seq)
+
+    def _write_jsonl(self, rec: RequestRecord) -> None:
+        try:
+            if self._jsonl is None:
+                fd = os.open(self.jsonl_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                self._jsonl = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
+            self._jsonl.write(json.dumps(rec.to_json(), sort_keys=True) + "\n")
+        except (OSError, ValueError) as exc:
+            if self._jsonl is not None:
+                with contextlib.suppress(OSError):
+                    self._jsonl.close()
+                self._jsonl = None
+            self.write_errors += 1
+            if self.write_errors % 1000 == 1:
+                with contextlib.suppress(Exception):
+                    print(
+                        f"gcs-hook: warning: cannot write the ledger to {self.jsonl_path}: "
+                        f"{getattr(exc, 'strerror', None) or exc} "
+                        f"({self.write_errors} records not written); "
+                        "still serving",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+
+    def close(self) -> None:
+        """Close the JSONL file (records, spilled ones included, stay queryable; the unlinked
+        spill file goes away with this object)."""
+        with self._lock:
+            if self._jsonl is not None:
+                with contextlib.suppress(OSError):
+                    self._jsonl.close()
+            self._jsonl = None
 
     # -- reading ----------------------------------------------------------------------------
     @staticmethod
@@ -213,13 +291,21 @@ class Ledger:
         ``filters``: field=value (or field=set/list of accepted values), and ``where=callable``.
         Example: ``ledger.records(kind="media", bucket="b", object="o")``.
         """
+        return self._query(0, filters)
+
+    def _query(self, after: int, filters: dict[str, Any]) -> list[RequestRecord]:
         with self._lock:
-            snap = sorted(self._records, key=lambda r: r.seq)
-        return [r for r in snap if self._match(r, filters)]
+            snap = list(self._records)
+            if self._spill is not None and self._spilled and after < self._spilled_max_seq:
+                self._spill.flush()
+                self._spill.seek(0)
+                snap += [RequestRecord.from_json(json.loads(line)) for line in self._spill]
+        snap.sort(key=lambda r: r.seq)
+        return [r for r in snap if r.seq > after and self._match(r, filters)]
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._records)
+            return len(self._records) + self._spilled
 
     def mark(self) -> int:
         """The current last seq; pass it to :meth:`since`."""
@@ -227,14 +313,20 @@ class Ledger:
             return self._seq
 
     def since(self, mark: int, **filters: Any) -> list[RequestRecord]:
-        return [r for r in self.records(**filters) if r.seq > mark]
+        return self._query(mark, filters)
 
     def clear(self) -> None:
         with self._lock:
             self._records.clear()
+            if self._spill is not None:
+                self._spill.seek(0)
+                self._spill.truncate()
+            self._spilled = 0
+            self._spilled_max_seq = 0
 
     def to_jsonl(self, path: str | os.PathLike) -> None:
-        with open(path, "w", encoding="utf-8") as f:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             for rec in self.records():
                 f.write(json.dumps(rec.to_json(), sort_keys=True) + "\n")
 

@@ -32,12 +32,21 @@ class GcsEmulator:
         front_port: int = 0,
         backend_port: int = 0,
         workdir: str | None = None,
+        persist: str | os.PathLike | None = None,
+        front_options: dict[str, Any] | None = None,
     ) -> None:
+        """``persist``: keep objects in files under this directory (embedded backend only;
+        default: in memory). ``front_options``: extra :class:`Front` keyword arguments
+        (timeouts, ``max_connections``, body limits)."""
         kw: dict[str, Any] = {}
+        if persist is not None and backend != "embedded":
+            raise ValueError("persist= needs the embedded backend")
         if backend in ("embedded",) and backend_port:
             kw["port"] = backend_port
         if backend in ("embedded",) and workdir:
             kw["workdir"] = workdir
+        if persist is not None:
+            kw["persist"] = persist
         self.backend: Backend = start_backend(backend, **kw)
         try:
             self.ledger = Ledger(jsonl_path=ledger_path)
@@ -48,6 +57,8 @@ class GcsEmulator:
                 require_auth=require_auth,
                 shaping=shaping,
                 workdir=workdir,
+                persist_dir=self.backend.persist_dir,
+                **(front_options or {}),
             )
         except BaseException:
             self.backend.close()
@@ -103,7 +114,10 @@ class GcsEmulator:
         try:
             self.front.close()
         finally:
-            self.backend.close()
+            try:
+                self.backend.close()
+            finally:
+                self.ledger.close()
 
     def __enter__(self) -> GcsEmulator:
         return self

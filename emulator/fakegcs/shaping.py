@@ -10,8 +10,10 @@ list, upload answers; not the token endpoint, not refused CONNECTs):
   connection are sequential, so this is also a per-connection cap; parallel connections each get
   the full bandwidth (like per-stream limits on real GCS).
 
-Invariants: all values are finite and ≥ 0 (``ValueError`` otherwise); ``0`` / ``None``
-bandwidth means unlimited. The front reads ``front.shaping`` afresh for every response and every
+Invariants: latencies are finite, ≥ 0 and at most ``MAX_DELAY_S`` (one hour); a bandwidth is
+``0``/``None`` (unlimited) or between ``MIN_BANDWIDTH`` (1 kB/s) and ``MAX_BANDWIDTH`` (10^13 B/s);
+anything else is a ``ValueError`` at construction, so an absurd value can never make every
+request sleep forever or overflow ``time.sleep``. The front reads ``front.shaping`` afresh for every response and every
 body chunk, so assigning a new :class:`Shaping` (or ``None``) takes effect immediately.
 """
 
@@ -24,6 +26,9 @@ from dataclasses import dataclass
 
 #: Largest piece sent at once while a bandwidth cap is active (pacing granularity).
 PACE_PIECE = 64 * 1024
+MAX_DELAY_S = 3600.0
+MIN_BANDWIDTH = 1e3
+MAX_BANDWIDTH = 1e13
 
 
 @dataclass(frozen=True)
@@ -37,11 +42,21 @@ class Shaping:
     def __post_init__(self) -> None:
         for name in ("first_byte_latency_s", "per_request_overhead_s"):
             v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"Shaping.{name} must be a finite number >= 0, got {v!r}")
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v <= MAX_DELAY_S:
+                raise ValueError(
+                    f"Shaping.{name} must be a finite number in 0..{MAX_DELAY_S:g} s, got {v!r}"
+                )
         bw = self.bandwidth_bytes_per_s
-        if bw is not None and (not isinstance(bw, (int, float)) or not math.isfinite(bw) or bw < 0):
-            raise ValueError(f"Shaping.bandwidth_bytes_per_s must be >= 0 or None, got {bw!r}")
+        if bw is not None and (
+            not isinstance(bw, (int, float))
+            or not math.isfinite(bw)
+            or bw < 0
+            or (bw and not MIN_BANDWIDTH <= bw <= MAX_BANDWIDTH)
+        ):
+            raise ValueError(
+                "Shaping.bandwidth_bytes_per_s must be 0/None (no cap) or "
+                f"{MIN_BANDWIDTH:g}..{MAX_BANDWIDTH:g} B/s, got {bw!r}"
+            )
 
     # short aliases used in docs/design.md
     @property

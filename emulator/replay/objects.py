@@ -135,7 +135,7 @@ def write_plan(trace: Mapping[str, Any]) -> dict[str, list[int | None]]:
             handles[op["handle"]] = op["object"]
         elif kind == "close":
             handles.pop(op["handle"], None)
-        elif kind == "read" and op["handle"] in handles:
+        elif kind in ("read", "tail") and op["handle"] in handles:
             observe(handles[op["handle"]])
         elif kind == "stat":
             target = op["object"]
@@ -144,7 +144,9 @@ def write_plan(trace: Mapping[str, Any]) -> dict[str, list[int | None]]:
                 observe(name)
         elif kind == "overwrite":
             write(op["object"], op["size"])
-        elif kind == "delete":
+        elif kind in ("delete", "write", "remove"):
+            # a ``write`` is uploaded by the program under test itself (not through this plan):
+            # the version before it is no longer observable
             current.pop(op["object"], None)
     return plan
 

@@ -33,10 +33,13 @@ from emulator.replay.trace import (
     OverwriteOp,
     ReadOp,
     ReadRecord,
+    RemoveOp,
     SleepOp,
     StatOp,
+    TailOp,
     Trace,
     TraceResult,
+    WriteOp,
     load_trace,
     object_content,
     sha256_hex,
@@ -97,13 +100,17 @@ def run_trace(
     deleter: Deleter | None = None,
     sleep: Callable[[float], None] | None = None,
     create_objects: bool = True,
+    hazards: Any = None,
 ) -> TraceResult:
     """Execute ``trace`` on ``fs``. ``trace.config``/``stat_cache_max_age`` are NOT applied
     here (build ``fs`` with them, as :func:`simulate` does). Objects are created through
     ``writer`` (default: the in-memory transport's ``put``) unless ``create_objects`` is False;
     ``overwrite``/``delete`` go to the store directly, not through the model (no invalidation),
-    ``sleep`` ops call ``sleep`` (default ``fs.clock.sleep``). Result requests are the
-    transport's requests sent during the ops."""
+    ``sleep`` ops call ``sleep`` (default ``fs.clock.sleep``). A ``write`` op is the program's
+    own upload: a new version through ``writer``, then ``fs.clear_file_caches`` (TF clears the
+    file's blocks and stat entry after uploading it); ``remove``, its own delete, likewise. ``hazards``: an
+    :class:`emulator.replay.hazards.HazardCounter` that performs and classifies each read.
+    Result requests are the transport's requests sent during the ops."""
     trace = load_trace(trace)
     if writer is None or deleter is None:
         default_writer, default_deleter = _default_store(fs.transport)
@@ -120,26 +127,49 @@ def run_trace(
     transport = fs.transport
     first_request = len(transport.requests)
     handles: dict[str, Any] = {}
+    positions: dict[str, int] = {}  # tail ops' positions per handle
     reads: list[ReadRecord] = []
     size_only = fs.size_only
+
+    def do_read(handle: str, offset: int, n: int) -> int:
+        if hazards is None:
+            result = handles[handle].read(offset, n)
+        else:
+            result = hazards.read(handles[handle], offset, n)
+        data = result.data
+        reads.append(
+            ReadRecord(
+                handle,
+                offset,
+                n,
+                result.returned,
+                None if size_only else sha256_hex(data),  # type: ignore[arg-type]
+                result.code,
+            )
+        )
+        return result.returned
+
     for op in trace.ops:
         if type(op) is ReadOp:
-            result = handles[op.handle].read(op.offset, op.n)
-            data = result.data
-            reads.append(
-                ReadRecord(
-                    op.handle,
-                    op.offset,
-                    op.n,
-                    result.returned,
-                    None if size_only else sha256_hex(data),  # type: ignore[arg-type]
-                    result.code,
-                )
-            )
+            do_read(op.handle, op.offset, op.n)
+        elif type(op) is TailOp:
+            pos = positions.get(op.handle, 0)
+            if pos > 0:
+                do_read(op.handle, pos - 1, 1)
+            while True:
+                got = do_read(op.handle, pos, op.chunk)
+                pos += got
+                if got < op.chunk:
+                    break
+            positions[op.handle] = pos
         elif type(op) is OpenOp:
             handles[op.handle] = fs.open("gs://" + op.object)
+            positions.pop(op.handle, None)
         elif type(op) is CloseOp:
-            handles.pop(op.handle).close()
+            closed = handles.pop(op.handle)
+            closed.close()
+            if hazards is not None:
+                hazards.forget(closed)
         elif type(op) is SleepOp:
             sleep(op.seconds)
         elif type(op) is OverwriteOp:
@@ -149,12 +179,28 @@ def run_trace(
             fs.configure_block_cache(op.config)
         elif type(op) is StatOp:
             try:
-                fs.stat("gs://" + op.object)
+                st = fs.stat("gs://" + op.object)
             except Exception as e:  # noqa: BLE001 - a stat error is part of the run, not fatal
                 if not hasattr(e, "code"):
                     raise
+            else:
+                if hazards is not None:
+                    hazards.stat(op.object, st)
         elif type(op) is DeleteOp:
             deleter(op.object)
+        elif type(op) is RemoveOp:
+            if getattr(transport, "record", False):
+                transport.requests.append({"kind": "delete", "object": op.object})
+            deleter(op.object)
+            fs.clear_file_caches("gs://" + op.object)
+        elif type(op) is WriteOp:
+            versions[op.object] = versions.get(op.object, 0) + 1
+            if getattr(transport, "record", False):
+                # TF's resumable upload: the session POST, then one PUT with the content
+                transport.requests.append({"kind": "upload", "object": op.object})
+                transport.requests.append({"kind": "upload", "object": op.object})
+            writer(op.object, versions[op.object], op.size)
+            fs.clear_file_caches("gs://" + op.object)
         else:  # pragma: no cover - load_trace only builds the types above
             raise TypeError(f"unknown op {op!r}")
     return TraceResult(engine, list(transport.requests[first_request:]), reads)
@@ -200,13 +246,25 @@ def simulate(
     record_requests: bool = False,
     retry: RetryConfig | None = None,
     clock: Clock | None = None,
+    cost: Callable[[str, int], float] | None = None,
+    count_hazards: bool = False,
+    buffer_size: int | None = None,
 ) -> SimResult:
     """Run ``trace`` on the model with a size-only transport and a virtual clock.
 
     ``config``: None → the trace's own ``config`` (which may itself be null = TF defaults);
     otherwise a ``BlockCacheParams``-like object, a mapping, or :data:`TF_DEFAULTS`.
     ``stat_cache_max_age``: None → the trace's value, else TF's default (5 s).
+    ``cost(kind, body_bytes) -> seconds``: each request advances the virtual clock by its
+    predicted time (so stat-cache expiry and ``max_staleness`` act as over a real run); None:
+    only ``sleep`` ops and retry back-offs move the clock. ``count_hazards``: classify every
+    read's bytes by generation (:mod:`emulator.replay.hazards`); the counts go to
+    ``extra["hazards"]``. ``extra["media_bytes"]`` is the media bytes fetched, each request
+    priced with the object's size at the time it was sent. ``buffer_size``: the cache-off
+    read-ahead buffer (None: the config's block size, as TF at start-up).
     """
+    from emulator.replay.hazards import HazardCounter, PricedTransport
+
     trace = load_trace(trace)
     if config is None:
         config = trace.config
@@ -214,11 +272,22 @@ def simulate(
         stat_cache_max_age = trace.stat_cache_max_age
     clock = clock if clock is not None else VirtualClock()
     start = getattr(clock, "time", 0.0)
-    transport = SizeOnlyTransport(record=record_requests)
-    fs = GcsFilesystemModel(
-        transport, config, stat_cache_max_age=stat_cache_max_age, clock=clock, retry=retry
+    transport = PricedTransport(
+        clock=clock if isinstance(clock, VirtualClock) else None, cost=cost, record=record_requests
     )
-    result = run_trace(trace, fs, engine="simulate")
+    fs = GcsFilesystemModel(
+        transport,
+        config,
+        stat_cache_max_age=stat_cache_max_age,
+        clock=clock,
+        retry=retry,
+        buffer_size=buffer_size,
+    )
+    counter = HazardCounter(transport, fs) if count_hazards else None
+    result = run_trace(trace, fs, engine="simulate", hazards=counter)
+    extra: dict[str, Any] = {"media_bytes": transport.media_bytes}
+    if counter is not None:
+        extra["hazards"] = counter.hazards
     return SimResult(
         requests_by_kind=dict(transport.counts),
         bytes_fetched=transport.bytes_received,
@@ -227,6 +296,7 @@ def simulate(
         virtual_seconds=getattr(clock, "time", 0.0) - start,
         requests=result.requests if record_requests else None,
         config=CacheConfig(fs.block_size, fs.max_bytes, fs.max_staleness),
+        extra=extra,
     )
 
 

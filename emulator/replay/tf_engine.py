@@ -123,6 +123,7 @@ def open_file(handle: str, path: str) -> None:
     """Open ``path`` (``gs://…``) as a TF random-access file under ``handle`` (no request)."""
     _native().gcs_random_access_open(handle=handle, path=path)
     _open_handles.add(handle)
+    _positions.pop(handle, None)
 
 
 def read(handle: str, offset: int, n: int) -> dict[str, Any]:
@@ -168,6 +169,56 @@ def stat(path: str) -> dict[str, Any]:
     return {"size": int(info.length), "error": None}
 
 
+_positions: dict[str, int] = {}
+
+
+def tail(handle: str, chunk: int) -> list[dict[str, Any]]:
+    """The trace's ``tail`` op on an open handle (see emulator.replay.trace.TailOp): a 1-byte
+    read at ``position - 1`` if the position is > 0, then ``chunk`` reads from the position until
+    a short one. Returns each read as ``{"handle", "offset", "n", "returned", "sha256",
+    "error"}``."""
+    pos = _positions.get(handle, 0)
+    out = []
+    if pos > 0:
+        out.append({"offset": pos - 1, "n": 1, **read(handle, pos - 1, 1)})
+    while True:
+        one = read(handle, pos, chunk)
+        out.append({"offset": pos, "n": chunk, **one})
+        pos += one["returned"]
+        if one["returned"] < chunk:
+            break
+    _positions[handle] = pos
+    return out
+
+
+def remove(path: str) -> dict[str, Any]:
+    """The program's own delete through TF (``tf.io.gfile.remove``: a DELETE, then TF clears
+    the file's caches). ``{"error"}``."""
+    import tensorflow as tf
+
+    try:
+        tf.io.gfile.remove(path)
+    except tf.errors.OpError as exc:
+        return {"error": _code_name(exc.error_code)}
+    return {"error": None}
+
+
+def write(path: str, name: str, version: int, size: int) -> dict[str, Any]:
+    """The program's own write: version ``version`` of trace object ``name`` uploaded through
+    TF's GCS filesystem (``GFile`` write + close: a resumable upload, after which TF clears the
+    file's block-cache and stat-cache entries). ``{"error"}``."""
+    import tensorflow as tf
+
+    from emulator.replay.trace import object_content
+
+    try:
+        with tf.io.gfile.GFile(path, "wb") as fh:
+            fh.write(object_content(name, version, size))
+    except tf.errors.OpError as exc:
+        return {"error": _code_name(exc.error_code)}
+    return {"error": None}
+
+
 def run_op(op: dict[str, Any], path: str | None = None, handle: str | None = None) -> Any:
     """Run one TF-side trace op (``open``/``read``/``close``/``stat``/``configure``).
 
@@ -183,6 +234,8 @@ def run_op(op: dict[str, Any], path: str | None = None, handle: str | None = Non
     if kind == "close":
         close(handle)
         return None
+    if kind == "tail":
+        return tail(handle, int(op["chunk"]))
     if kind == "stat":
         return stat(path)
     if kind == "configure":

@@ -247,6 +247,11 @@ class _TfTraceRun:
                     read_record(op, outcome["returned"], outcome["sha256"], outcome["error"])
                 )
                 read_ops.append(index)
+            elif op["op"] == "tail":  # several reads, as the TF side ran them
+                for one in outcome:
+                    one = {**one, "handle": op["handle"]}
+                    reads.append(read_record(one, one["returned"], one["sha256"], one["error"]))
+                    read_ops.append(index)
         wait_quiet(self.ledger)
         requests, request_ops = self.iso.collect(start, marks)
         return {
@@ -279,7 +284,7 @@ class _TfTraceRun:
 
     def run_op(self, op: Mapping[str, Any]) -> Any:
         kind = op["op"]
-        if kind in ("open", "read", "close"):
+        if kind in ("open", "read", "close", "tail"):
             handle = op["handle"]
             if kind == "open":
                 self.handles[handle] = f"{self.prefix}:{handle}:{len(self.handles)}"
@@ -301,6 +306,23 @@ class _TfTraceRun:
         if kind == "delete":
             self.iso.delete(op["object"])
             return None
+        if kind == "remove":
+            result = self.r._call("remove(path)", path=self.gs_path(op["object"]))
+            self.iso.present.discard(op["object"])
+            return result
+        if kind == "write":
+            name = op["object"]
+            version = self.iso.versions.get(name, 0) + 1
+            result = self.r._call(
+                "write(path, name, version, size)",
+                path=self.gs_path(name),
+                name=name,
+                version=version,
+                size=int(op["size"]),
+            )
+            self.iso.versions[name] = version
+            self.iso.present.add(name)
+            return result
         if kind == "sleep":
             # on an absolute timeline, so time spent in ops does not add up across sleeps
             self.virtual += float(op["seconds"])

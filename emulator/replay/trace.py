@@ -29,11 +29,14 @@ __all__ = [
     "OverwriteOp",
     "ReadOp",
     "ReadRecord",
+    "RemoveOp",
     "SleepOp",
     "StatOp",
     "Trace",
     "TraceError",
+    "TailOp",
     "TraceResult",
+    "WriteOp",
     "digest_chain",
     "dump_trace",
     "load_result",
@@ -115,7 +118,53 @@ class DeleteOp:
     op: str = field(default="delete", init=False)
 
 
-Op = OpenOp | ReadOp | CloseOp | OverwriteOp | StatOp | ConfigureOp | SleepOp | DeleteOp
+@dataclass(frozen=True)
+class WriteOp:
+    """The reading program's own write: the object gets a new generation of ``size`` bytes
+    (like ``overwrite``), uploaded by the program itself, so its filesystem clears the
+    object's cached blocks and stat entry (TF's ``ClearFileCaches`` after an upload)."""
+
+    object: str
+    size: int
+    op: str = field(default="write", init=False)
+
+
+@dataclass(frozen=True)
+class RemoveOp:
+    """The reading program's own delete (``tf.io.gfile.remove``): the object is gone, and its
+    filesystem drops the object's cached blocks and stat entry (TF's ``ClearFileCaches``). A
+    ``delete`` is another writer's: the reader's caches are not told."""
+
+    object: str
+    op: str = field(default="remove", init=False)
+
+
+@dataclass(frozen=True)
+class TailOp:
+    """A follower reading new data from where it got to (TensorBoard's event loader, any
+    ``tail -f``): the handle keeps a position (0 at open, moved only by tail ops). If it is
+    > 0, one byte is read at ``position - 1``; then reads of ``chunk`` bytes from the position
+    until one returns fewer than ``chunk``; the position moves by what the reads returned.
+    Each of those reads is a read in the result."""
+
+    handle: str
+    chunk: int
+    op: str = field(default="tail", init=False)
+
+
+Op = (
+    OpenOp
+    | ReadOp
+    | CloseOp
+    | OverwriteOp
+    | StatOp
+    | ConfigureOp
+    | SleepOp
+    | DeleteOp
+    | WriteOp
+    | TailOp
+    | RemoveOp
+)
 
 
 @dataclass(frozen=True)
@@ -190,6 +239,9 @@ _OP_FIELDS = {
     "configure": {"config"},
     "sleep": {"seconds"},
     "delete": {"object"},
+    "write": {"object", "size"},
+    "tail": {"handle", "chunk"},
+    "remove": {"object"},
 }
 
 
@@ -216,8 +268,17 @@ def _op(raw: Any, where: str) -> Op:
         )
     if kind == "close":
         return CloseOp(_str(raw["handle"], where, "handle"))
+    if kind == "tail":
+        chunk = _int(raw["chunk"], where, "chunk")
+        if chunk == 0:
+            raise TraceError(f"{where}: 'chunk' must be > 0")
+        return TailOp(_str(raw["handle"], where, "handle"), chunk)
     if kind == "overwrite":
         return OverwriteOp(_object_name(raw["object"], where), _int(raw["size"], where, "size"))
+    if kind == "remove":
+        return RemoveOp(_object_name(raw["object"], where))
+    if kind == "write":
+        return WriteOp(_object_name(raw["object"], where), _int(raw["size"], where, "size"))
     if kind == "stat":
         return StatOp(_object_name(raw["object"], where))
     if kind == "configure":
@@ -246,7 +307,7 @@ def _check_handles(ops: tuple[Op, ...]) -> None:
             if op.handle in open_handles:
                 raise TraceError(f"ops[{i}] (open): handle {op.handle!r} is already open")
             open_handles.add(op.handle)
-        elif isinstance(op, ReadOp | CloseOp):
+        elif isinstance(op, ReadOp | CloseOp | TailOp):
             if op.handle not in open_handles:
                 raise TraceError(f"ops[{i}] ({op.op}): handle {op.handle!r} is not open")
             if isinstance(op, CloseOp):

@@ -6,6 +6,7 @@ through a ``register(app)`` function, so the modules stay independent:
 - :mod:`gcs_hook.cli.serve_cmd`  — ``serve``, ``env``, ``doctor``
 - :mod:`gcs_hook.cli.replay_cmd` — ``replay``
 - :mod:`gcs_hook.cli.tune_cmd`   — ``tune``
+- :mod:`gcs_hook.cli.record_cmd` — ``record``
 
 Bad arguments exit with code 2 and one clear line on stderr.
 """
@@ -26,7 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_SUBCOMMAND_MODULES = ("serve_cmd", "replay_cmd", "tune_cmd")
+_SUBCOMMAND_MODULES = ("serve_cmd", "replay_cmd", "tune_cmd", "record_cmd")
 
 
 def _register_all() -> None:

@@ -5,14 +5,16 @@ and ``doctor`` (modules :mod:`gcs_hook.cli.serve_state`, :mod:`gcs_hook.cli.demo
     gcs-hook serve [--backend embedded|container|URL] [--data DIR] [--port N] [--ledger FILE]
                    [--require-auth] [--latency-ms MS] [--overhead-ms MS] [--bandwidth RATE]
                    [--token T] [--duration S] [--state-file FILE] [--demo]
+                   [--persist DIR] [--data-follow-symlinks] [--tls [--tls-port N]]
     gcs-hook env   [--state-file FILE]
     gcs-hook demo  [--backend ...]          (same as ``serve --demo``)
     gcs-hook doctor [--json]
 
 ``serve`` runs fake-gcs-server + the front in the foreground and prints, on stdout, the
-``export`` lines a TensorFlow process needs; it writes a small state file (0600; default
-``$XDG_RUNTIME_DIR/gcs-hook/serve.json`` or ``~/.cache/gcs-hook/serve.json``, or
-``$GCS_HOOK_STATE``) so ``gcs-hook env`` can print them again; the file is removed on exit.
+``export`` lines a TensorFlow process needs; it writes a small per-instance state file
+(:mod:`gcs_hook.cli.serve_state`) so ``gcs-hook env`` can print them again; the file is
+removed on exit. Objects live in memory unless ``--persist DIR``. Signals, the backend watch
+and clean exits: :mod:`gcs_hook.cli.serve_runtime`.
 ``--demo`` seeds an object, reads it with real TensorFlow through the front (1 MiB block cache),
 prints the request ledger as a table and exits.
 
@@ -22,12 +24,7 @@ running instance for ``env``): one line on stderr, exit code 2, nothing started.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,7 +33,16 @@ import typer
 from gcs_hook.cli.demo_cmd import DEFAULT_TEST_TOKEN, demo_cmd, run_demo
 from gcs_hook.cli.doctor_cmd import doctor
 from gcs_hook.cli.errors import fail
-from gcs_hook.cli.serve_state import default_state_file, env_cmd, export_lines, write_state
+from gcs_hook.cli.serve_runtime import StopRequested, StopSignals, close_at_exit, watch
+from gcs_hook.cli.serve_state import (
+    check_state_target,
+    default_state_file,
+    env_cmd,
+    export_lines,
+    live_instances,
+    remove_state,
+    write_state,
+)
 from gcs_hook.cli.values import (
     deprecated_rate_mbps,
     option,
@@ -46,13 +52,15 @@ from gcs_hook.cli.values import (
     parse_rate,
 )
 
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
 
 def _check_port_free(port: int, what: str) -> None:
     from emulator.fakegcs.backend import port_in_use
 
-    if port and port_in_use(port, "127.0.0.1"):
+    try:
+        in_use = bool(port) and port_in_use(port, "127.0.0.1")
+    except ValueError as exc:
+        fail(f"{what} {exc}")
+    if in_use:
         fail(f"{what} port {port} on 127.0.0.1 is already in use")
 
 
@@ -64,12 +72,26 @@ def _start_emulator(
     ledger: Path | None,
     require_auth: bool,
     shaping: Any = None,
+    persist: Path | None = None,
+    follow_symlinks: bool = False,
+    check_stop: Any = None,
 ) -> Any:
     from emulator.fakegcs.backend import BackendError
     from emulator.fakegcs.session import GcsEmulator
 
     if data is not None and not data.is_dir():
         fail(f"--data {data}: not a directory")
+    if persist is not None and backend != "embedded":
+        fail("--persist needs the embedded backend")
+    if persist is not None and persist.exists() and not persist.is_dir():
+        fail(f"--persist {persist}: not a directory")
+    if data is not None:
+        from emulator.fakegcs.seeding import seed_plan
+
+        try:
+            seed_plan(data, follow_symlinks=follow_symlinks)  # checked before anything starts
+        except (ValueError, OSError) as exc:
+            fail(f"--data {data}: {exc}")
     _check_port_free(port, "front")
     _check_port_free(backend_port, "backend")
     if ledger is not None and not ledger.parent.is_dir():
@@ -77,7 +99,7 @@ def _start_emulator(
     try:
         emu = GcsEmulator(
             backend, require_auth=require_auth, ledger_path=ledger, front_port=port,
-            backend_port=backend_port, shaping=shaping,
+            backend_port=backend_port, shaping=shaping, persist=persist,
         )  # fmt: skip
     except BackendError as exc:
         first, _, tail = str(exc).partition("\n")
@@ -88,10 +110,15 @@ def _start_emulator(
         fail(str(exc))
     if data is not None:
         try:
-            created = emu.backend.seed_from_dir(data)
+            created = emu.backend.seed_from_dir(
+                data, follow_symlinks=follow_symlinks, before_each=check_stop
+            )
         except (ValueError, BackendError) as exc:
             emu.close()
             fail(f"--data {data}: {exc}")
+        except BaseException:  # a stop signal during seeding: leave nothing behind
+            emu.close()
+            raise
         typer.echo(f"# seeded {len(created)} objects from {data}", err=True)
     return emu
 
@@ -188,6 +215,27 @@ def serve(
     demo: Annotated[
         bool, typer.Option("--demo", help="Read an object with real TF, print the ledger, exit.")
     ] = False,
+    persist: Annotated[
+        Path | None,
+        typer.Option(
+            "--persist",
+            help="Keep objects in files under DIR (kept after exit); default: in memory.",
+        ),
+    ] = None,
+    data_follow_symlinks: Annotated[
+        bool,
+        typer.Option(
+            "--data-follow-symlinks",
+            help="Copy what symlinks leading outside --data point to (default: refuse them).",
+        ),
+    ] = False,
+    tls: Annotated[
+        bool,
+        typer.Option("--tls", help="Also serve HTTPS directly (no CONNECT), with the front's CA."),
+    ] = False,
+    tls_port: Annotated[
+        str, typer.Option("--tls-port", help="Port of the --tls listener, 0-65535 (0 = any).")
+    ] = "0",
 ) -> None:
     """Run fake-gcs-server + the TLS front in the foreground; print the client environment."""
     from rich.console import Console
@@ -196,45 +244,77 @@ def serve(
     port_n = option("--port", parse_port, port)
     backend_port_n = option("--backend-port", parse_port, backend_port)
     duration_s = option("--duration", parse_duration, duration, unit="s")
+    tls_port_n = option("--tls-port", parse_port, tls_port)
+    if tls_port_n:
+        _check_port_free(tls_port_n, "TLS listener")
     if not token or any(c.isspace() for c in token):
         fail("--token must be a non-empty value without whitespace")
     shaping = _shaping_from_flags(latency_ms, overhead_ms, bandwidth, bandwidth_mbps)
     console = Console(stderr=True, highlight=False)
-    emu = _start_emulator(backend, data, port_n, backend_port_n, ledger, require_auth, shaping)
-    try:
-        if demo:
-            out = Console(highlight=False)
-            if not out.is_terminal or out.width < 150:
-                out = Console(highlight=False, width=150)
-            ok = run_demo(emu, out)
-            raise typer.Exit(0 if ok else 1)
-        env = emu.tf_env(test_token=token)
-        path = state_file or default_state_file()
-        write_state(path, emu, env)  # before the exports: whoever reads them can run `env`
-        for line in export_lines(env):
-            typer.echo(line)
-        sys.stdout.flush()
-        console.print(
-            f"# front {emu.front.url} -> {emu.backend.kind} backend {emu.backend.endpoint}; "
-            f"state in {path}; Ctrl-C to stop"
-        )
-        if shaping is not None:
-            console.print(f"# shaping: {shaping}")
-        stop = threading.Event()
-        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _STOP_SIGNALS}
+    path = state_file or default_state_file()
+    if not demo:
+        check_state_target(path)
+    from emulator.fakegcs.tempdirs import remove_dead_leftovers
+
+    with StopSignals() as signals:  # from here on, a stop signal cleans up whatever started
+        emu = tls_listener = None
         try:
-            stop.wait(duration_s if duration_s > 0 else None)
+            remove_dead_leftovers()
+            live_instances()  # removes state files of dead instances
+            emu = _start_emulator(
+                backend, data, port_n, backend_port_n, ledger, require_auth, shaping, persist,
+                data_follow_symlinks, signals.check,
+            )  # fmt: skip
+            signals.check()
+            close_at_exit(emu)
+            if demo:
+                out = Console(highlight=False)
+                if not out.is_terminal or out.width < 150:
+                    out = Console(highlight=False, width=150)
+                ok = run_demo(emu, out)
+                raise typer.Exit(0 if ok else 1)
+            env = emu.tf_env(test_token=token)
+            write_state(path, emu, env)  # before the exports: whoever reads them can run `env`
+            for line in export_lines(env):
+                typer.echo(line)
+            sys.stdout.flush()
+            where = f"objects in {persist}" if persist is not None else "objects in memory"
+            console.print(
+                f"# front {emu.front.url} -> {emu.backend.kind} backend {emu.backend.endpoint} "
+                f"({where}); state in {path}; Ctrl-C to stop"
+            )
+            if shaping is not None:
+                console.print(f"# shaping: {shaping}")
+            if tls:  # emulator.fakegcs.tls_listener
+                tls_listener = start_tls_listener(emu, tls_port_n, console)
+            watch(emu, duration_s, console, signals)
+            console.print(f"# stopping; {len(emu.ledger)} requests recorded")
+        except StopRequested as stop:
+            n = len(emu.ledger) if emu is not None else 0
+            console.print(f"# stopping on {stop.name}; {n} requests recorded")
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        console.print(f"# stopping; {len(emu.ledger)} requests recorded")
-    finally:
-        if not demo:
-            with contextlib.suppress(OSError):
-                p = state_file or default_state_file()
-                if p.exists() and json.loads(p.read_text()).get("pid") == os.getpid():
-                    p.unlink()
-        emu.close()
+            signals.quiet()
+            if tls_listener is not None:
+                tls_listener.close()
+            if not demo:
+                remove_state(path)
+            if emu is not None:
+                emu.close()
+
+
+def start_tls_listener(emu: Any, port: int, console: Any) -> Any:
+    """``--tls``: HTTPS for the Google hosts on 127.0.0.1 (one line names its URL and CA)."""
+    from emulator.fakegcs.tls_listener import TlsListener
+
+    try:
+        listener = TlsListener(emu.front, port)
+    except OSError as exc:
+        fail(str(exc))
+    console.print(
+        f"# tls {listener.url} (storage.googleapis.com, www.googleapis.com, localhost; "
+        f"CA {listener.ca_pem})"
+    )
+    return listener
 
 
 def register(app: typer.Typer) -> None:

@@ -1,10 +1,11 @@
 """``gcs-hook tune``: which BlockCacheParams should my training job use, and what does it buy?
 
-    gcs-hook tune [--workload NAME|TRACE.json] [--memory-budget 2GiB]
+    gcs-hook tune [--workload NAME|TRACE.json|TRACE.npz] [--memory-budget 2GiB]
+                  [--configs 1MiB/4MiB/0,8MiB/32MiB/0,off [--with-grid]] [--json] [--allow-stale]
                   [--backend embedded|container|URL] [--out DIR] [--quick]
                   [--param KEY=VALUE ...] [--latency-ms MS] [--bandwidth RATE]
                   [--overhead-ms MS] [--no-measure] [--workers N] [--scheduler ADDR]
-                  [--stat-cache-max-age S]
+                  [--stat-cache-max-age S] [--exact] [--sample-rate R]
 
 Runs :func:`benchmarks.tune.run_tune` (record with real TF → sweep in the model → measured runs →
 report) and prints the line to paste. Bad arguments (unknown workload or parameter, negative or
@@ -36,6 +37,41 @@ from gcs_hook.cli.values import (
 MIN_MEMORY_BUDGET = 1 << 20
 
 
+def parse_configs(text: str) -> list[Any]:
+    """``'1MiB/4MiB/0,8MiB/32MiB/0,off'`` → CacheConfigs (block_size/max_bytes[/max_staleness
+    seconds]; ``off`` = cache off). ValueError naming the bad item."""
+    from benchmarks.sweep import CacheConfig
+
+    out = []
+    items = [item.strip() for item in (text or "").split(",")]
+    if not any(items):
+        raise ValueError("--configs is empty (example: 1MiB/4MiB/0,8MiB/32MiB/0,off)")
+    for item in items:
+        if item.lower() == "off":
+            out.append(CacheConfig(0, 0, 0))
+            continue
+        parts = item.split("/")
+        if len(parts) not in (2, 3):
+            raise ValueError(
+                f"--configs item {item!r} is not BLOCK/MAX_BYTES[/STALENESS_S] or off "
+                "(example: 8MiB/32MiB/0)"
+            )
+        try:
+            block, max_bytes = parse_size(parts[0]), parse_size(parts[1])
+            stale = parse_size(parts[2]) if len(parts) == 3 else 0
+        except ValueError as exc:
+            raise ValueError(f"--configs item {item!r}: {exc}") from None
+        if block == 0 or max_bytes == 0:
+            raise ValueError(f"--configs item {item!r}: write 'off' for the cache off")
+        if max_bytes < block:
+            raise ValueError(
+                f"--configs item {item!r}: max_bytes is smaller than one block (TF would "
+                "evict every block at once)"
+            )
+        out.append(CacheConfig(block, max_bytes, stale))
+    return out
+
+
 def _parse_params(items: list[str], workload: str) -> dict[str, Any]:
     from benchmarks.workloads import WORKLOADS
 
@@ -57,7 +93,19 @@ def _parse_params(items: list[str], workload: str) -> dict[str, Any]:
         if number <= 0 and key != "seed":
             fail(f"--param {key} must be positive, got {value!r}")
         out[key] = number
+    if out:
+        from benchmarks.workloads import check_scale, get_workload
+
+        problem = check_scale(get_workload(workload, **_sweep_params(workload, out)))
+        if problem:
+            fail(f"--param: {problem}")
     return out
+
+
+def _sweep_params(workload: str, params: dict[str, Any]) -> dict[str, Any]:
+    from benchmarks.workloads import SWEEP_SCALE
+
+    return {**SWEEP_SCALE.get(workload, {}), **params}
 
 
 def _check_backend(spec: str) -> None:
@@ -125,7 +173,11 @@ def _timing_from_flags(
 def tune(
     workload: Annotated[
         str | None,
-        typer.Option("--workload", "-w", help="workload name, or a TRACE.json to sweep as given"),
+        typer.Option(
+            "--workload",
+            "-w",
+            help="workload name, or a TRACE.json / columnar TRACE.npz to sweep as given",
+        ),
     ] = None,
     memory_budget: Annotated[
         str, typer.Option("--memory-budget", help="largest block cache allowed, a size (e.g. 2GiB)")
@@ -168,6 +220,30 @@ def tune(
         int | None,
         typer.Option("--stat-cache-max-age", help="TF's GCS_STAT_CACHE_MAX_AGE, s [default 5]"),
     ] = None,
+    configs: Annotated[
+        str | None,
+        typer.Option(
+            "--configs",
+            help="evaluate exactly these: BLOCK/MAX_BYTES/STALENESS_S,…,off (e.g. 8MiB/32MiB/0,off)",
+        ),
+    ] = None,
+    with_grid: Annotated[
+        bool, typer.Option("--with-grid", help="with --configs: also sweep the default grid")
+    ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="print only JSON on stdout (one object per config)")
+    ] = False,
+    allow_stale: Annotated[
+        bool,
+        typer.Option("--allow-stale", help="let the recommendation read stale or torn data"),
+    ] = False,
+    exact: Annotated[
+        bool, typer.Option("--exact", help="simulate every read (no sampling)")
+    ] = False,
+    sample_rate: Annotated[
+        float | None,
+        typer.Option("--sample-rate", help="sampling rate R in (0, 1] [default: chosen by time]"),
+    ] = None,
 ) -> None:
     """Recommend BlockCacheParams for a training workload (sweep + measured runs, plots)."""
     from rich.console import Console
@@ -178,15 +254,30 @@ def tune(
     budget = option("--memory-budget", parse_size, memory_budget, minimum=MIN_MEMORY_BUDGET)
     _check_out_dir(out)
     opts = TuneOptions(memory_budget=budget, backend=backend, out_dir=out, quick=quick)
-    if workload is not None and (workload.endswith(".json") or os.sep in workload):
+    if configs is not None:
+        try:
+            opts.configs = parse_configs(configs)
+        except ValueError as exc:
+            fail(str(exc))
+    elif with_grid:
+        fail("--with-grid goes with --configs (the grid is the default without it)")
+    opts.with_grid = with_grid
+    opts.allow_stale = allow_stale
+    if workload is not None and (workload.endswith((".json", ".npz")) or os.sep in workload):
         path = Path(workload)
         if not path.is_file():
             fail(f"trace file {workload} does not exist")
         try:
-            from emulator.replay.trace import load_trace
+            if path.suffix == ".npz":  # a columnar trace (docs/trace-format.md)
+                from emulator.replay.columnar import load_columnar
 
-            load_trace(str(path))
-            opts.trace = json.loads(path.read_text())
+                opts.trace = load_columnar(path)
+            else:
+                from emulator.replay.loading import load_replay_trace
+
+                # what replay accepts: a trace or a fault case (its injected errors not swept)
+                loaded = load_replay_trace(str(path))
+                opts.trace = {k: v for k, v in loaded.items() if k != "faults"}
         except Exception as exc:  # noqa: BLE001 - any parse/validation error → one line
             fail(
                 f"{workload} is not a valid trace: {str(exc).splitlines()[0] if str(exc) else exc!r}"
@@ -207,6 +298,18 @@ def tune(
     opts.timing = _timing_from_flags(latency_ms, overhead_ms, bandwidth, bandwidth_mibps)
     if workers is not None and workers < 1:
         fail(f"--workers must be >= 1, got {workers}")
+    from benchmarks.sweep_parallel import max_workers
+
+    if workers is not None and workers > max_workers():
+        typer.echo(
+            f"gcs-hook: note: --workers {workers} capped at the {max_workers()} cores", err=True
+        )
+        workers = max_workers()
+    if sample_rate is not None and not (0 < sample_rate <= 1):
+        fail(f"--sample-rate must be in (0, 1], got {sample_rate}")
+    if exact and sample_rate is not None:
+        fail("--exact and --sample-rate exclude each other")
+    opts.exact, opts.sample_rate = exact, sample_rate
     if scheduler:
         import importlib.util
 
@@ -220,7 +323,7 @@ def tune(
     if opts.trace is None:
         _check_backend(backend)
 
-    console = Console()
+    console = Console(stderr=json_out)
     try:
         outcome = run_tune(opts, console)
     except Exception as exc:  # noqa: BLE001 - report as one line, exit 2
@@ -236,7 +339,20 @@ def tune(
             f"[bold]recommendation[/bold] (memory budget {memory_budget}): predicted "
             f"{best.epoch_s:.2f} s/epoch, {best.requests_per_epoch:.0f} requests/epoch"
         )
-    typer.echo(outcome.line)  # never wrapped: it is meant to be pasted
+        sampling = outcome.sampling
+        if sampling.get("exact") is False:
+            console.print(
+                f"  sampled at R = {sampling['sample_rate']:g}: estimated error "
+                f"≤ {sampling['max_error_estimate']:.2%} (--exact for every read)"
+            )
+    if json_out:
+        from benchmarks.advice import results_json
+
+        console.print(outcome.line)
+        exact = outcome.sampling.get("exact") is not False
+        typer.echo(json.dumps(results_json(outcome.results, best, exact=exact), indent=1))
+    else:
+        typer.echo(outcome.line)  # never wrapped: it is meant to be pasted
     console.print(f"model check: {outcome.model_check}")
     for kind, path in outcome.paths.items():
         console.print(f"  {kind:9s} {path}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import os
 
 import pytest
 
@@ -81,3 +82,36 @@ result = [a, b]
     assert [r.status for r in a_media] == [503, 503, 206]
     b_media = gcs_ledger.since(mark, bucket=gcs_bucket, object="b.bin", kind="media")
     assert [r.status for r in b_media] == [404]
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("action", ["truncate", "reset", "stall"])
+def test_tf_survives_network_faults_byte_exact(
+    gcs_emulator, gcs_bucket, gcs_ledger, tf_worker_factory, action
+):
+    """Real TF 2.21: a body cut below its Content-Length (FIN or RST) is retried; a stall is
+    waited out. Either way the bytes are right and the ledger shows the cut request."""
+    blob = os.urandom(3_000_000)
+    gcs_emulator.backend.put_object(gcs_bucket, "n.bin", blob)
+    worker = tf_worker_factory(
+        {"GCS_RETRY_CONFIG_INIT_DELAY_TIME_US": "0", "GCS_READ_CACHE_BLOCK_SIZE_MB": "1"}
+    )
+    faults = gcs_emulator.front.faults
+    try:
+        faults.add(Fault(action=action, kind="media", bucket=gcs_bucket, object="n.bin",
+                         stall_s=0.3))  # fmt: skip
+        mark = gcs_ledger.mark()
+        got = worker.run(
+            "f = tf.io.gfile.GFile(p, 'rb'); f.seek(100); result = f.read(200_000)",
+            p=f"gs://{gcs_bucket}/n.bin",
+        )
+    finally:
+        faults.clear()
+    assert got == blob[100:200_100]
+    media = gcs_ledger.since(mark, bucket=gcs_bucket, object="n.bin", kind="media")
+    assert media[0].extra["fault"] == action
+    if action == "stall":
+        assert [r.status for r in media] == [206] and not media[0].extra.get("aborted")
+    else:
+        assert media[0].extra["aborted"] and media[0].bytes_out == (1 << 20) // 2
+        assert [(r.status, r.bytes_out) for r in media[1:]] == [(206, 1 << 20)]

@@ -51,6 +51,8 @@ def test_registry_and_parameters() -> None:
         "random-records",
         "checkpoint-restore",
         "small-files",
+        "tensorboard",
+        "checkpoint-poller",
     }
     w = get_workload("tfrecord-epochs", shards=3, epochs=1)
     assert w.shards == 3 and len(w.objects()) == 3

@@ -16,21 +16,27 @@ forwarded to the backend over plain HTTP, keeping ``Host: storage.googleapis.com
 
 Modules, one job each (a request flows top to bottom):
 
-- ``server``: :class:`Front` — the listening socket, the acceptor, lifetime, principals;
-- ``connection``: one client connection — the HTTP/1.1 loop (h11), socket I/O, ``CONNECT`` and
-  the TLS tunnel;
-- ``exchange``: one request — target parsing, classification, routing (token endpoint, auth
-  check, injected faults, forwarding);
+- ``server``: :class:`Front` — the listening socket, the acceptor, the connection cap, limits,
+  lifetime, principals;
+- ``connection``: one client connection — the HTTP/1.1 loop (h11), socket I/O with its
+  deadlines, ``CONNECT`` and the TLS tunnel;
+- ``exchange``: one request — target parsing, classification, checks (framing, names) and
+  routing (token endpoint, auth check, injected faults, forwarding);
+- ``body``: the request body, received whole before forwarding (memory, then a temp file);
 - ``tokens``: the token endpoint route;
-- ``forward``: forwarding one request to the backend and streaming the answer back (with
-  ``splice(2)`` on the plain path);
+- ``forward``: forwarding one request to the backend and streaming the answer back, network
+  faults; ``splice``: large plain-path answers moved with ``splice(2)``;
 - ``recording``: the one ledger record each request gets.
 
 Invariants:
 - Binds 127.0.0.1 only (``ValueError`` for any other host).
-- Bodies are streamed both ways in chunks of at most ``CHUNK`` bytes: memory per connection is
-  bounded whatever the object size. Keep-alive is honoured on both sides.
-- One thread per client connection; one persistent backend connection per client connection.
+- Request bodies are received completely (memory up to a limit, then a 0600 temp file) before
+  they are forwarded, so the backend never waits on a slow client; response bodies stream
+  through one buffer of ``CHUNK`` bytes lent per request. Keep-alive is honoured on both sides.
+- One thread per client connection, at most ``max_connections`` (503 past it); one persistent
+  backend connection per client connection.
+- Every request that gets an answer gets exactly one ledger record, refusals and injected
+  faults included; transfers cut short are marked ``extra["aborted"]``.
 - ``Location`` headers of resumable uploads are rewritten to come back through the front
   (``https://www.googleapis.com/...`` inside a tunnel, the client's own ``http://host:port`` on
   the plain path).
@@ -38,7 +44,8 @@ Invariants:
   logged or shown. Tokens never appear in the ledger.
 - ``shaping`` and ``require_auth`` may be changed while the front runs; each new response reads
   the current values. ``faults`` (:class:`emulator.fakegcs.faults.FaultPlan`) turns chosen
-  requests into error answers (after the auth check, before forwarding).
+  requests into error answers or network failures.
+- Limits and what a client sees past them: README, "Running the emulator".
 """
 
 from emulator.fakegcs.front.forward import CHUNK

@@ -5,36 +5,43 @@ Invariants:
   when a body-less request finds it closed; a request with a body is never retried.
 - Hop-by-hop headers and ``Authorization`` are never forwarded; ``Host`` becomes
   ``storage.googleapis.com``; ``Location`` answers are rewritten to come back through the front.
-- Response bodies stream in pieces of at most ``CHUNK`` bytes; on the plain path, large
-  ``Content-Length`` bodies move backend socket → pipe → client socket with ``splice(2)``.
+- The request body was received whole before (:mod:`emulator.fakegcs.front.body`), so the
+  backend never waits on a slow client; it is sent with a ``Content-Length``.
+- Response bodies stream through a buffer of ``CHUNK`` bytes borrowed for the request only;
+  on the plain path, large ``Content-Length`` bodies move backend socket → pipe → client
+  socket with ``splice(2)``.
+- The backend must answer within ``backend_timeout`` (else 504 "backend did not answer in N s")
+  and keep sending within it (else the answer is cut and its record marked ``aborted``).
+- A Range start past the end that the backend ignored gets GCS's 416.
 - The ledger record is made before the last byte of the answer goes out.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import http.client
 import json
 import logging
 import os
-import select
 import socket
+import struct
 import urllib.parse
 from typing import TYPE_CHECKING
 
 import h11
 
+from emulator.fakegcs.front.splice import HAVE_SPLICE, SPLICE_MIN, splice_body
 from emulator.fakegcs.shaping import ShapedSender
 
 if TYPE_CHECKING:
+    from emulator.fakegcs.faults import Fault
     from emulator.fakegcs.front.connection import ClientConnection
     from emulator.fakegcs.front.exchange import Exchange
     from emulator.fakegcs.front.recording import Recorder
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 20  # forward buffer (bytes) per direction per connection
+CHUNK = 1 << 20  # forward buffer (bytes), borrowed per request from Front.buffers
 _HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -59,39 +66,13 @@ _UPSTREAM_RETRY_ERRORS = (
     ConnectionAbortedError,
 )
 
-_HAVE_SPLICE = hasattr(os, "splice")
-_SPLICE_MIN = 256 * 1024  # bodies at least this large on the plain path are spliced
-_PIPE_SIZE = 1 << 20
-_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+_INT64 = 1 << 63
 
 
-def _wait_fd(fd: int, events: int, timeout: float) -> None:
-    poller = select.poll()
-    poller.register(fd, events)
-    if not poller.poll(timeout * 1000):
-        raise TimeoutError("socket not ready within the idle timeout")
+def _client_gone() -> Exception:
+    from emulator.fakegcs.front.connection import ClientGone
 
-
-def _splice_all_once(src: int, dst: int, n: int, timeout: float) -> int:
-    """One splice of up to ``n`` bytes from socket ``src`` into pipe ``dst`` (waits if needed)."""
-    while True:
-        try:
-            return os.splice(src, dst, n, flags=os.SPLICE_F_MOVE)
-        except BlockingIOError:
-            _wait_fd(src, select.POLLIN, timeout)
-
-
-def _splice_out(src: int, dst: int, n: int, timeout: float) -> int:
-    """Splice up to ``n`` bytes from pipe ``src`` to socket ``dst`` (waits if it is full)."""
-    while True:
-        try:
-            k = os.splice(src, dst, n, flags=os.SPLICE_F_MOVE)  # no MORE: it corks the tail
-        except BlockingIOError:
-            _wait_fd(dst, select.POLLOUT, timeout)
-            continue
-        if k == 0:
-            raise ConnectionResetError("client closed the connection")
-        return k
+    return ClientGone()
 
 
 class Forwarder:
@@ -101,15 +82,14 @@ class Forwarder:
         self.conn = conn
         self.front = conn.front
         self.upstream: http.client.HTTPConnection | None = None
-        self.buf = bytearray(CHUNK)
-        self._pipe: tuple[int, int] | None = None
+        self.pipe: tuple[int, int] | None = None
 
     def close(self) -> None:
-        if self._pipe is not None:
-            for fd in self._pipe:
+        if self.pipe is not None:
+            for fd in self.pipe:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-            self._pipe = None
+            self.pipe = None
         if self.upstream is not None:
             with contextlib.suppress(Exception):
                 self.upstream.close()
@@ -121,7 +101,9 @@ class Forwarder:
             self.upstream = None
         if self.upstream is None:
             host, port = self.front._backend_addr
-            self.upstream = http.client.HTTPConnection(host, port, timeout=120, blocksize=CHUNK)
+            self.upstream = http.client.HTTPConnection(
+                host, port, timeout=self.front.backend_timeout, blocksize=CHUNK
+            )
         return self.upstream
 
     def _location_base(self, client_host: str) -> str:
@@ -136,20 +118,25 @@ class Forwarder:
         rest = urllib.parse.urlunsplit(("", "", u.path or "/", u.query, u.fragment))
         return self._location_base(client_host) + rest
 
-    def forward(self, ex: Exchange) -> None:
-        """Forward one request to the backend and stream the answer back."""
-        from emulator.fakegcs.front.connection import ClientGone
+    def forward(self, ex: Exchange, fault: Fault | None = None) -> None:
+        """Forward one request (its body already spooled) and stream the answer back.
 
+        ``fault``: a network fault to apply to this answer (``reset``, ``truncate``, ``stall``).
+        """
         conn, h, rec, hmap = self.conn, ex.h, ex.rec, ex.hmap
-        out_headers = [(k, v) for k, v in ex.headers if k.lower() not in _HOP_BY_HOP]
+        out_headers = [
+            (k, v) for k, v in ex.headers if k.lower() not in _HOP_BY_HOP | {"content-length"}
+        ]
+        rng = rec.fields["range"]
+        if rng is not None and rng[1] >= _INT64 and rng[0] < _INT64:
+            # an end past 2^63 (the backend ignores the header): GCS reads it as "to the end"
+            out_headers = [(k, v) for k, v in out_headers if k.lower() != "range"]
+            out_headers.append(("Range", f"bytes={rng[0]}-"))
         out_headers.append(("Host", "storage.googleapis.com"))
-        has_body = (
-            "content-length" in hmap or "chunked" in hmap.get("transfer-encoding", "").lower()
-        )
-        chunked_up = has_body and "content-length" not in hmap
-        if chunked_up:
-            out_headers.append(("Transfer-Encoding", "chunked"))
-        bytes_in = 0
+        if ex.body is not None or "content-length" in hmap:
+            out_headers.append(("Content-Length", str(ex.bytes_in)))
+        bytes_in = ex.bytes_in
+        timeout = self.front.backend_timeout
         resp: http.client.HTTPResponse | None = None
         for attempt in (0, 1):
             up = self._upstream(fresh=attempt > 0)
@@ -158,34 +145,35 @@ class Forwarder:
                 for k, v in out_headers:
                     up.putheader(k, v)
                 up.endheaders()
-                if has_body:
-                    if h.they_are_waiting_for_100_continue:
-                        conn.send(h, h11.InformationalResponse(status_code=100, headers=[]))
-                    while True:
-                        ev = conn.next_event(h)
-                        if isinstance(ev, h11.Data):
-                            bytes_in += len(ev.data)
-                            rec.bytes_in = bytes_in
-                            if chunked_up:
-                                up.send(b"%x\r\n" % len(ev.data) + bytes(ev.data) + b"\r\n")
-                            else:
-                                up.send(ev.data)
-                        elif isinstance(ev, h11.EndOfMessage):
-                            if chunked_up:
-                                up.send(b"0\r\n\r\n")
-                            break
-                        else:
-                            raise ClientGone()
+                if ex.body is not None:
+                    for piece in ex.body.chunks(CHUNK):
+                        up.send(piece)
                 resp = up.getresponse()
                 break
+            except TimeoutError:
+                self._gateway_error(h, 504, f"backend did not answer in {timeout:g} s", rec)
+                return
             except _UPSTREAM_RETRY_ERRORS:
-                if has_body or attempt:
-                    self._bad_gateway(h, "backend connection lost", bytes_in, rec)
+                if ex.body is not None or attempt:
+                    self._gateway_error(h, 502, "backend connection lost", rec)
                     return
             except OSError as exc:
-                self._bad_gateway(h, f"backend unreachable: {exc}", bytes_in, rec)
+                self._gateway_error(h, 502, f"backend unreachable: {exc}", rec)
                 return
         assert resp is not None
+        if (
+            rng is not None
+            and resp.status == 200
+            and ex.method == "GET"
+            and resp.length is not None
+            and rng[0] >= resp.length
+        ):  # a start past the end that the backend ignored (e.g. it overflowed): GCS says 416
+            self._discard(resp)
+            self._gateway_error(h, 416, "The requested range cannot be satisfied.", rec)
+            return
+        if resp.status >= 500 and self.front.persist_dir and (resp.length or 0) <= 65536:
+            self._redacted_error(h, resp, rec)  # e.g. "mkdir /the/persist/dir/b/p: not a dir"
+            return
         client_host = hmap.get("host", "")
         resp_headers: list[tuple[str, str]] = []
         for k, v in resp.getheaders():
@@ -195,14 +183,19 @@ class Forwarder:
             if lk == "location":
                 v = self._rewrite_location(v, client_host)
             resp_headers.append((k, v))
+        if ex.close_after:
+            resp_headers.append(("Connection", "close"))
         if resp.will_close:
             self.upstream = None  # http.client closes it after the body; reconnect next time
         shaping = self.front.shaping
         if shaping is not None:
             shaping.delay_first_byte()
+        if fault is not None and fault.action == "stall":
+            self.front.stopping.wait(fault.stall_s)
         rec.status = resp.status
+        extra = {"injected": True, "fault": fault.action} if fault is not None else None
         if resp.length == 0:  # HEAD, 204/304, or an empty body: complete with the headers
-            rec.record(resp.status, 0, bytes_in)
+            rec.record(resp.status, 0, bytes_in, extra=extra)
         conn.send(
             h,
             h11.Response(
@@ -211,104 +204,123 @@ class Forwarder:
                 reason=(resp.reason or "").encode("latin-1", "replace"),
             ),
         )
-        bytes_out = 0
-        sender = ShapedSender(lambda: self.front.shaping)
-        mv = memoryview(self.buf)
         if (
-            _HAVE_SPLICE
+            HAVE_SPLICE
+            and fault is None
             and conn.scheme == "http"
             and self.front.shaping is None
             and resp.length is not None
-            and resp.length >= _SPLICE_MIN
+            and resp.length >= SPLICE_MIN
         ):
-            self._splice_body(h, resp, rec, bytes_in)
+            splice_body(self, h, resp, rec, bytes_in)
             return
+        cut = None
+        if fault is not None and fault.action in ("reset", "truncate"):
+            cut = fault.after_bytes if fault.after_bytes is not None else (resp.length or 0) // 2
+        with self.front.buffers.borrow() as buf:
+            self._stream_body(h, resp, rec, bytes_in, buf, cut, fault, extra)
+
+    def _stream_body(
+        self,
+        h: h11.Connection,
+        resp: http.client.HTTPResponse,
+        rec: Recorder,
+        bytes_in: int,
+        buf: bytearray,
+        cut: int | None,
+        fault: Fault | None,
+        extra: dict | None,
+    ) -> None:
+        """Copy the body backend → client through ``buf`` (shaped; cut at ``cut`` bytes)."""
+        conn = self.conn
+        bytes_out = 0
+        sender = ShapedSender(lambda: self.front.shaping)
+        mv = memoryview(buf)
         try:
             while True:
-                n = resp.readinto(self.buf)
+                n = resp.readinto(buf)
                 if not n:
                     break
+                if cut is not None and bytes_out + n >= cut:
+                    n = max(0, cut - bytes_out)
+                    assert fault is not None
+                    self._cut(h, mv[:n], rec, bytes_out, bytes_in, fault)
                 if resp.length == 0:  # this is the last piece of a Content-Length body
-                    rec.record(resp.status, bytes_out + n, bytes_in)
+                    rec.record(resp.status, bytes_out + n, bytes_in, extra=extra)
                 for piece in h.send_with_data_passthrough(h11.Data(data=mv[:n])):
                     for part in sender.pieces(piece):
                         conn.sendall(part)
                 bytes_out += n
                 rec.bytes_out = bytes_out
         except (OSError, http.client.HTTPException) as exc:
-            # backend died mid-body: the client sees a truncated response and a closed connection
+            # backend died or stalled mid-body: the client sees a truncated response and a
+            # closed connection; the record says so
             self.upstream = None
             log.debug("backend body read failed: %s", exc)
-            raise ClientGone() from exc
-        rec.record(resp.status, bytes_out, bytes_in)
+            rec.record(resp.status, bytes_out, bytes_in, extra={"aborted": f"backend: {exc}"})
+            raise _client_gone() from exc
+        rec.record(resp.status, bytes_out, bytes_in, extra=extra)
         conn.send(h, h11.EndOfMessage())
 
-    def _splice_body(
-        self, h: h11.Connection, resp: http.client.HTTPResponse, rec: Recorder, bytes_in: int
+    def _cut(
+        self,
+        h: h11.Connection,
+        last: memoryview,
+        rec: Recorder,
+        sent: int,
+        bytes_in: int,
+        fault: Fault,
     ) -> None:
-        """Move a Content-Length body backend socket → pipe → client socket in the kernel.
-
-        Used on the plain-HTTP path only (TLS needs the bytes in user space). Bytes that
-        http.client had already buffered go first; h11 is told about every byte (without
-        copying) so its Content-Length bookkeeping stays right.
-        """
-        from emulator.fakegcs.front.connection import ClientGone
-
+        """Send ``last``, then end the connection the way ``fault`` says; never returns."""
         conn = self.conn
-        total = resp.length or 0
-        assert resp.fp is not None and self.upstream is not None
-        up_sock = self.upstream.sock
-        pre = resp.fp.read1(total)  # what the buffered reader already holds (or one read)
-        remaining = total - len(pre)
-        sent = 0
-        timeout = self.front.idle_timeout
-        try:
-            if remaining == 0:
-                rec.record(resp.status, total, bytes_in)
-            if pre:
-                conn.sendall(pre)
-            sent = len(pre)
-            rec.bytes_out = sent
-            if self._pipe is None:
-                self._pipe = os.pipe()
-                with contextlib.suppress(OSError):
-                    fcntl.fcntl(self._pipe[1], _F_SETPIPE_SZ, _PIPE_SIZE)
-            rfd, wfd = self._pipe
-            src, dst = up_sock.fileno(), conn.raw.fileno()
-            while remaining:
-                lowat = min(remaining, _PIPE_SIZE // 2)
-                up_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, lowat)
-                n = _splice_all_once(src, wfd, min(remaining, _PIPE_SIZE), timeout)
-                if n == 0:
-                    raise ConnectionResetError("backend closed the connection mid-body")
-                remaining -= n
-                if remaining == 0:
-                    rec.record(resp.status, total, bytes_in)
-                while n:
-                    k = _splice_out(rfd, dst, n, timeout)
-                    n -= k
-                    sent += k
-                rec.bytes_out = sent
-        except OSError as exc:
-            self.upstream = None
-            with contextlib.suppress(Exception):
-                resp.close()
-            log.debug("splice failed: %s", exc)
-            raise ClientGone() from exc
-        up_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
-        resp.length = 0
-        resp.close()  # body fully consumed; the backend connection stays reusable
-        zero = memoryview(self.buf)
-        left = total
-        while left:  # account for the spliced bytes in h11 (nothing is sent here)
-            k = min(left, len(zero))
-            h.send_with_data_passthrough(h11.Data(data=zero[:k]))
-            left -= k
-        conn.send(h, h11.EndOfMessage())
-
-    def _bad_gateway(self, h: h11.Connection, message: str, bytes_in: int, rec: Recorder) -> None:
+        rec.record(
+            rec.status, sent + len(last), bytes_in,
+            extra={"injected": True, "fault": fault.action, "aborted": "injected"},
+        )  # fmt: skip
+        with contextlib.suppress(Exception):
+            for piece in h.send_with_data_passthrough(h11.Data(data=last)):
+                conn.sock.sendall(piece)
         self.upstream = None
-        body = json.dumps({"error": {"code": 502, "message": message}}).encode()
+        if fault.action == "reset":  # RST instead of FIN
+            with contextlib.suppress(OSError):
+                conn.raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        else:
+            with contextlib.suppress(OSError):
+                conn.raw.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            conn.raw.close()
+        raise _client_gone()
+
+    def _redacted_error(
+        self, h: h11.Connection, resp: http.client.HTTPResponse, rec: Recorder
+    ) -> None:
+        """Pass on a small backend error answer with the persist directory's path removed."""
+        try:
+            body = resp.read()
+        except (OSError, http.client.HTTPException):
+            body = b""
+            self.upstream = None
+        persist_dir = self.front.persist_dir or ""
+        for form in (persist_dir, json.dumps(persist_dir)[1:-1]):
+            body = body.replace(form.encode(), b"<persist dir>")
+        if resp.will_close:
+            self.upstream = None
         close = h.their_state is not h11.DONE
-        rec.record(502, len(body), bytes_in)
-        self.conn.simple_response(h, 502, body, close=close)
+        rec.record(resp.status, len(body), rec.bytes_in)
+        self.conn.simple_response(h, resp.status, body, close=close)
+
+    @staticmethod
+    def _discard(resp: http.client.HTTPResponse) -> None:
+        with contextlib.suppress(Exception):
+            if resp.length is not None and resp.length <= CHUNK:
+                resp.read()
+            else:
+                resp.close()
+
+    def _gateway_error(self, h: h11.Connection, status: int, message: str, rec: Recorder) -> None:
+        """Answer ``status`` (502/504/416) with GCS's error JSON; record it."""
+        self.upstream = None
+        body = json.dumps({"error": {"code": status, "message": message}}).encode()
+        close = h.their_state is not h11.DONE
+        rec.record(status, len(body), rec.bytes_in)
+        self.conn.simple_response(h, status, body, close=close)

@@ -4,7 +4,8 @@ Invariants:
 - A :class:`Recorder` appends exactly one :class:`RequestRecord` for its request, however the
   request ends: :meth:`Recorder.record` is called before the last byte of the answer goes out
   (so a client holding its whole response always finds the record), and :meth:`finish` records
-  an aborted request from the progress seen so far (``status`` or 499, bytes out and in).
+  an aborted request from the progress seen so far (``status`` or 499, bytes out and in) with
+  ``extra["aborted"]`` set; transfers cut by the backend or an injected fault say so there too.
 - ``seq`` and ``t`` are taken when the request arrives; ``t_end`` when the record is made.
 """
 
@@ -65,22 +66,28 @@ class Recorder:
         fields = dict(self.fields)
         if who is not None:
             fields["principal"] = who
-        self.conn.front.ledger.append(
-            RequestRecord(
-                **fields,
-                status=status,
-                bytes_out=bytes_out,
-                bytes_in=bytes_in,
-                t_end=time.monotonic(),
-                scheme=self.conn.scheme,
-                extra=extra or {},
-            )
+        rec = RequestRecord(
+            **fields,
+            status=status,
+            bytes_out=bytes_out,
+            bytes_in=bytes_in,
+            t_end=time.monotonic(),
+            scheme=self.conn.scheme,
+            extra=extra or {},
         )
+        try:
+            self.conn.front.ledger.append(rec)
+        except Exception as exc:  # a ledger failure must never cut a client's answer
+            from emulator.fakegcs.front.server import _warn
+
+            _warn(f"front: could not record a request: {exc!r}")
 
     def finish(self) -> None:
         """Record an aborted request from its progress (if nothing was recorded yet)."""
         if not self.done:
-            self.record(self.status or 499, self.bytes_out, self.bytes_in)
+            self.record(
+                self.status or 499, self.bytes_out, self.bytes_in, extra={"aborted": "client"}
+            )
 
 
 def record_connect(
@@ -91,3 +98,14 @@ def record_connect(
         conn, seq=seq, t0=t0, host=host, method="CONNECT", path=target, query={}, rng=None,
         principal="anonymous", kind="other", bucket=None, obj=None,
     ).record(status, n_out, 0)  # fmt: skip
+
+
+def record_refused(
+    conn: ClientConnection, seq: int, method: str, target: str, status: int, n_out: int, why: str
+) -> None:
+    """The record of a request refused before it could be parsed or routed (400, 408, 505)."""
+    path = target.partition("?")[0][:2048]
+    Recorder(
+        conn, seq=seq, t0=time.monotonic(), host=conn.tunnel_host or "", method=method[:32],
+        path=path, query={}, rng=None, principal="anonymous", kind="other", bucket=None, obj=None,
+    ).record(status, n_out, 0, extra={"refused": why[:200]})  # fmt: skip

@@ -29,4 +29,4 @@ def answer_token_request(ex: Exchange) -> None:
     reply = conn.front.token_issuer.handle(ex.path, body, ex.method)
     payload = json.dumps(reply.payload).encode()
     ex.rec.record(reply.status, len(payload), len(body), reply.principal)
-    conn.simple_response(ex.h, reply.status, payload)
+    conn.simple_response(ex.h, reply.status, payload, close=ex.close_after)

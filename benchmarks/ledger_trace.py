@@ -1,0 +1,240 @@
+"""Turn a front ledger (what a real program sent to GCS) into a replayable trace.
+
+Used by ``gcs-hook record -- CMD`` (live) and ``gcs-hook record --from-ledger FILE`` (a JSONL
+written by ``gcs-hook serve --ledger``). The program must have run with the recording settings
+(:data:`benchmarks.record.PROGRAM_RECORDING_ENV`: block size 0, so every
+``RandomAccessFile::Read`` is exactly one ranged GET, and TF's stat cache off, so every stat is
+one metadata request); the ledger then maps one-to-one onto ops:
+
+- media GET ``bytes=a-b`` by the program → ``read(offset=a, n=b-a+1)`` on an inferred handle;
+- metadata GET by the program → ``stat`` (``GetFileSize``, ``Stat``, ``FileExists``);
+- a completed upload (the resumable ``PUT``) by the program → ``write`` (its own write: TF
+  clears the file's caches) of ``bytes_in`` bytes; by anyone else → ``overwrite``;
+- an object ``DELETE`` by the program → ``remove`` (it also clears the program's caches), by
+  anyone else → ``delete``;
+- wall-clock gaps of at least ``min_sleep_s`` between the program's requests → ``sleep``;
+- listings, bucket requests, token requests, upload session starts: not ops (they do not
+  depend on the block cache); counted in ``skipped``.
+
+Events are ordered by when they take effect: reads and stats when they arrive at the front,
+uploads and deletes when they complete. "The program" is the ledger principal ``own`` (the
+token ``record`` hands to the command, ``test-token``); give other writers other credentials
+(e.g. anonymous gcsfs clients) to have them recorded as ``overwrite``. A child process that
+inherits the command's environment counts as the program itself. For a ledger of
+``gcs-hook serve`` (``--from-ledger``) the program is the principal that sent the most ranged
+media GETs, unless named (``--principal``).
+
+Handle inference (opens send nothing on the wire, and TF uses a new connection per request):
+all of the program's reads of one object share one handle, except that a read at offset 0
+after the handle has already read something opens a new handle (readers start at the
+beginning: a re-opened file, TF's append-mode copy, a new TFRecord epoch). Handles stay open
+until the end of the trace. With the cache on, TF's requests do not depend on handles; with it
+off each handle has its own read-ahead buffer, so this rule decides the cache-off prediction
+(its error is measured in tests/tune/test_record_cli.py and stated in the README).
+
+Invariants: object sizes are the sizes at the start of the recording; every read op's
+``n`` is the recorded request's range length, so replaying the trace with the recording
+configuration reproduces the recorded media requests one for one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "HANDLE_RULE",
+    "LedgerTrace",
+    "infer_start_sizes",
+    "ledger_to_trace",
+    "load_ledger_jsonl",
+    "reader_principal",
+]
+
+HANDLE_RULE = "per-object, new handle at a re-read of offset 0"
+OWN_PRINCIPAL = "test-token"
+
+
+@dataclass
+class LedgerTrace:
+    trace: dict[str, Any]
+    skipped: dict[str, int] = field(default_factory=dict)
+    handles: int = 0
+    own_requests: int = 0
+    other_writes: int = 0
+
+
+def load_ledger_jsonl(path: str | os.PathLike) -> list[Any]:
+    """The records of a ledger JSONL file (``Ledger(jsonl_path=...)``), in seq order.
+
+    ValueError naming the line for a malformed file."""
+    from emulator.fakegcs.ledger import RequestRecord
+
+    fields = set(RequestRecord.__dataclass_fields__)
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+                d = {k: v for k, v in d.items() if k in fields}
+                d["range"] = tuple(d["range"]) if d.get("range") else None
+                out.append(RequestRecord(**d))
+            except (json.JSONDecodeError, TypeError, KeyError, ValueError) as e:
+                raise ValueError(f"{path}:{lineno}: not a ledger record ({e})") from None
+    return sorted(out, key=lambda r: r.seq)
+
+
+def _obj(rec: Any) -> str | None:
+    return f"{rec.bucket}/{rec.object}" if rec.bucket and rec.object else None
+
+
+def infer_start_sizes(records: Iterable[Any]) -> dict[str, int]:
+    """Object sizes at the start, from reads made before the object was first written: exact
+    where a read reached the end (a short answer: offset + bytes returned), else the furthest
+    byte read (a lower bound)."""
+    sizes: dict[str, int] = {}
+    exact: set[str] = set()
+    written: set[str] = set()
+    for rec in records:
+        obj = _obj(rec)
+        if obj is None:
+            continue
+        if rec.kind in ("upload", "delete"):
+            if rec.kind == "delete" or _completes(rec):
+                written.add(obj)
+            continue
+        if rec.kind != "media" or obj in written or obj in exact or rec.range is None:
+            continue
+        if rec.status == 416:  # size <= offset; the furthest byte read so far is the best bound
+            sizes[obj] = min(sizes.get(obj, rec.range[0]), rec.range[0])
+            continue
+        if rec.status not in (200, 206):
+            continue
+        start, end = rec.range
+        want = end - start + 1 if end >= 0 else None
+        if want is not None and rec.bytes_out < want:
+            sizes[obj] = start + rec.bytes_out
+            exact.add(obj)
+        else:
+            sizes[obj] = max(sizes.get(obj, 0), start + rec.bytes_out)
+    return sizes
+
+
+def _completes(rec: Any) -> bool:
+    """An upload request that carries the object's whole content: the resumable PUT (TF) or
+    a single-request ``uploadType=media`` POST."""
+    if rec.method == "PUT":
+        return True
+    return rec.method == "POST" and rec.query.get("uploadType") == "media"
+
+
+def reader_principal(records: Iterable[Any]) -> str:
+    """The principal that sent the most ranged media GETs (the reader whose trace is wanted),
+    for ledgers of ``gcs-hook serve`` where clients may authenticate in any way."""
+    counts: dict[str, int] = {}
+    for rec in records:
+        if rec.kind == "media" and rec.range is not None:
+            counts[rec.principal] = counts.get(rec.principal, 0) + 1
+    return max(counts, key=lambda p: (counts[p], p == OWN_PRINCIPAL)) if counts else OWN_PRINCIPAL
+
+
+def _effect_time(rec: Any) -> float:
+    if rec.kind in ("upload", "delete"):
+        return rec.t_end or rec.t
+    return rec.t
+
+
+def ledger_to_trace(
+    records: Iterable[Any],
+    objects: Mapping[str, int] | None = None,
+    *,
+    own: str | None = OWN_PRINCIPAL,
+    min_sleep_s: float = 0.001,
+    start_t: float | None = None,
+    comment: str = "",
+) -> LedgerTrace:
+    """The trace of ``records`` (see the module docstring). ``objects``: sizes at the start
+    (None: :func:`infer_start_sizes`). ``own``: the program's principal (None:
+    :func:`reader_principal`). ``start_t``: monotonic time the program started (a
+    leading ``sleep`` covers the time before its first request)."""
+    recs = sorted(records, key=lambda r: (_effect_time(r), r.seq))
+    if own is None:
+        own = reader_principal(recs)
+    if objects is None:
+        objects = infer_start_sizes(sorted(recs, key=lambda r: r.seq))
+    sizes = dict(objects)
+    out = LedgerTrace(trace={})
+    ops: list[dict[str, Any]] = []
+    handles: dict[str, str] = {}  # object -> open handle
+    handle_read: dict[str, bool] = {}
+    n_handles = 0
+    last_t = start_t
+    skipped = out.skipped
+
+    def skip(kind: str) -> None:
+        skipped[kind] = skipped.get(kind, 0) + 1
+
+    def gap(t: float) -> None:
+        nonlocal last_t
+        if last_t is not None and t - last_t >= min_sleep_s:
+            ops.append({"op": "sleep", "seconds": round(t - last_t, 6)})
+        if last_t is None or t > last_t:
+            last_t = t
+
+    for rec in recs:
+        obj = _obj(rec)
+        mine = rec.principal == own
+        if rec.kind == "media" and obj and mine and rec.method == "GET":
+            if rec.range is None or rec.range[1] < 0:
+                skip("media-without-range")
+                continue
+            gap(rec.t)
+            start, end = rec.range
+            if obj not in handles or (start == 0 and handle_read[obj]):
+                if obj in handles:
+                    ops.append({"op": "close", "handle": handles[obj]})
+                n_handles += 1
+                handles[obj] = f"h{n_handles}"
+                handle_read[obj] = False
+                ops.append({"op": "open", "handle": handles[obj], "object": obj})
+            ops.append(
+                {"op": "read", "handle": handles[obj], "offset": start, "n": end - start + 1}
+            )
+            handle_read[obj] = True
+            last_t = max(last_t or 0.0, rec.t_end or rec.t)
+            out.own_requests += 1
+        elif rec.kind == "metadata" and obj and mine:
+            gap(rec.t)
+            ops.append({"op": "stat", "object": obj})
+            last_t = max(last_t or 0.0, rec.t_end or rec.t)
+            out.own_requests += 1
+        elif rec.kind == "upload" and obj and rec.status in (200, 201) and _completes(rec):
+            if mine:
+                gap(rec.t_end or rec.t)
+                ops.append({"op": "write", "object": obj, "size": int(rec.bytes_in)})
+            else:
+                ops.append({"op": "overwrite", "object": obj, "size": int(rec.bytes_in)})
+                out.other_writes += 1
+            sizes[obj] = int(rec.bytes_in)
+        elif rec.kind == "delete" and obj and rec.status in (200, 204):
+            ops.append({"op": "remove" if mine else "delete", "object": obj})
+            sizes.pop(obj, None)
+            if not mine:
+                out.other_writes += 1
+        else:
+            skip(rec.kind if mine or rec.kind not in ("media", "metadata") else "other-clients")
+    for obj in sorted(handles, key=lambda o: int(handles[o][1:])):
+        ops.append({"op": "close", "handle": handles[obj]})
+    out.handles = n_handles
+    out.trace = {
+        "config": None,
+        "objects": dict(objects),
+        "ops": ops,
+        "comment": comment or f"recorded by gcs-hook record; handles: {HANDLE_RULE}",
+    }
+    return out

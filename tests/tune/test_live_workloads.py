@@ -1,0 +1,105 @@
+"""The live workloads against the real client code, real TF through the front.
+
+- ``tensorboard``: TensorBoard's own ``EventMultiplexer`` reloading event files a trainer
+  appends to. The synthesized trace (with ``tail`` ops) sends exactly the recorded requests with
+  the recording settings, and predicts real runs exactly for cache off and cache-on configs
+  (media requests, bytes, metadata requests).
+- ``checkpoint-poller``: ``tf.train.latest_checkpoint`` + ``tf.train.Checkpoint.restore``
+  while a trainer saves with ``tf.train.CheckpointManager``: the recorded trace predicts real
+  cache-on runs (requests exactly; bytes up to the few bytes by which the ``checkpoint`` state
+  file, which holds timestamps, differs between runs), and the stale poll it predicts is the
+  one TF returned.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from benchmarks.record import RECORDING_CONFIG
+from benchmarks.sweep import CacheConfig, run_sweep
+from benchmarks.workloads import get_workload
+from benchmarks.workloads_live import record_live, run_live
+from emulator.replay.simulation import simulate
+
+MiB = 1024 * 1024
+pytestmark = pytest.mark.tf
+
+
+def _real(emulator, workload, config: CacheConfig, tf_worker_factory, trainer=False) -> dict:
+    emulator.backend.create_bucket(workload.bucket)
+    try:
+        env = {}
+        if config.cache_on:
+            env = {"GCS_READ_CACHE_BLOCK_SIZE_MB": str(config.block_size // MiB),
+                   "GCS_READ_CACHE_MAX_SIZE_MB": str(config.max_bytes // MiB)}  # fmt: skip
+        from emulator.replay.tf_worker import TfWorker
+
+        mark = emulator.ledger.mark()
+        with TfWorker({**emulator.tf_env(), **env}) as reader:
+            if trainer:
+                with TfWorker(emulator.tf_env()) as tr:
+                    out = run_live(workload, emulator, reader, trainer=tr)
+            else:
+                out = run_live(workload, emulator, reader)
+        emulator.ledger.wait_quiet()
+        recs = [r for r in emulator.ledger.since(mark)
+                if r.bucket == workload.bucket and r.principal == "test-token"]  # fmt: skip
+        media = [r for r in recs if r.kind == "media"]
+        return {"requests": len(media), "bytes": sum(r.bytes_out for r in media),
+                "metadata": sum(r.kind == "metadata" for r in recs), "out": out}  # fmt: skip
+    finally:
+        emulator.backend.delete_bucket(workload.bucket)
+
+
+def _bucket(name: str) -> str:
+    return f"{name[:4]}-{uuid.uuid4().hex[:12]}"
+
+
+def test_tensorboard_synthesized_equals_real_tensorboard(gcs_emulator, tf_worker_factory) -> None:
+    pytest.importorskip("tensorboard")
+    base = get_workload("tensorboard", runs=3, event_bytes=100_000, initial_events=8,
+                        events_per_reload=8, reloads=3, reload_interval_s=2)  # fmt: skip
+    w = base.with_params(bucket=_bucket("tb"))
+    trace, recorded = record_live(w, gcs_emulator)
+    sim = simulate(w.synthesize(), RECORDING_CONFIG, buffer_size=0, record_requests=True,
+                   stat_cache_max_age=0)  # fmt: skip
+    assert [r for r in sim.requests if r["kind"] != "list"] == recorded
+    configs = [
+        CacheConfig(0, 0, 0),
+        CacheConfig(MiB, 2 * MiB, 0),
+        CacheConfig(8 * MiB, 16 * MiB, 0),
+    ]
+    predicted = run_sweep(base.synthesize(), configs, engine="model", workers=1)
+    rows = []
+    for config, pred in zip(configs, predicted, strict=True):
+        real = _real(
+            gcs_emulator, base.with_params(bucket=_bucket("tb")), config, tf_worker_factory
+        )
+        rows.append((config.as_dict(), pred.media_requests, real["requests"],
+                     pred.media_bytes_fetched, real["bytes"]))  # fmt: skip
+        assert (pred.media_requests, pred.media_bytes_fetched, pred.metadata_requests) == (
+            real["requests"], real["bytes"], real["metadata"]), rows[-1]  # fmt: skip
+    print("\ntensorboard: config, requests predicted/real, bytes predicted/real")
+    for row in rows:
+        print(row)
+
+
+def test_checkpoint_poller_predicted_and_stale_poll(gcs_emulator, tf_worker_factory) -> None:
+    base = get_workload("checkpoint-poller", variables=4, floats_per_variable=64 * 1024,
+                        checkpoints=2, poll_interval_s=2)  # fmt: skip
+    trace, _ = record_live(base.with_params(bucket=_bucket("cp")), gcs_emulator)
+    assert {"overwrite", "read", "stat", "sleep"} <= {op["op"] for op in trace["ops"]}
+    configs = [CacheConfig(MiB, 64 * MiB, 0), CacheConfig(8 * MiB, 16 * MiB, 0)]
+    predicted = run_sweep(trace, configs, engine="model", workers=1)
+    for config, pred in zip(configs, predicted, strict=True):
+        w = base.with_params(bucket=_bucket("cp"))
+        real = _real(gcs_emulator, w, config, tf_worker_factory, trainer=True)
+        assert pred.media_requests == real["requests"]
+        assert pred.metadata_requests == real["metadata"]
+        assert abs(pred.media_bytes_fetched - real["bytes"]) < 64  # state-file timestamps
+        # polls: [after save 1, again, after save 2 (stale while the stat entry is fresh), again]
+        polls = [p[0] for p in real["out"][1:]]
+        stale_seen = polls[2] is not None and polls[2].endswith("ckpt-1")
+        assert stale_seen == (pred.stale_reads > 0), (polls, pred)
