@@ -191,6 +191,14 @@ def run_model_doc_example(emu: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert ns["res"].requests_by_kind.get("media", 0) > 0
 
 
+def run_columnar_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Self-contained: writes a columnar trace and loads it back (its own assert checks it)."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    ns = _exec(block("docs/trace-format.md#1"), {})
+    assert Path(ns["path"]).is_file() and Path(ns["path"]).is_relative_to(tmp_path)
+
+
 RUNNERS: dict[str, Callable[..., None]] = {
     "README.md#1": lambda emu, tmp_path, mp: None,  # the shared setup; run by the next three
     "README.md#2": lambda emu, tmp_path, mp: run_hook_monitored_session(emu, tmp_path),
@@ -199,6 +207,7 @@ RUNNERS: dict[str, Callable[..., None]] = {
     "README.md#5": lambda emu, tmp_path, mp: run_emulator_example(emu, tmp_path),
     "README.md#6": lambda emu, tmp_path, mp: run_fsspec_example(emu, tmp_path),
     "docs/model.md#1": run_model_doc_example,
+    "docs/trace-format.md#1": lambda emu, tmp_path, mp: run_columnar_example(tmp_path, mp),
 }
 
 
