@@ -30,7 +30,11 @@ Semantics (TF 2.21; see docs/tf-read-path.md, "Block cache"):
   next reader) then fetches it again itself, as TF does.
 
 Payloads are ``bytes`` (byte-moving model) or ``int`` byte counts (``size_only=True``: the
-fetcher returns counts and ``read`` returns a count); a cache only ever sees one kind.
+fetcher returns counts and ``read`` returns a count; see :mod:`emulator.model.payload`); a cache
+only ever sees one kind.
+
+Length: one class for TF's one file, with every invariant stated here in the header as
+``ram_file_block_cache.h`` does; splitting the class would split its lock discipline.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from dataclasses import dataclass, fields
 
 from emulator.model.clock import Clock, RealClock
 from emulator.model.errors import InternalError, OutOfRangeError
+from emulator.model.payload import Payload, payload_concat, payload_len, payload_slice
 
 __all__ = [
     "BlockCache",
@@ -54,7 +59,6 @@ __all__ = [
     "payload_slice",
 ]
 
-Payload = bytes | int
 Fetcher = Callable[[str, int, int], Payload]
 
 _MASK64 = (1 << 64) - 1
@@ -62,27 +66,6 @@ _MASK64 = (1 << 64) - 1
 # Block states (RamFileBlockCache::FetchState).
 _CREATED, _FETCHING, _FINISHED, _ERROR = 0, 1, 2, 3
 _FETCH_WAIT_S = 60.0
-
-
-def payload_len(data: Payload) -> int:
-    """Number of bytes a payload stands for."""
-    return data if type(data) is int else len(data)  # type: ignore[arg-type]
-
-
-def payload_slice(data: Payload, start: int, stop: int) -> Payload:
-    """``data[start:stop]`` for bytes; the slice's length for a size-only payload."""
-    if type(data) is int:
-        return max(0, min(stop, data) - start)
-    return data[start:stop]  # type: ignore[index]
-
-
-def payload_concat(parts: list[Payload], size_only: bool) -> Payload:
-    """Concatenate payload parts (sum of lengths in size-only mode)."""
-    if size_only:
-        return sum(parts)  # type: ignore[arg-type]
-    if len(parts) == 1:
-        return parts[0]
-    return b"".join(parts)  # type: ignore[arg-type]
 
 
 @dataclass
