@@ -24,7 +24,6 @@ from __future__ import annotations
 import importlib.util
 import time
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,9 +33,9 @@ from benchmarks.report import format_bytes, recommendation_line, rich_table, wri
 from benchmarks.sweep import (
     CacheConfig,
     PointResult,
-    default_grid,
     run_sweep,
 )
+from benchmarks.tune_inputs import _choose_engine, _grid, _read_ops, _same_reads  # noqa: F401
 from benchmarks.workloads import MEASURE_SCALE, SWEEP_SCALE, Workload, get_workload
 from benchmarks.workloads_live import LIVE
 
@@ -294,46 +293,6 @@ def run_tune(opts: TuneOptions, console: Any) -> TuneOutcome:
     )
 
 
-def _grid(opts: TuneOptions) -> list[CacheConfig]:
-    """``--configs`` exactly (plus the default grid with ``with_grid``), else the grid."""
-    if not opts.configs:
-        return default_grid(opts.memory_budget, quick=opts.quick)
-    grid = list(dict.fromkeys(opts.configs))
-    if opts.with_grid:
-        grid += [c for c in default_grid(opts.memory_budget, quick=opts.quick) if c not in grid]
-    return grid
-
-
-def _choose_engine(trace: Mapping[str, Any]) -> tuple[str, str]:
-    """("fast", "") when the compiled engine covers the trace, else ("model", why)."""
-    from benchmarks.sweep import fast_engine_covers
-
-    if fast_engine_covers(trace):
-        return "fast", ""
-    kinds = sorted({o.get("op") for o in trace.get("ops", [])} - _FAST_OPS)
-    return "model", f"ops {', '.join(kinds)}" if kinds else "missing objects"
-
-
-_FAST_OPS = {"open", "read", "close", "stat", "sleep"}
-
-
-def _same_reads(rec: Any, synthesized: Mapping[str, Any]) -> bool:
-    """Does the synthesized trace make TF's recorded reads? Read ops compared one to one; for
-    traces with ``tail`` ops (reads that depend on what earlier reads returned), the requests
-    the model sends for it with the recording settings against the recorded requests."""
-    if not any(op["op"] == "tail" for op in synthesized["ops"]):
-        return _read_ops(rec.trace) == _read_ops(synthesized)
-    from benchmarks.record import RECORDING_CONFIG
-    from emulator.replay.simulation import simulate
-
-    sim = simulate(  # live workloads record with TF's stat cache off (PROGRAM_RECORDING_ENV)
-        synthesized, RECORDING_CONFIG, buffer_size=0, record_requests=True, stat_cache_max_age=0
-    )
-    predicted = [r for r in sim.requests or [] if r["kind"] in ("media", "metadata")]
-    recorded = [r for r in rec.requests if r["kind"] in ("media", "metadata")]
-    return predicted == recorded
-
-
 def _sweep(
     opts: TuneOptions,
     console: Any,
@@ -395,15 +354,6 @@ def _sweep(
             "on requests and bytes (--exact to simulate every read)"
         )
     return sweep.results, info
-
-
-def _read_ops(trace: Mapping[str, Any]) -> list[tuple]:
-    handle_obj = {o["handle"]: o["object"] for o in trace["ops"] if o["op"] == "open"}
-    return [
-        (o["op"], o.get("object") or handle_obj.get(o.get("handle")), o.get("offset"), o.get("n"))
-        for o in trace["ops"]
-        if o["op"] in ("read", "stat")
-    ]
 
 
 def _print_measurements(console: Any, measurements: list[dict[str, Any]]) -> None:

@@ -1,5 +1,8 @@
 """The read-trace format and its result format (docs/trace-format.md).
 
+(Over 400 lines on purpose: one small dataclass and one validation branch per op kind keep the
+whole format - what a trace may say and what it means - in one place.)
+
 - :func:`load_trace` parses and validates a trace (path, JSON text or dict) into a
   :class:`Trace`; any problem raises :class:`TraceError` naming where it is
   (``ops[3] (read): 'n' must be an integer >= 0``). Validation is complete before anything runs.
