@@ -122,9 +122,9 @@ def main() -> None:
                     "plain": {**up.env, **base},
                     "recording-settings": {**up.env, **base, **rec},
                     "recorded": {**pt.env(), **base, **rec},
-                    # the same, TF trusting only the per-run CA: what the system CAs in the
-                    # bundle cost (libcurl loads the whole bundle for every new connection)
-                    "recorded-1-ca": {**pt.env(), **base, **rec, "CURL_CA_BUNDLE": pt.front.ca_pem},
+                    # record --curl-per-run-ca: TF trusting only the per-run CA, i.e. what the
+                    # system CAs in the bundle cost (libcurl loads it for every connection)
+                    "recorded-1-ca": {**pt.env(curl_per_run_ca=True), **base, **rec},
                 }
                 results: dict[str, list[dict[str, float]]] = {k: [] for k in runs}
                 for _ in range(args.rounds):

@@ -168,10 +168,12 @@ def record_upstream(
     redact_names: bool = False,
     extra_env: dict[str, str] | None = None,
     on_start: Callable[[Any], None] | None = None,
+    curl_per_run_ca: bool = False,
 ) -> UpstreamRecording:
     """Run ``cmd`` through a pass-through front to ``upstream`` (an
     :class:`~emulator.fakegcs.upstream.UpstreamConfig`; None: real GCS) and convert its
-    requests into a trace. ``on_start(passthrough)`` is called once the front runs."""
+    requests into a trace. ``on_start(passthrough)`` is called once the front runs;
+    ``curl_per_run_ca``: see :meth:`emulator.fakegcs.passthrough.PassThrough.env`."""
     from emulator.fakegcs.passthrough import PassThrough
     from emulator.fakegcs.tempdirs import remove_dead_leftovers
     from emulator.fakegcs.upstream import PRINCIPAL
@@ -181,7 +183,7 @@ def record_upstream(
         if on_start is not None:
             on_start(pt)
         env = dict(os.environ)
-        env.update(pt.env())
+        env.update(pt.env(curl_per_run_ca=curl_per_run_ca))
         env.update(PROGRAM_RECORDING_ENV)
         env.update(extra_env or {})
         mark = pt.ledger.mark()

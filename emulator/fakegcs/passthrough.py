@@ -68,14 +68,19 @@ class PassThrough:
     def url(self) -> str:
         return self.front.url
 
-    def env(self) -> dict[str, str]:
-        """Proxy and CA settings for the recorded process (TF's libcurl, Python, requests)."""
+    def env(self, *, curl_per_run_ca: bool = False) -> dict[str, str]:
+        """Proxy and CA settings for the recorded process (TF's libcurl, Python, requests).
+
+        ``curl_per_run_ca``: ``CURL_CA_BUNDLE`` (TF's libcurl, the curl command) gets only the
+        per-run CA. TF reaches only the hosts the front terminates, and libcurl loads its
+        bundle for every connection, so this cuts the front's cost; curl commands in the job
+        can then no longer verify other hosts. Python's settings keep the whole bundle."""
         return {
             "https_proxy": self.front.url,
             "HTTPS_PROXY": self.front.url,
             "no_proxy": "",
             "NO_PROXY": "",
-            "CURL_CA_BUNDLE": self.bundle.path,
+            "CURL_CA_BUNDLE": self.front.ca_pem if curl_per_run_ca else self.bundle.path,
             "SSL_CERT_FILE": self.bundle.path,
             "REQUESTS_CA_BUNDLE": self.bundle.path,
         }

@@ -86,6 +86,13 @@ def record(
     redact_names: Annotated[
         bool, typer.Option("--redact-names", help="hash bucket and object names in the trace")
     ] = False,
+    curl_per_run_ca: Annotated[
+        bool,
+        typer.Option(
+            "--curl-per-run-ca",
+            help="with --upstream: CURL_CA_BUNDLE holds only the per-run CA (faster recording)",
+        ),
+    ] = False,
 ) -> None:
     """Record the GCS reads and writes of a program (CMD after --) as a trace for tune."""
     from rich.console import Console
@@ -117,6 +124,9 @@ def record(
         {"--data": data, "--backend": None if backend == "embedded" else backend},
     )  # fmt: skip
     limits = rup.check_limits(max_seconds, max_requests, redact_names)
+    if curl_per_run_ca and parsed_upstream is None:
+        fail("--curl-per-run-ca goes with --upstream")
+    limits.curl_per_run_ca = curl_per_run_ca
     console = Console(stderr=True)
     if parsed_upstream is not None or max_seconds or max_requests or redact_names:
         if from_ledger is not None:

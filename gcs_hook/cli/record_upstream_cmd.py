@@ -7,7 +7,9 @@
 ``--upstream`` records a real job against real GCS (:mod:`benchmarks.record_upstream`);
 ``--upstream-ca`` and ``--connect-to`` point the front elsewhere for tests. ``--max-seconds`` /
 ``--max-requests`` stop the program and write the trace of what it did so far (exit 0);
-``--redact-names`` hashes bucket and object names in the trace. Every option is checked
+``--redact-names`` hashes bucket and object names in the trace. ``--curl-per-run-ca`` gives
+``CURL_CA_BUNDLE`` only the per-run CA (a faster recording; curl commands in the job then
+cannot verify other hosts). Every option is checked
 before anything starts: a bad one is one line and exit 2. A stop signal while recording stops
 the program and removes the front's key material (exit 128 + the signal number).
 """
@@ -35,6 +37,7 @@ class Limits:
     max_seconds: float | None
     max_requests: int | None
     redact_names: bool
+    curl_per_run_ca: bool = False
 
 
 @contextlib.contextmanager
@@ -118,6 +121,7 @@ def run_upstream(
                 cmd, upstream=config, connect_to=connect_to, ledger_path=ledger,
                 min_sleep_s=min_sleep_s, max_seconds=limits.max_seconds,
                 max_requests=limits.max_requests, redact_names=limits.redact_names,
+                curl_per_run_ca=limits.curl_per_run_ca,
             )  # fmt: skip
     except FileNotFoundError as exc:
         fail(f"cannot run {cmd[0]}: {exc.strerror}")

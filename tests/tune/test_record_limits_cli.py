@@ -201,3 +201,36 @@ def test_stop_signal_stops_the_program_and_removes_key_material(tmp_path) -> Non
     assert not (tmp_path / "t.json").exists()
     with pytest.raises(ProcessLookupError):
         os.kill(int(pidfile.read_text()), 0)
+
+
+@pytest.mark.parametrize("flag", [[], ["--curl-per-run-ca"]])
+def test_program_env_holds_proxy_and_ca_settings_only(tmp_path, flag) -> None:
+    """The recorded program's environment: the front as https_proxy, the bundle (or with
+    --curl-per-run-ca, for libcurl, the per-run CA alone), and no token of the front's."""
+    show = ("import json, os; print(json.dumps({k: os.environ.get(k) for k in ('https_proxy', "
+            "'CURL_CA_BUNDLE', 'SSL_CERT_FILE', 'REQUESTS_CA_BUNDLE', "
+            "'GOOGLE_AUTH_TOKEN_FOR_TESTING', 'STORAGE_EMULATOR_HOST')}))")  # fmt: skip
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GOOGLE_AUTH_TOKEN_FOR_TESTING", "STORAGE_EMULATOR_HOST")}  # fmt: skip
+    res = subprocess.run(
+        [*CLI, "record", "--upstream", "https://127.0.0.1:9", *flag, "--out",
+         str(tmp_path / "t.json"), "--", sys.executable, "-c", show],
+        capture_output=True, text=True, timeout=120, env={**env, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", got["https_proxy"])
+    bundle = got["SSL_CERT_FILE"]
+    assert bundle.endswith("ca-bundle.pem") and got["REQUESTS_CA_BUNDLE"] == bundle
+    if flag:
+        assert got["CURL_CA_BUNDLE"].endswith("ca.pem") and got["CURL_CA_BUNDLE"] != bundle
+    else:
+        assert got["CURL_CA_BUNDLE"] == bundle
+    assert got["GOOGLE_AUTH_TOKEN_FOR_TESTING"] is None and got["STORAGE_EMULATOR_HOST"] is None
+    assert not os.path.exists(bundle) and not os.path.exists(got["CURL_CA_BUNDLE"])
+
+
+def test_curl_per_run_ca_needs_upstream(tmp_path) -> None:
+    result = runner.invoke(app, ["record", "--curl-per-run-ca", "--out", str(tmp_path / "t"),
+                                 "--", "true"])  # fmt: skip
+    assert result.exit_code == 2 and "--upstream" in _error_line(result)
