@@ -10,6 +10,9 @@
   whole block): TF's LRU with byte accounting (evict while ``used > max_bytes``), for speed
   comparisons with libcachesim; :func:`read_oracle_general` / :func:`write_oracle_general`
   handle libcachesim's binary ``oracleGeneral`` format.
+
+Length: just over 400 lines; ``run_trace`` (op by op, bytes or sizes) and ``simulate`` (its
+size-only wrapper) share the op dispatch, and the libCacheSim trace helpers sit beside them.
 """
 
 from __future__ import annotations
