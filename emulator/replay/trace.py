@@ -22,6 +22,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.fakegcs.names import name_error
+
 __all__ = [
     "CacheConfig",
     "CloseOp",
@@ -212,6 +214,10 @@ def _object_name(value: Any, where: str, name: str = "object") -> str:
     bucket, _, path = text.partition("/")
     if not bucket or not path or text.startswith("gs://"):
         raise TraceError(f"{where}: {name!r} must look like 'bucket/path', got {value!r}")
+    bad = name_error(path)  # GCS's own rules: the fake and real GCS refuse these names
+    if bad is not None:
+        shown = text if len(text) <= 80 and text.isprintable() else repr(text[:80]) + "…"
+        raise TraceError(f"{where}: {name!r} {shown}: {bad}")
     return text
 
 

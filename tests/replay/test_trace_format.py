@@ -122,3 +122,25 @@ def test_suite_traces_all_load():
     paths = sorted(glob.glob(str(TRACE_DIR / "*.json")))
     for p in paths:
         load_trace(p)
+
+
+@pytest.mark.parametrize(
+    ("name", "needle"),
+    [
+        ("bkt/..", "'..' is not allowed"),
+        ("bkt/.", "'.' is not allowed"),
+        ("bkt/a\rb", "carriage return or line feed"),
+        ("bkt/" + "x" * 1025, "the limit is 1024 bytes"),
+        ("bkt/.well-known/acme-challenge/x", "acme-challenge"),
+    ],
+)
+def test_object_names_follow_gcs_rules(name, needle):
+    """Issue 11: a trace cannot name an object GCS (and so the fake) would refuse."""
+    for doc in (
+        {"objects": {name: 10}, "ops": []},
+        {"objects": {}, "ops": [{"op": "open", "handle": "h", "object": name}]},
+    ):
+        with pytest.raises(TraceError, match=needle):
+            load_trace(doc)
+    # What GCS allows stays allowed, '..' inside a longer name included.
+    load_trace({"objects": {"bkt/a/../b": 1, "bkt/" + "é" * 512: 1}, "ops": []})
