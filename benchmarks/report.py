@@ -196,7 +196,7 @@ def heatmap_png(
                 )
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.tight_layout(rect=(0, 0.04, 1, 0.98))  # leave the top 2 % to the suptitle
     fig.text(
         0.01, 0.004,
         "max_staleness 0. Red: recommendation. Hatched: over the memory budget.\n"
