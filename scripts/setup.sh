@@ -13,4 +13,4 @@ if [ ! -f /usr/include/jsoncpp/json/json.h ]; then
 fi
 
 PYTHON="${PYTHON:-python3}"
-"$PYTHON" -m pip install --quiet --disable-pip-version-check -e '.[tf,dev,bench,docker,dask]'
+"$PYTHON" -m pip install --quiet --disable-pip-version-check -e '.[tf,tensorboard,dev,bench,docker,dask]'
