@@ -38,8 +38,9 @@ MIN_MEMORY_BUDGET = 1 << 20
 
 
 def parse_configs(text: str) -> list[Any]:
-    """``'1MiB/4MiB/0,8MiB/32MiB/0,off'`` → CacheConfigs (block_size/max_bytes[/max_staleness
-    seconds]; ``off`` = cache off). ValueError naming the bad item."""
+    """``'1MiB/4MiB/0,8MiB/32MiB/0,off'`` → CacheConfigs (block_size/max_bytes[/max_staleness];
+    sizes and durations as :mod:`gcs_hook.cli.values` reads them, e.g. ``8MiB/32MiB/30s``;
+    ``off`` = cache off). ValueError naming the bad item."""
     from benchmarks.sweep import CacheConfig
 
     out = []
@@ -58,7 +59,12 @@ def parse_configs(text: str) -> list[Any]:
             )
         try:
             block, max_bytes = parse_size(parts[0]), parse_size(parts[1])
-            stale = parse_size(parts[2]) if len(parts) == 3 else 0
+            stale_s = parse_duration(parts[2], unit="s") if len(parts) == 3 else 0.0
+            if not float(stale_s).is_integer():
+                raise ValueError(
+                    f"staleness {parts[2]!r} must be whole seconds (TF counts seconds)"
+                )
+            stale = int(stale_s)
         except ValueError as exc:
             raise ValueError(f"--configs item {item!r}: {exc}") from None
         if block == 0 or max_bytes == 0:
