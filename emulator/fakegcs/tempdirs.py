@@ -22,7 +22,8 @@ def make_owned_tempdir(prefix: str, workdir: str | os.PathLike | None = None) ->
     return d
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -52,7 +53,7 @@ def remove_dead_leftovers(workdir: str | os.PathLike | None = None) -> list[str]
             pid = int((d / "owner.pid").read_text().strip())
         except (OSError, ValueError):
             continue
-        if pid != os.getpid() and not _pid_alive(pid):
+        if pid != os.getpid() and not pid_alive(pid):
             shutil.rmtree(d, ignore_errors=True)
             removed.append(str(d))
     return removed

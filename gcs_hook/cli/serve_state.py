@@ -29,6 +29,7 @@ from typing import Annotated, Any
 
 import typer
 
+from emulator.fakegcs.tempdirs import pid_alive
 from gcs_hook.cli.errors import fail
 
 EXPORT_KEYS = (
@@ -58,16 +59,6 @@ def default_state_file(pid: int | None = None) -> Path:
     return state_dir() / f"serve-{pid or os.getpid()}.json"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def state_owner(path: Path) -> int | None:
     """The pid recorded in state file ``path`` (``None`` if absent or unreadable)."""
     try:
@@ -81,7 +72,7 @@ def live_instances() -> list[Path]:
     alive = []
     for p in sorted(state_dir().glob("serve-*.json")):
         pid = state_owner(p)
-        if pid is not None and _pid_alive(pid):
+        if pid is not None and pid_alive(pid):
             alive.append(p)
         elif pid is not None:
             with contextlib.suppress(OSError):
@@ -95,7 +86,7 @@ def check_state_target(path: Path) -> None:
         fail(f"--state-file {path} is a directory; name a file")
     if path.exists():
         pid = state_owner(path)
-        if pid is not None and pid != os.getpid() and _pid_alive(pid):
+        if pid is not None and pid != os.getpid() and pid_alive(pid):
             fail(f"--state-file {path} belongs to a running 'gcs-hook serve' (pid {pid})")
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
@@ -145,12 +136,8 @@ def read_state(path: Path) -> dict[str, Any]:
         pid, url, env = int(state["pid"]), str(state["front_url"]), dict(state["env"])
     except (ValueError, KeyError, TypeError, OSError):
         fail(f"state file {path} is unreadable or corrupt")
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         fail(f"'gcs-hook serve' (pid {pid}) from {path} is no longer running")
-    except PermissionError:
-        pass
     host, _, port = url.removeprefix("http://").partition(":")
     try:
         socket.create_connection((host, int(port)), timeout=2).close()
