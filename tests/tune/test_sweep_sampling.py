@@ -151,3 +151,5 @@ def test_ten_tib_workload_sweeps_under_a_memory_cap() -> None:
     assert float(rate) < 1.0 and int(total_reads) > 80_000_000
     assert int(n_results) == len(default_grid(64 * GiB, quick=True))
     assert int(self_kib) * KiB < cap and int(child_kib) * KiB < cap
+    # all processes together (the parent and at most two workers): under the 4 GiB target
+    assert (int(self_kib) + 2 * int(child_kib)) * KiB < 4 * GiB
