@@ -29,7 +29,7 @@ from typing import Any
 from benchmarks.ledger_trace import LedgerTrace, ledger_to_trace
 from benchmarks.record import PROGRAM_RECORDING_ENV
 
-__all__ = ["ProgramRecording", "record_program"]
+__all__ = ["ProgramRecording", "record_program", "recording_env", "seed_objects"]
 
 
 @dataclass
@@ -38,6 +38,25 @@ class ProgramRecording:
     returncode: int
     seconds: float
     requests: int  # ledger records of the run (all clients)
+
+
+def seed_objects(emu: Any, data_dir: str | None) -> dict[str, int]:
+    """Seed ``data_dir`` (``DIR/<bucket>/<path...>``) into ``emu``; ``{"bucket/path": size}``."""
+    objects: dict[str, int] = {}
+    if data_dir is not None:
+        for name in emu.backend.seed_from_dir(data_dir):
+            bucket, _, path = name.partition("/")
+            objects[name] = int(emu.backend.stat_object(bucket, path)["size"])
+    return objects
+
+
+def recording_env(emu: Any, extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """The recorded program's environment: ours, the front's, the recording settings, extras."""
+    env = dict(os.environ)
+    env.update(emu.tf_env())
+    env.update(PROGRAM_RECORDING_ENV)
+    env.update(extra_env or {})
+    return env
 
 
 def record_program(
@@ -56,15 +75,8 @@ def record_program(
     own = emulator is None
     emu = GcsEmulator(backend, ledger_path=ledger_path) if own else emulator
     try:
-        objects: dict[str, int] = {}
-        if data_dir is not None:
-            for name in emu.backend.seed_from_dir(data_dir):
-                bucket, _, path = name.partition("/")
-                objects[name] = int(emu.backend.stat_object(bucket, path)["size"])
-        env = dict(os.environ)
-        env.update(emu.tf_env())
-        env.update(PROGRAM_RECORDING_ENV)
-        env.update(extra_env or {})
+        objects = seed_objects(emu, data_dir)
+        env = recording_env(emu, extra_env)
         mark = emu.ledger.mark()
         t0 = time.monotonic()
         proc = subprocess.run(list(cmd), env=env, check=False)

@@ -225,17 +225,12 @@ def record_fake_limited(
 ) -> UpstreamRecording:
     """The fake mode (:func:`benchmarks.record_program.record_program`) with the limits and
     name redaction of :func:`record_upstream`: same environment, same conversion."""
+    from benchmarks.record_program import recording_env, seed_objects
     from emulator.fakegcs.session import GcsEmulator
 
     with GcsEmulator(backend, ledger_path=ledger_path) as emu:
-        objects: dict[str, int] = {}
-        if data_dir is not None:
-            for name in emu.backend.seed_from_dir(data_dir):
-                bucket, _, path = name.partition("/")
-                objects[name] = int(emu.backend.stat_object(bucket, path)["size"])
-        env = dict(os.environ)
-        env.update(emu.tf_env())
-        env.update(PROGRAM_RECORDING_ENV)
+        objects = seed_objects(emu, data_dir)
+        env = recording_env(emu)
         mark = emu.ledger.mark()
         start = len(emu.ledger)
         code, seconds, stopped_by = run_limited(
