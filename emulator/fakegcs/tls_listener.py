@@ -26,6 +26,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from emulator.fakegcs.certs import GOOGLE_HOSTS
+from emulator.fakegcs.front.server import listen_loopback
 
 if TYPE_CHECKING:
     from emulator.fakegcs.front.server import Front
@@ -52,16 +53,7 @@ class TlsListener:
         self._socks: set[socket.socket] = set()
         self._threads: set[threading.Thread] = set()
         self._closed = False
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._sock.bind(("127.0.0.1", port))
-        except OSError as exc:
-            self._sock.close()
-            raise OSError(
-                exc.errno, f"cannot bind the TLS listener to 127.0.0.1:{port}: {exc}"
-            ) from exc
-        self._sock.listen(128)
+        self._sock = listen_loopback(port, "the TLS listener")
         self.port: int = self._sock.getsockname()[1]
         self.url = f"https://127.0.0.1:{self.port}"
         self.ca_pem: str = front.ca_pem

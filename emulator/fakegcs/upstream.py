@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING
 
 import h11
 
+from emulator.fakegcs.front.forward import HOP_BY_HOP
 from emulator.fakegcs.upstream_record import (
     METADATA_LIMIT,
     metadata_facts,
@@ -69,21 +70,7 @@ UPSTREAM_TIMEOUT_S = 120.0
 #: reusing the upstream side saves a TLS handshake per request).
 POOL_PER_HOST = 16
 
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "expect",
-        "host",
-    }
-)
+_HOP_BY_HOP = HOP_BY_HOP  # Authorization is passed on unchanged: it is the program's own
 _RETRY_ERRORS = (
     http.client.RemoteDisconnected,
     http.client.BadStatusLine,

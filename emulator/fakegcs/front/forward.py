@@ -42,7 +42,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20  # forward buffer (bytes), borrowed per request from Front.buffers
-_HOP_BY_HOP = frozenset(
+#: Request headers a proxy must not pass on (RFC 9110 §7.6.1 hop-by-hop headers, plus ``Host``
+#: and ``Expect``, which the forwarding connection sets itself). Shared with the pass-through
+#: forwarder (:mod:`emulator.fakegcs.upstream`).
+HOP_BY_HOP = frozenset(
     {
         "connection",
         "keep-alive",
@@ -55,9 +58,10 @@ _HOP_BY_HOP = frozenset(
         "upgrade",
         "expect",
         "host",
-        "authorization",
     }
 )
+#: To the fake backend the front also drops ``Authorization``: the front checked it already.
+_HOP_BY_HOP = HOP_BY_HOP | {"authorization"}
 _UPSTREAM_RETRY_ERRORS = (
     http.client.RemoteDisconnected,
     http.client.BadStatusLine,

@@ -79,6 +79,22 @@ class BufferPool:
             return len(self._free)
 
 
+def listen_loopback(port: int, what: str, backlog: int = 128) -> socket.socket:
+    """A listening TCP socket on 127.0.0.1:``port`` (0 = any free port); never another address.
+
+    A port that cannot be bound is an ``OSError`` naming ``what`` and the address.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot bind {what} to 127.0.0.1:{port}: {exc}") from exc
+    sock.listen(backlog)
+    return sock
+
+
 class Front:
     """TLS-terminating CONNECT proxy + plain HTTP endpoint with a request ledger.
 
@@ -166,16 +182,7 @@ class Front:
         self._ca = LocalCA(workdir)
         try:
             self._tls = self._ca.server_context()
-            self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                self._sock.bind(("127.0.0.1", port))
-            except OSError as exc:
-                self._sock.close()
-                raise OSError(
-                    exc.errno, f"cannot bind the front to 127.0.0.1:{port}: {exc}"
-                ) from exc
-            self._sock.listen(128)
+            self._sock = listen_loopback(port, "the front")
             self.port = self._sock.getsockname()[1]
             self.url = f"http://127.0.0.1:{self.port}"
             self.ca_pem = self._ca.ca_pem
