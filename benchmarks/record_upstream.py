@@ -186,22 +186,10 @@ def record_upstream(
         env.update(pt.env(curl_per_run_ca=curl_per_run_ca))
         env.update(PROGRAM_RECORDING_ENV)
         env.update(extra_env or {})
-        mark = pt.ledger.mark()
-        start = len(pt.ledger)
-        code, seconds, stopped_by = run_limited(
-            cmd,
-            env,
-            lambda: len(pt.ledger) - start,
-            max_seconds=max_seconds,
-            max_requests=max_requests,
+        code, seconds, stopped_by, records = _run_and_collect(
+            cmd, env, pt.ledger, max_seconds, max_requests
         )
-        pt.ledger.wait_quiet(quiet_s=0.05, timeout=30.0)
-        records = pt.ledger.since(mark)
-    if max_requests is not None:
-        records = records[:max_requests]
-    comment = "recorded by gcs-hook record --upstream"
-    if not redact_names:
-        comment += f": {' '.join(cmd)[:200]}"
+    comment = _comment("recorded by gcs-hook record --upstream", cmd, redact_names)
     result = ledger_to_trace(
         records, start_sizes(records), own=PRINCIPAL, min_sleep_s=min_sleep_s, comment=comment
     )
@@ -210,6 +198,32 @@ def record_upstream(
     errors = sum(1 for r in records if (r.extra or {}).get("upstream_error") is not None)
     tunnels = sum(1 for r in records if (r.extra or {}).get("tunnel"))
     return UpstreamRecording(result, code, seconds, len(records), stopped_by, errors, tunnels)
+
+
+def _run_and_collect(
+    cmd: Sequence[str],
+    env: dict[str, str],
+    ledger: Any,
+    max_seconds: float | None,
+    max_requests: int | None,
+) -> tuple[int, float, str | None, list[Any]]:
+    """Run ``cmd`` under the limits; ``(code, seconds, stopped_by, records)``, where ``records``
+    are the ledger's records of the run, at most ``max_requests`` of them."""
+    mark = ledger.mark()
+    start = len(ledger)
+    code, seconds, stopped_by = run_limited(
+        cmd, env, lambda: len(ledger) - start, max_seconds=max_seconds, max_requests=max_requests
+    )
+    ledger.wait_quiet(quiet_s=0.05, timeout=30.0)
+    records = ledger.since(mark)
+    if max_requests is not None:
+        records = records[:max_requests]
+    return code, seconds, stopped_by, records
+
+
+def _comment(base: str, cmd: Sequence[str], redact_names: bool) -> str:
+    """The trace's comment: the command line is left out when names are redacted."""
+    return base if redact_names else f"{base}: {' '.join(cmd)[:200]}"
 
 
 def record_fake_limited(
@@ -231,19 +245,10 @@ def record_fake_limited(
     with GcsEmulator(backend, ledger_path=ledger_path) as emu:
         objects = seed_objects(emu, data_dir)
         env = recording_env(emu)
-        mark = emu.ledger.mark()
-        start = len(emu.ledger)
-        code, seconds, stopped_by = run_limited(
-            cmd, env, lambda: len(emu.ledger) - start,
-            max_seconds=max_seconds, max_requests=max_requests,
-        )  # fmt: skip
-        emu.ledger.wait_quiet(quiet_s=0.05, timeout=30.0)
-        records = emu.ledger.since(mark)
-    if max_requests is not None:
-        records = records[:max_requests]
-    comment = "recorded by gcs-hook record"
-    if not redact_names:
-        comment += f": {' '.join(cmd)[:200]}"
+        code, seconds, stopped_by, records = _run_and_collect(
+            cmd, env, emu.ledger, max_seconds, max_requests
+        )
+    comment = _comment("recorded by gcs-hook record", cmd, redact_names)
     result = ledger_to_trace(records, objects, min_sleep_s=min_sleep_s, comment=comment)
     if redact_names:
         result.trace = redact_trace(result.trace)
