@@ -1,16 +1,42 @@
 #!/usr/bin/env bash
-# Installs everything gcs-hook needs on a fresh Debian/Ubuntu machine with Python >= 3.10:
-# the C++ headers the native ops compile against (libjsoncpp-dev), then the project itself with
-# TensorFlow, the test tools and the benchmark extras. Safe to run again.
+# Installs everything gcs-hook needs on a fresh Debian/Ubuntu machine with Python >= 3.10, as root or
+# as a user with sudo:
+#   - the C++ headers the native ops compile against (libjsoncpp-dev, g++), with apt when missing;
+#   - a project virtual environment `.venv` (PEP 668: a stock Debian/Ubuntu system Python refuses
+#     `pip install` outside one), made with `python3 -m venv`; python3-venv is installed with apt
+#     when the interpreter cannot make one;
+#   - the project itself into it, with TensorFlow, TensorBoard, the test tools and the extras.
+# Run inside an activated virtual environment, it installs there instead and points `.venv` at it,
+# so that `.venv/bin/gcs-hook` is always the command. Safe to run again.
+# PYTHON=... chooses the interpreter the venv is made from (default: python3 on PATH).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -f /usr/include/jsoncpp/json/json.h ]; then
-    SUDO=""
-    if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
-    $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq libjsoncpp-dev g++ >/dev/null
+SUDO=""
+if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+apt_updated=""
+apt_install() {
+    if [ -z "$apt_updated" ]; then $SUDO apt-get update -qq; apt_updated=1; fi
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+if [ ! -f /usr/include/jsoncpp/json/json.h ] || ! command -v g++ >/dev/null 2>&1; then
+    apt_install libjsoncpp-dev g++
 fi
 
 PYTHON="${PYTHON:-python3}"
-"$PYTHON" -m pip install --quiet --disable-pip-version-check -e '.[tf,tensorboard,dev,bench,docker,dask]'
+if [ -n "${VIRTUAL_ENV:-}" ] && [ -x "$VIRTUAL_ENV/bin/python" ]; then
+    # already inside a venv: use it, and let .venv name it (unless .venv is a real venv already)
+    if [ ! -e .venv ] || [ -L .venv ]; then ln -sfn "$VIRTUAL_ENV" .venv; fi
+elif [ ! -x .venv/bin/python ]; then
+    if ! "$PYTHON" -m venv --help >/dev/null 2>&1 || ! "$PYTHON" -c 'import ensurepip' >/dev/null 2>&1; then
+        ver=$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+        apt_install "python${ver}-venv" || apt_install python3-venv
+    fi
+    rm -rf .venv
+    "$PYTHON" -m venv .venv
+fi
+
+VPY=.venv/bin/python
+"$VPY" -m pip install --quiet --disable-pip-version-check --upgrade pip
+"$VPY" -m pip install --quiet --disable-pip-version-check -e '.[tf,tensorboard,dev,bench,docker,dask,parquet]'

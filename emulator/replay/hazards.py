@@ -39,7 +39,7 @@ from emulator.model.transport import ObjectStat, SizeOnlyTransport
 
 __all__ = ["METADATA_RESPONSE_BYTES", "Hazards", "HazardCounter", "PricedTransport"]
 
-#: Body size of a metadata or list response (the same as ``benchmarks.gcs_timing``).
+#: Body size of a metadata or list response (the same as ``benchmarks.sweep.timing``).
 METADATA_RESPONSE_BYTES = 200
 
 Cost = Callable[[str, int], float]  # (request kind, response body bytes) -> seconds

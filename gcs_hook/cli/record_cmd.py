@@ -143,7 +143,7 @@ def record(
         sys.stdout.flush()
         rup.finish(console, rec)
     if from_ledger is not None:
-        from benchmarks.ledger_trace import ledger_to_trace, load_ledger_jsonl
+        from benchmarks.record.ledger import ledger_to_trace, load_ledger_jsonl
 
         try:
             records = load_ledger_jsonl(from_ledger)
@@ -157,7 +157,7 @@ def record(
     from gcs_hook.cli.tune_cmd import _check_backend
 
     _check_backend(backend)  # a URL must answer; 'container' needs a Docker engine
-    from benchmarks.record_program import record_program
+    from benchmarks.record.program import record_program
 
     console.print(f"[bold]record[/bold]: {' '.join(cmd)} (every read is one GET while recording)")
     try:

@@ -4,7 +4,7 @@
                     [--upstream-ca CA.pem] [--connect-to HOST=ADDR:PORT ...]
                     [--max-seconds D] [--max-requests N] [--redact-names] -- CMD [ARGS...]
 
-``--upstream`` records a real job against real GCS (:mod:`benchmarks.record_upstream`);
+``--upstream`` records a real job against real GCS (:mod:`benchmarks.record.upstream`);
 ``--upstream-ca`` and ``--connect-to`` point the front elsewhere for tests. ``--max-seconds`` /
 ``--max-requests`` stop the program and write the trace of what it did so far (exit 0);
 ``--redact-names`` hashes bucket and object names in the trace. ``--curl-per-run-ca`` gives
@@ -108,7 +108,7 @@ def run_upstream(
     console: Any,
 ) -> tuple[Any, Any]:
     """Record ``cmd`` through the pass-through front; (LedgerTrace, UpstreamRecording)."""
-    from benchmarks.record_upstream import record_upstream
+    from benchmarks.record.upstream import record_upstream
 
     config, connect_to = parsed
     console.print(
@@ -156,7 +156,7 @@ def run_fake(
     console: Any,
 ) -> tuple[Any, Any]:
     """The fake mode with limits or name redaction; (LedgerTrace, UpstreamRecording)."""
-    from benchmarks.record_upstream import record_fake_limited
+    from benchmarks.record.upstream import record_fake_limited
 
     if backend not in ("embedded", "container"):
         from gcs_hook.cli.tune_cmd import _check_backend

@@ -159,7 +159,7 @@ def _timing_from_flags(
     latency_ms: str, overhead_ms: str, bandwidth: str, bandwidth_mibps: float | None
 ) -> Any:
     """The :class:`GcsTiming` the flags ask for; a bad value is the one-line error."""
-    from benchmarks.gcs_timing import GcsTiming
+    from benchmarks.sweep.timing import GcsTiming
 
     latency_s = option("--latency-ms", parse_duration, latency_ms, unit="ms", context="bad timing")
     overhead_s = option(
@@ -304,7 +304,7 @@ def tune(
     opts.timing = _timing_from_flags(latency_ms, overhead_ms, bandwidth, bandwidth_mibps)
     if workers is not None and workers < 1:
         fail(f"--workers must be >= 1, got {workers}")
-    from benchmarks.sweep_parallel import max_workers
+    from benchmarks.sweep.parallel import max_workers
 
     if workers is not None and workers > max_workers():
         typer.echo(
@@ -352,7 +352,7 @@ def tune(
                 f"≤ {sampling['max_error_estimate']:.2%} (--exact for every read)"
             )
     if json_out:
-        from benchmarks.advice import results_json
+        from benchmarks.tune.advice import results_json
 
         console.print(outcome.line)
         exact = outcome.sampling.get("exact") is not False

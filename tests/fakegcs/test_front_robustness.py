@@ -397,7 +397,7 @@ def test_fault_rejects_bad_network_values(kw):
 
 def test_soak_benchmark_smoke(capsys):
     """A 2-second, 4-reader soak with faults: every byte right, every reader finished."""
-    from benchmarks import bench_soak
+    from benchmarks.perf import soak as bench_soak
 
     assert bench_soak.main(["--seconds", "2", "--readers", "4", "--fault-rate", "0.1"]) == 0
     out = capsys.readouterr().out

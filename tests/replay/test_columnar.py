@@ -17,7 +17,7 @@ from benchmarks.workloads import (
     SequentialShards,
     SmallFiles,
 )
-from benchmarks.workloads_columns import synthesize_columns
+from benchmarks.workloads.columns import synthesize_columns
 from emulator.replay.columnar import (
     OPEN,
     from_dict,

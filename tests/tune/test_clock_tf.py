@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.gcs_timing import GcsTiming
 from benchmarks.sweep import CacheConfig, run_sweep
+from benchmarks.sweep.timing import GcsTiming
 from emulator.fakegcs.shaping import Shaping
 from emulator.replay.replay import TfReplayer
 from emulator.replay.simulation import simulate

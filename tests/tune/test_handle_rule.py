@@ -3,7 +3,7 @@
 Each case is a trace with its true handles. Its recording is what the front would see with the
 recording settings (one ranged GET per read: the model's requests with block size 0, which
 equal TF's request for request, see tests/replay), turned into ledger records and back into a
-trace by :func:`benchmarks.ledger_trace.ledger_to_trace`. Both traces then run with TF's
+trace by :func:`benchmarks.record.ledger.ledger_to_trace`. Both traces then run with TF's
 defaults (cache off, 64 MiB read-ahead per handle) and the media requests are compared. With
 the cache on the handles do not matter (checked too).
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.ledger_trace import ledger_to_trace
 from benchmarks.record import RECORDING_CONFIG
+from benchmarks.record.ledger import ledger_to_trace
 from emulator.fakegcs.ledger import RequestRecord
 from emulator.replay.simulation import simulate
 

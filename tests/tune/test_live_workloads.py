@@ -20,7 +20,7 @@ import pytest
 from benchmarks.record import RECORDING_CONFIG
 from benchmarks.sweep import CacheConfig, run_sweep
 from benchmarks.workloads import get_workload
-from benchmarks.workloads_live import record_live, run_live
+from benchmarks.workloads.live import record_live, run_live
 from emulator.replay.simulation import simulate
 
 MiB = 1024 * 1024

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from benchmarks.record_upstream import redact_trace
+from benchmarks.record.upstream import redact_trace
 from gcs_hook.cli import app
 
 CLI = [sys.executable, "-c", "from gcs_hook.cli import main; main()"]

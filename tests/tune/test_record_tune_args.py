@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.advice import recommend
-from benchmarks.ledger_trace import infer_start_sizes, ledger_to_trace
+from benchmarks.record.ledger import infer_start_sizes, ledger_to_trace
 from benchmarks.sweep import CacheConfig, PointResult
+from benchmarks.tune.advice import recommend
 from emulator.fakegcs.ledger import RequestRecord
 from gcs_hook.cli.tune_cmd import parse_configs
 

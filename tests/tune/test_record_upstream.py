@@ -198,7 +198,7 @@ def test_ca_material_is_removed(recorded) -> None:
 
 
 def test_cache_on_run_forwards_tfs_token_request(upstream, recorded, tmp_path, monkeypatch) -> None:
-    from benchmarks.record_upstream import record_upstream
+    from benchmarks.record.upstream import record_upstream
     from emulator.fakegcs.upstream import UpstreamConfig
 
     mark = upstream.emu.ledger.mark()

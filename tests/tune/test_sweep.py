@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 from _support import TRACE_DIR
 
-from benchmarks.gcs_timing import GcsTiming, response_bytes
-from benchmarks.report import recommendation_line, write_report
 from benchmarks.sweep import (
     TF_DEFAULT_BUFFER,
     CacheConfig,
@@ -20,6 +18,8 @@ from benchmarks.sweep import (
     simulate_fast,
     simulate_model,
 )
+from benchmarks.sweep.timing import GcsTiming, response_bytes
+from benchmarks.tune.report import recommendation_line, write_report
 from benchmarks.workloads import (
     InterleavedShards,
     RandomRecords,

@@ -15,7 +15,6 @@ from _support import TRACE_DIR
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.gcs_timing import GcsTiming
 from benchmarks.sweep import (
     CacheConfig,
     fast_engine_covers,
@@ -24,6 +23,7 @@ from benchmarks.sweep import (
     simulate_fast,
     simulate_model,
 )
+from benchmarks.sweep.timing import GcsTiming
 from benchmarks.workloads import InterleavedShards, SequentialShards, SmallFiles
 from emulator.replay.columnar import from_dict
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from benchmarks.sweep import CacheConfig, default_grid, run_sweep
-from benchmarks.sweep_sampling import (
+from benchmarks.sweep.sampling import (
     MIN_SAMPLED_UNITS,
     choose_rate,
     run_sampled_sweep,
@@ -20,7 +20,7 @@ from benchmarks.sweep_sampling import (
     workload_sweep_inputs,
 )
 from benchmarks.workloads import InterleavedShards, SequentialShards, SmallFiles
-from benchmarks.workloads_columns import estimated_reads, synthesize_columns
+from benchmarks.workloads.columns import estimated_reads, synthesize_columns
 
 KiB, MiB, GiB = 1024, 1024**2, 1024**3
 
@@ -123,7 +123,7 @@ _CAPPED = textwrap.dedent(
     cap = int(sys.argv[1])
     resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
     from benchmarks.sweep import default_grid
-    from benchmarks.sweep_sampling import run_sampled_sweep, workload_sweep_inputs
+    from benchmarks.sweep.sampling import run_sampled_sweep, workload_sweep_inputs
     from benchmarks.workloads import SequentialShards
     # 64,000 shards x 164 MiB = 10 TiB logical, 2 epochs, ~84 M reads
     w = SequentialShards(shards=64_000, records_per_shard=656, record_size=256 * 1024, epochs=2)

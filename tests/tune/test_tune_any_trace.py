@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from benchmarks.advice import recommend, results_json
-from benchmarks.gcs_timing import GcsTiming
 from benchmarks.sweep import CacheConfig, run_sweep
+from benchmarks.sweep.timing import GcsTiming
 from benchmarks.tune import _choose_engine
+from benchmarks.tune.advice import recommend, results_json
 from emulator.replay.random_traces import random_trace
 from emulator.replay.simulation import simulate
 from gcs_hook.cli import app

@@ -8,7 +8,7 @@ import json
 import pytest
 from test_tune_cli import run_cli
 
-from benchmarks.sweep_parallel import max_workers
+from benchmarks.sweep.parallel import max_workers
 from benchmarks.workloads import SequentialShards
 
 

@@ -201,8 +201,8 @@ def test_block_size_zero_makes_every_read_exactly_one_get(
 def test_measured_runs_send_the_predicted_requests(gcs_emulator) -> None:
     """Measured runs (real TF, configure op, shaped front): TF's requests per configuration are
     the ones the model predicts; shaping is restored and the copy buckets are removed."""
-    from benchmarks.gcs_timing import GcsTiming
-    from benchmarks.measure import measure_configs
+    from benchmarks.sweep.timing import GcsTiming
+    from benchmarks.tune.measure import measure_configs
 
     w = SequentialShards(
         shards=2, records_per_shard=3, record_size=200_000, epochs=2,

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print numbers (no assertions), each run as ``python -m benchmarks.perf.NAME``."""

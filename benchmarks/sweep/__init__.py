@@ -1,0 +1,101 @@
+"""Sweeps of the block cache (block_size × max_bytes × max_staleness) over a trace, in parallel.
+
+The pieces live in their own modules and are re-exported here:
+
+- :mod:`benchmarks.sweep.grid`: :class:`CacheConfig`, :class:`PointResult`, :func:`default_grid`;
+- :mod:`benchmarks.sweep.engines`: the reference engines (:func:`simulate_fast`, pure Python,
+  and :func:`simulate_model`, the project's model);
+- :mod:`benchmarks.sweep.engine_compiled`: the exact compiled columnar engine
+  (:func:`simulate_columnar`, what sweeps use) and :func:`fast_engine_covers`;
+- :mod:`benchmarks.sweep.parallel`: tasks over local processes (trace by memory map) or dask;
+- :mod:`benchmarks.sweep.choice`: :func:`best_under_budget`.
+
+This module runs an exact sweep (:func:`run_sweep`); sampled sweeps are
+:func:`benchmarks.sweep.sampling.run_sampled_sweep`.
+
+Invariant: the sweep returns one :class:`PointResult` per configuration, in the order given, equal
+whatever the number of workers or the scheduler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from benchmarks.sweep.choice import best_under_budget
+from benchmarks.sweep.engine_compiled import fast_engine_covers, simulate_columnar, to_columnar
+from benchmarks.sweep.engines import compile_ops, simulate_fast, simulate_model
+from benchmarks.sweep.grid import (
+    TF_DEFAULT_BUFFER,
+    TF_STAT_CACHE_MAX_AGE,
+    CacheConfig,
+    PointResult,
+    default_grid,
+)
+from benchmarks.sweep.parallel import Task, execute
+from benchmarks.sweep.timing import DEFAULT_TIMING, GcsTiming
+from emulator.replay.columnar import ColumnarTrace, to_dict
+
+__all__ = [
+    "TF_DEFAULT_BUFFER",
+    "TF_STAT_CACHE_MAX_AGE",
+    "best_under_budget",
+    "compile_ops",
+    "CacheConfig",
+    "PointResult",
+    "default_grid",
+    "fast_engine_covers",
+    "run_sweep",
+    "simulate_columnar",
+    "simulate_fast",
+    "simulate_model",
+]
+
+
+def run_sweep(
+    trace: Mapping[str, Any] | ColumnarTrace,
+    configs: Sequence[CacheConfig],
+    *,
+    timing: GcsTiming = DEFAULT_TIMING,
+    epochs: int = 1,
+    stat_cache_max_age: int | None = None,
+    engine: str = "fast",
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    scheduler: str | None = None,
+) -> list[PointResult]:
+    """Run every configuration over ``trace`` exactly; results in the order of ``configs``.
+
+    ``engine``: ``"fast"`` (the compiled columnar engine, :mod:`benchmarks.sweep.engine_compiled`;
+    ``NotImplementedError`` for traces it does not cover, see :func:`fast_engine_covers`),
+    ``"python"`` (the pure-Python :func:`simulate_fast`, the reference), or ``"model"``.
+    ``workers`` processes (default and at most: the cores) map the trace and take chunks of
+    configurations; ``progress(done, total)`` is called as chunks finish. ``scheduler``: a
+    ``dask.distributed`` scheduler address (the trace is scattered once).
+    """
+    if engine not in ("fast", "python", "model"):
+        raise ValueError(f"engine must be 'fast', 'python' or 'model', got {engine!r}")
+    if engine == "fast":
+        trace = to_columnar(trace)  # fails early, in this process, on unsupported ops
+    elif isinstance(trace, ColumnarTrace):
+        trace = to_dict(trace)
+    elif engine == "python":
+        compile_ops(trace)  # fail early
+    age = stat_cache_max_age
+    if age is None:
+        age = _trace_age(trace)
+    age = TF_STAT_CACHE_MAX_AGE if age is None else int(age)
+    kw = {"timing": timing, "epochs": epochs, "stat_cache_max_age": age}
+    tasks = [Task("trace", c) for c in configs]
+    outs = execute(
+        {"trace": trace}, tasks, engine=engine, kw=kw, workers=workers, scheduler=scheduler,
+        progress=progress,
+    )  # fmt: skip
+    return [o.result for o in outs]
+
+
+def _trace_age(trace: Mapping[str, Any] | ColumnarTrace) -> int | None:
+    """The trace's own ``stat_cache_max_age`` (None: TF's default)."""
+    if isinstance(trace, ColumnarTrace):
+        return trace.stat_cache_max_age
+    return trace.get("stat_cache_max_age")

@@ -1,0 +1,164 @@
+"""The points of a sweep: :class:`CacheConfig`, what one costs (:class:`PointResult`), and the
+default grid.
+
+Invariants: a :class:`CacheConfig` holds non-negative ints in BlockCacheParams units (bytes,
+bytes, seconds); the cache is on iff ``block_size > 0 and max_bytes > 0``; :func:`default_grid`
+starts with cache off ``(0, 0, 0)`` and never holds a point with ``0 < max_bytes < block_size``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.sweep.timing import METADATA_RESPONSE_BYTES
+from emulator.replay import trace as trace_mod
+
+__all__ = [
+    "TF_DEFAULT_BUFFER",
+    "TF_STAT_CACHE_MAX_AGE",
+    "CacheConfig",
+    "PointResult",
+    "default_grid",
+]
+
+KiB = 1024
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+#: TF 2.21's default filesystem block size = the cache-off read-ahead buffer.
+TF_DEFAULT_BUFFER = 64 * MiB
+#: TF's default stat cache max age (seconds).
+TF_STAT_CACHE_MAX_AGE = 5
+
+
+@dataclass(frozen=True, order=True)
+class CacheConfig(trace_mod.CacheConfig):
+    """One point of the grid, in BlockCacheParams units: bytes, bytes, seconds.
+
+    The trace format's :class:`emulator.replay.trace.CacheConfig` (same fields, ``as_dict``), plus
+    validation, ordering and :attr:`cache_on`.
+    """
+
+    def __post_init__(self) -> None:
+        for name in ("block_size", "max_bytes", "max_staleness"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {v!r}")
+
+    @property
+    def cache_on(self) -> bool:
+        return self.block_size > 0 and self.max_bytes > 0
+
+
+@dataclass(frozen=True)
+class PointResult:
+    """What one configuration costs on the trace."""
+
+    config: CacheConfig
+    requests: int
+    media_requests: int
+    metadata_requests: int
+    bytes_fetched: int
+    predicted_s: float
+    epochs: int
+    peak_cache_bytes: int
+    #: hazards (model engine only; the fast engine runs only traces where objects never change)
+    stale_reads: int = 0
+    torn_reads: int = 0
+    errors: int = 0
+    #: stat ops answered with an older generation's size (the stat cache; cache on or off)
+    stale_stats: int = 0
+    #: media bytes alone (None: bytes_fetched minus the metadata responses)
+    media_bytes: int | None = None
+
+    @property
+    def media_bytes_fetched(self) -> int:
+        """Bytes of object data fetched (what a ledger's media responses carry)."""
+        if self.media_bytes is not None:
+            return self.media_bytes
+        return self.bytes_fetched - METADATA_RESPONSE_BYTES * self.metadata_requests
+
+    @property
+    def hazardous(self) -> bool:
+        return bool(self.stale_reads or self.torn_reads or self.errors)
+
+    @property
+    def memory_bytes(self) -> int:
+        """Memory the config really needs: max_bytes plus the blocks in flight (a block is
+        allocated whole for each fetch before it is added and evicted; one reader at a time
+        puts one block in flight). Cache off: the read-ahead buffer of each open handle is
+        not counted here."""
+        if not self.config.cache_on:
+            return 0
+        return self.config.max_bytes + self.config.block_size
+
+    @property
+    def epoch_s(self) -> float:
+        return self.predicted_s / max(1, self.epochs)
+
+    @property
+    def requests_per_epoch(self) -> float:
+        return self.requests / max(1, self.epochs)
+
+    def as_row(self) -> dict[str, Any]:
+        row: dict[str, Any] = self.config.as_dict()
+        row.update(
+            requests=self.requests,
+            media_requests=self.media_requests,
+            metadata_requests=self.metadata_requests,
+            bytes_fetched=self.bytes_fetched,
+            predicted_s=round(self.predicted_s, 6),
+            epoch_s=round(self.epoch_s, 6),
+            requests_per_epoch=self.requests_per_epoch,
+            epochs=self.epochs,
+            peak_cache_bytes=self.peak_cache_bytes,
+            stale_reads=self.stale_reads,
+            torn_reads=self.torn_reads,
+            errors=self.errors,
+            stale_stats=self.stale_stats,
+            memory_bytes=self.memory_bytes,
+        )
+        return row
+
+
+def _pow2_range(lo: int, hi: int, step: int = 2) -> list[int]:
+    out, v = [], lo
+    while v <= hi:
+        out.append(v)
+        v *= step
+    return out
+
+
+def default_grid(memory_budget: int, *, quick: bool = False) -> list[CacheConfig]:
+    """The default grid under ``memory_budget`` bytes; the first point is cache off ``(0, 0, 0)``.
+
+    block_size 256 KiB … 256 MiB (×4 steps when quick, ×2 otherwise); max_bytes 0 (cache off)
+    and ×4 steps from 16 MiB up to the budget, plus the budget itself; max_staleness 0 (never
+    stale) and, unless quick, 60 s and 600 s; and for every block size, max_bytes = 2, 4 and 8
+    blocks (within the budget). Points where 0 < max_bytes < block_size (every block evicted
+    at once) are left out.
+    """
+    if memory_budget < 0:
+        raise ValueError("memory budget must be >= 0")
+    blocks = _pow2_range(256 * KiB, 256 * MiB, 4 if quick else 2)
+    maxes = [0] + [m for m in _pow2_range(16 * MiB, memory_budget, 4) if m <= memory_budget]
+    if memory_budget > 0 and memory_budget not in maxes:
+        maxes.append(memory_budget)
+    stales = [0] if quick else [0, 60, 600]
+    grid = [CacheConfig(0, 0, 0)]  # cache off: block size and staleness do not matter
+    seen = set(grid)
+    for s in stales:
+        for m in maxes:
+            for b in blocks:
+                if 0 < m < b or m == 0:
+                    continue
+                grid.append(CacheConfig(b, m, s))
+                seen.add(grid[-1])
+        # small caches: max_bytes = 2, 4 and 8 blocks of every block size
+        for b in blocks:
+            for k in (2, 4, 8):
+                c = CacheConfig(b, k * b, s)
+                if k * b <= memory_budget and c not in seen:
+                    grid.append(c)
+                    seen.add(c)
+    return grid

@@ -1,0 +1,102 @@
+"""The recommendation ``gcs-hook tune`` prints, with rules that hold on live files.
+
+:func:`recommend` picks, among the configurations whose ``max_bytes`` fits the memory budget:
+
+1. only configurations with no stale reads, no torn reads and no errors, unless
+   ``allow_stale`` (if none is safe, the fastest overall, flagged in the note);
+2. the fastest predicted time ``t_best``; every configuration within ``tie`` (5 %) of it is a
+   near tie;
+3. among near ties the one needing the least memory: smaller ``max_bytes``, then smaller
+   blocks (TF allocates a whole block per fetch), then no staleness, then faster.
+
+:func:`results_json` is the ``--json`` document: one object per configuration.
+
+Invariant: the recommendation is always one of ``results`` (or None when nothing fits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from benchmarks.sweep.grid import PointResult
+
+__all__ = ["TIE_FRACTION", "recommend", "results_json"]
+
+TIE_FRACTION = 0.05
+
+
+def recommend(
+    results: Sequence[PointResult],
+    memory_budget: int,
+    *,
+    allow_stale: bool = False,
+    tie: float = TIE_FRACTION,
+) -> tuple[PointResult | None, str]:
+    """(recommended result, a note saying what was excluded)."""
+    fitting = [r for r in results if r.config.max_bytes <= memory_budget]
+    if not fitting:
+        return None, "no configuration fits the memory budget"
+    note = ""
+    pool = fitting
+    if not allow_stale:
+        safe = [r for r in fitting if not r.hazardous]
+        excluded = len(fitting) - len(safe)
+        if safe:
+            pool = safe
+            if excluded:
+                note = (
+                    f"{excluded} configuration(s) with stale/torn reads or errors excluded "
+                    "(--allow-stale to consider them)"
+                )
+        else:
+            note = "every configuration reads stale or torn data or fails: none is safe"
+    stale_stats = min(r.stale_stats for r in fitting)
+    if stale_stats:
+        note = (note + "; " if note else "") + (
+            f"TF's stat cache answered {stale_stats} stat(s) with an old size in every "
+            "configuration: set GCS_STAT_CACHE_MAX_AGE=0 before importing TF for files "
+            "that change"
+        )
+    t_best = min(r.predicted_s for r in pool)
+    near = [r for r in pool if r.predicted_s <= t_best * (1 + tie) + 1e-12]
+    best = min(
+        near,
+        key=lambda r: (
+            r.config.max_bytes,
+            r.config.block_size,
+            r.config.max_staleness,
+            r.predicted_s,
+            r.requests,
+        ),
+    )
+    return best, note
+
+
+def results_json(
+    results: Sequence[PointResult], best: PointResult | None = None, *, exact: bool = True
+) -> list[dict[str, Any]]:
+    """One JSON object per configuration: ``config`` (None = cache off), media ``requests``,
+    ``metadata_requests``, media ``bytes_fetched``, ``predicted_seconds``, hazards
+    (``stale_reads``, ``torn_reads``, ``errors``, ``stale_stats``), memory; ``exact`` False when
+    the sweep sampled (the numbers are then estimates, see ``tune --exact``)."""
+    out = []
+    for r in results:
+        c = r.config
+        out.append(
+            {
+                "config": c.as_dict() if c.cache_on else None,
+                "requests": r.media_requests,
+                "metadata_requests": r.metadata_requests,
+                "bytes_fetched": r.media_bytes_fetched,
+                "predicted_seconds": round(r.predicted_s, 6),
+                "stale_reads": r.stale_reads,
+                "torn_reads": r.torn_reads,
+                "errors": r.errors,
+                "stale_stats": r.stale_stats,
+                "memory_bytes": r.memory_bytes,
+                "recommended": best is not None and r.config == best.config,
+                "exact": exact,
+            }
+        )
+    return out

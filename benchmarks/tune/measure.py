@@ -1,0 +1,233 @@
+"""Measured runs: real TensorFlow reads a workload through the front with traffic shaping on.
+
+For each configuration one fresh TF process (``TfWorker``) runs ``repeats`` pairs of passes over
+the workload: one unshaped (this machine's own cost: TF, a new CONNECT + TLS handshake through the
+Python front per request, fake-gcs-server) and one with the front's
+:class:`~emulator.fakegcs.shaping.Shaping` set to the same first-byte latency / bandwidth / per-request
+overhead as the :class:`~benchmarks.sweep.timing.GcsTiming` used for the prediction. Before each
+pass the block cache is set (and emptied) with the project's ``gcs_configure_block_cache`` op,
+and each pass reads its own copy of the objects, so TF's stat cache and block cache never carry
+over between passes. A pass is timed inside the TF process from the start of the epoch code to
+the delivery of its last element.
+
+Cache off (max_bytes 0) is measured the way the hook leaves it: no cache environment variables,
+so the read-ahead buffer is TF's default 64 MiB (the buffer is fixed when TF builds its
+filesystem; ``ResetFileBlockCache`` does not change it).
+
+Invariants: the front's shaping is restored to what it was, every worker is closed and every
+copy bucket deleted, even on errors; the predicted time comes from
+:func:`benchmarks.sweep.simulate_fast` on the trace of the same workload (synthesized when the
+workload has a synthesizer, else the given recorded trace).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from benchmarks.record import upload_objects
+from benchmarks.sweep import CacheConfig, simulate_fast
+from benchmarks.sweep.timing import GcsTiming
+from benchmarks.workloads import RandomRecords, Workload
+
+__all__ = ["Measurement", "measure_configs"]
+
+MiB = 1024 * 1024
+
+_TIMED = """
+import time as _time
+_t0 = _time.perf_counter()
+{code}
+result = {{"value": result, "seconds": _t_last - _t0}}
+"""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Predicted and measured seconds (all epochs) of one configuration.
+
+    ``baseline_s`` is the same run with shaping off: this machine's own cost (TF parsing, a new
+    CONNECT + TLS handshake through the Python front for every request TF sends, fake-gcs-server)
+    which real GCS would not add on top of its latency. ``calibrated_s = predicted_s +
+    baseline_s`` is what the model predicts for the shaped run on this machine.
+    """
+
+    config: CacheConfig
+    label: str
+    predicted_s: float
+    measured_s: float
+    baseline_s: float
+    predicted_requests: int
+    measured_requests: int
+    epochs: int
+
+    @property
+    def calibrated_s(self) -> float:
+        return self.predicted_s + self.baseline_s
+
+    @property
+    def error_pct(self) -> float:
+        """Error of the calibrated prediction (model + unshaped local baseline)."""
+        return 100.0 * (self.measured_s - self.calibrated_s) / self.calibrated_s
+
+    @property
+    def raw_error_pct(self) -> float:
+        """Error of the bare model prediction (local costs ignored)."""
+        return 100.0 * (self.measured_s - self.predicted_s) / self.predicted_s
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["config"] = self.config.as_dict()
+        d["calibrated_s"] = round(self.calibrated_s, 4)
+        d["error_pct"] = round(self.error_pct, 2)
+        d["raw_error_pct"] = round(self.raw_error_pct, 2)
+        return d
+
+
+def _label(c: CacheConfig) -> str:
+    from benchmarks.tune.report import format_bytes
+
+    if not c.cache_on:
+        return "cache off"
+    s = f"{format_bytes(c.block_size)} / {format_bytes(c.max_bytes)}"
+    return s + (f" / {c.max_staleness}s" if c.max_staleness else "")
+
+
+_CONFIGURE = """
+from gcs_hook import native_ops
+_ops = native_ops.load()
+def _configure(mb, bs, st):
+    _ops.gcs_configure_block_cache(
+        max_cache_size=tf.constant(mb, tf.uint64), block_size=tf.constant(bs, tf.uint64),
+        max_staleness=tf.constant(st, tf.uint64))
+# the op skips identical values, so go through a different staleness to get an empty cache
+_configure(mb, bs, st + 1)
+_configure(mb, bs, st)
+result = [int(v) for v in _ops.gcs_block_cache_params()]
+"""
+
+
+def _copy_bucket(emulator: Any, src: str, dst: str) -> None:
+    backend = emulator.backend
+    backend.create_bucket(dst)
+    for name in backend.list_objects(src):
+        backend.put_object(dst, name, backend.get_object(src, name))
+
+
+def measure_configs(
+    workload: Workload,
+    configs: list[CacheConfig],
+    emulator: Any,
+    timing: GcsTiming,
+    *,
+    trace: dict[str, Any] | None = None,
+    upload: bool = True,
+    repeats: int = 1,
+    stat_cache_max_age: int = 5,
+    timeout: float = 120.0,
+    progress: Any = None,
+) -> list[Measurement]:
+    """Measure ``configs`` on ``workload``.
+
+    One TF process per configuration runs ``repeats`` pairs of (unshaped, shaped) passes over
+    the workload, alternating, each pass on its own copy of the objects (bucket
+    ``<bucket>-c<i>``, copied from ``<bucket>``; ``upload`` writes ``<bucket>`` first — pass
+    False when the recording already did) and after emptying the block cache with the configure op,
+    so no pass sees another's cached blocks or stat entries. The minimum over the repeats is
+    kept for both (contention from other processes only ever adds time).
+    """
+    from emulator.fakegcs.shaping import Shaping
+    from emulator.replay.tf_worker import TfWorker
+
+    if trace is None:
+        trace = workload.synthesize()
+    if upload:
+        emulator.backend.create_bucket(workload.bucket)
+        upload_objects(emulator, workload)
+    copies = [workload.with_params(bucket=f"{workload.bucket}-c{i}") for i in range(2 * repeats)]
+    for copy in copies:
+        _copy_bucket(emulator, workload.bucket, copy.bucket)
+    shaping = Shaping(
+        first_byte_latency_s=timing.first_byte_latency_s,
+        bandwidth_bytes_per_s=timing.bandwidth_bytes_per_s,
+        per_request_overhead_s=timing.per_request_overhead_s,
+    )
+    before = emulator.front.shaping
+
+    def one_pass(worker: Any, copy: Workload, config: CacheConfig, shaped: Any) -> tuple:
+        params = worker.run(
+            _CONFIGURE,
+            mb=config.max_bytes,
+            bs=config.block_size if config.cache_on else 64 * MiB,
+            st=config.max_staleness,
+            timeout=timeout,
+        )
+        expect = [config.block_size, config.max_bytes, config.max_staleness]
+        if config.cache_on and params != expect:
+            raise RuntimeError(f"TF block cache is {params}, wanted {expect}")
+        emulator.front.shaping = shaped
+        mark = emulator.ledger.mark()
+        try:
+            seconds = 0.0
+            for epoch in range(copy.epochs):
+                variables: dict[str, Any] = {"epoch": epoch}
+                if isinstance(copy, RandomRecords):
+                    variables["offsets"] = copy.offsets(epoch)
+                code = _TIMED.format(code=copy.tf_epoch_code())
+                res = worker.run(code, timeout=timeout, **variables)
+                seconds += float(res["seconds"])
+        finally:
+            emulator.front.shaping = before
+        with contextlib.suppress(Exception):
+            emulator.ledger.wait_quiet(0.05, 2.0)
+        n_requests = sum(
+            1
+            for r in emulator.ledger.since(mark)
+            if r.bucket == copy.bucket and r.kind in ("media", "metadata")
+        )
+        return seconds, n_requests
+
+    out = []
+    try:
+        for n, config in enumerate(configs):
+            env = dict(emulator.tf_env())
+            if stat_cache_max_age != 5:
+                env["GCS_STAT_CACHE_MAX_AGE"] = str(stat_cache_max_age)
+            with TfWorker(env) as worker:
+                # warm-up outside the timing: TF's GCS filesystem, auth, the op library
+                worker.run(
+                    "result = tf.io.gfile.exists('gs://' + b + '/nothing')", b=copies[0].bucket
+                )
+                base, shaped_s, n_req = [], [], 0
+                for r in range(repeats):
+                    base.append(one_pass(worker, copies[2 * r], config, None)[0])
+                    secs, n_req = one_pass(worker, copies[2 * r + 1], config, shaping)
+                    shaped_s.append(secs)
+            predicted, _ = simulate_fast(
+                trace,
+                config,
+                timing=timing,
+                epochs=workload.epochs,
+                stat_cache_max_age=stat_cache_max_age,
+            )
+            out.append(
+                Measurement(
+                    config=config,
+                    label=_label(config),
+                    predicted_s=predicted.predicted_s,
+                    measured_s=min(shaped_s),
+                    baseline_s=min(base),
+                    predicted_requests=predicted.requests,
+                    measured_requests=n_req,
+                    epochs=workload.epochs,
+                )
+            )
+            if progress:
+                progress(n + 1, len(configs))
+    finally:
+        emulator.front.shaping = before
+        for copy in copies:
+            with contextlib.suppress(Exception):
+                emulator.backend.delete_bucket(copy.bucket)
+    return out
