@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.record import PROGRAM_RECORDING_ENV
 from benchmarks.record.ledger import LedgerTrace, ledger_to_trace
+from benchmarks.record.settings import PROGRAM_RECORDING_ENV
 
 __all__ = ["ProgramRecording", "record_program", "recording_env", "seed_objects"]
 

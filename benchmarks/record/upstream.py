@@ -35,8 +35,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.record import PROGRAM_RECORDING_ENV
 from benchmarks.record.ledger import LedgerTrace, infer_start_sizes, ledger_to_trace
+from benchmarks.record.settings import PROGRAM_RECORDING_ENV
 
 __all__ = [
     "UpstreamRecording",

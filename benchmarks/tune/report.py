@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from benchmarks.sweep import PointResult, best_under_budget
+from benchmarks.tune.hook_params import block_cache_params
 
 __all__ = [
     "format_bytes",
@@ -56,8 +57,8 @@ def recommendation_line(result: PointResult | None) -> str:
     """The Python line to paste for ``result``'s configuration."""
     if result is None:
         return "# no configuration fits the memory budget"
-    c = result.config
-    if not c.cache_on:
+    c = block_cache_params(result.config)
+    if c is None:
         return "ConfigureGcsHook()  # keep TF 2.21's default: block cache off"
     return (
         "ConfigureGcsHook(block_cache=BlockCacheParams("

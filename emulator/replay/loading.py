@@ -6,7 +6,7 @@ to inject (a *fault case*). Not to be confused with :func:`emulator.replay.trace
 which returns a :class:`~emulator.replay.trace.Trace` object and raises ``TraceError``; this one
 raises :class:`ReplayError`, the error every replay entry point uses.
 
-Also here: the defaults and time origin both engines share, and small helpers on trace dicts
+Also here: the time origin both engines share (TF's defaults: :mod:`gcs_hook.tf_defaults`), and small helpers on trace dicts
 (bucket names, renaming, the public result form).
 """
 
@@ -19,13 +19,10 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "DEFAULT_BLOCK_SIZE",
-    "DEFAULT_STAT_CACHE_MAX_AGE",
     "FAULT_KINDS",
     "TRACE_START_FRACTION",
     "ReplayError",
     "bucket_of",
-    "config_tuple",
     "fault_body_bytes",
     "MAX_BLOCK_BYTES",
     "MAX_OBJECT_BYTES",
@@ -42,11 +39,6 @@ __all__ = [
     "validate_faults",
 ]
 
-MiB = 1024 * 1024
-#: TF 2.21's default block size (also the buffered reader's default buffer).
-DEFAULT_BLOCK_SIZE = 64 * MiB
-#: TF 2.21's default stat cache max age in seconds.
-DEFAULT_STAT_CACHE_MAX_AGE = 5
 
 #: Where, within a wall-clock second, a trace with ``sleep`` ops starts its ops in the TF engine,
 #: and where the model engine's virtual clock starts: both clocks then cross whole seconds
@@ -253,12 +245,6 @@ def object_content(name: str, version: int, size: int) -> bytes:
     from emulator.replay import trace as trace_mod
 
     return trace_mod.object_content(name, version, size)
-
-
-def config_tuple(config: Mapping[str, Any] | None) -> tuple[int, int, int]:
-    if config is None:
-        return (DEFAULT_BLOCK_SIZE, 0, 0)
-    return (int(config["block_size"]), int(config["max_bytes"]), int(config["max_staleness"]))
 
 
 def bucket_of(name: str) -> str:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.fakegcs.names import name_error
+from emulator.model.cache_config import CacheConfig
 
 __all__ = [
     "CacheConfig",
@@ -53,22 +54,6 @@ __all__ = [
 
 class TraceError(ValueError):
     """A trace or result document is malformed; the message says where and why."""
-
-
-@dataclass(frozen=True)
-class CacheConfig:
-    """Block cache parameters in bytes, bytes, seconds (what a ``BlockCacheParams`` carries)."""
-
-    block_size: int
-    max_bytes: int
-    max_staleness: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "block_size": self.block_size,
-            "max_bytes": self.max_bytes,
-            "max_staleness": self.max_staleness,
-        }
 
 
 @dataclass(frozen=True)

@@ -154,9 +154,9 @@ def record(
         _write(out, result.trace)
         _summary(console, result, len(records))
         return
-    from gcs_hook.cli.tune_cmd import _check_backend
+    from gcs_hook.cli.backend_check import check_backend
 
-    _check_backend(backend)  # a URL must answer; 'container' needs a Docker engine
+    check_backend(backend)  # a URL must answer; 'container' needs a Docker engine
     from benchmarks.record.program import record_program
 
     console.print(f"[bold]record[/bold]: {' '.join(cmd)} (every read is one GET while recording)")

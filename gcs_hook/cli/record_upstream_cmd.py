@@ -159,9 +159,9 @@ def run_fake(
     from benchmarks.record.upstream import record_fake_limited
 
     if backend not in ("embedded", "container"):
-        from gcs_hook.cli.tune_cmd import _check_backend
+        from gcs_hook.cli.backend_check import check_backend
 
-        _check_backend(backend)
+        check_backend(backend)
     console.print(f"[bold]record[/bold]: {' '.join(cmd)} (every read is one GET while recording)")
     try:
         with stopped_cleanly(console):

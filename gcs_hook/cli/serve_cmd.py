@@ -30,7 +30,7 @@ from typing import Annotated, Any
 
 import typer
 
-from gcs_hook.cli.demo_cmd import DEFAULT_TEST_TOKEN, demo_cmd, run_demo
+from gcs_hook.cli.demo_cmd import DEFAULT_TEST_TOKEN, run_demo
 from gcs_hook.cli.doctor_cmd import doctor
 from gcs_hook.cli.errors import fail
 from gcs_hook.cli.serve_runtime import StopRequested, StopSignals, close_at_exit, watch
@@ -300,6 +300,19 @@ def serve(
                 remove_state(path)
             if emu is not None:
                 emu.close()
+
+
+def demo_cmd(
+    backend: Annotated[
+        str, typer.Option("--backend", help="embedded | container | http(s)://host:port")
+    ] = "embedded",
+) -> None:
+    """Read an object with real TensorFlow through the front and print the ledger."""
+    serve(
+        backend=backend, data=None, port="0", backend_port="0", ledger=None, require_auth=False,
+        latency_ms="0", overhead_ms="0", bandwidth="0", bandwidth_mbps=None,
+        token=DEFAULT_TEST_TOKEN, duration="0", state_file=None, demo=True,
+    )  # fmt: skip
 
 
 def start_tls_listener(emu: Any, port: int, console: Any) -> Any:

@@ -23,11 +23,11 @@ from typing import Annotated, Any
 
 import typer
 
+from gcs_hook.cli.backend_check import check_backend
 from gcs_hook.cli.errors import fail
 from gcs_hook.cli.values import (
     deprecated_rate_mbps,
     option,
-    parse_backend_spec,
     parse_duration,
     parse_rate,
     parse_size,
@@ -112,27 +112,6 @@ def _sweep_params(workload: str, params: dict[str, Any]) -> dict[str, Any]:
     from benchmarks.workloads import SWEEP_SCALE
 
     return {**SWEEP_SCALE.get(workload, {}), **params}
-
-
-def _check_backend(spec: str) -> None:
-    """Validate the spec (:func:`parse_backend_spec`) and, for a URL, that something answers."""
-    spec = option("--backend", parse_backend_spec, spec)
-    if spec in ("embedded", "container"):
-        if spec == "container":
-            from emulator.fakegcs.backend import docker_engine_error
-
-            reason = docker_engine_error()
-            if reason:
-                fail(f"backend 'container' is unusable: {reason}")
-        return
-    from emulator.fakegcs.backend import BackendError, ExternalBackend
-
-    try:
-        ExternalBackend(spec).close()
-    except BackendError as exc:
-        fail(f"backend {spec} unreachable: {exc}")
-    except OSError as exc:
-        fail(f"backend {spec} unreachable: {exc}")
 
 
 def _check_out_dir(out: str) -> None:
@@ -327,7 +306,7 @@ def tune(
     opts.stat_cache_max_age = stat_cache_max_age
     opts.measure = not no_measure and opts.trace is None
     if opts.trace is None:
-        _check_backend(backend)
+        check_backend(backend)
 
     console = Console(stderr=json_out)
     try:

@@ -18,9 +18,10 @@ import uuid
 import pytest
 
 from benchmarks.record import RECORDING_CONFIG
+from benchmarks.record.live import record_live
 from benchmarks.sweep import CacheConfig, run_sweep
 from benchmarks.workloads import get_workload
-from benchmarks.workloads.live import record_live, run_live
+from benchmarks.workloads.live import run_live
 from emulator.replay.simulation import simulate
 
 MiB = 1024 * 1024
