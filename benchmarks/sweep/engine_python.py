@@ -205,7 +205,15 @@ class _Replay:
         if self.stale > 0:
             self.drop_stale()
         bs, lru, lra, file_blocks = self.bs, self.lru, self.lra, self.file_blocks
-        sizes = self.sizes
+        sizes, max_bytes, fixed, bw = self.sizes, self.max_bytes, self.fixed, self.bw
+        # the hot path: counters in locals, written back once after the loop
+        t, n_media, nbytes, cache_size, peak = (
+            self.t,
+            self.n_media,
+            self.nbytes,
+            self.cache_size,
+            self.peak,
+        )
         for b in range(offset // bs, (offset + n - 1) // bs + 1):
             key = (obj, b)
             length = lru.get(key)
@@ -214,20 +222,20 @@ class _Replay:
                 # miss: one aligned full-block GET
                 size = sizes[obj]
                 length = 0 if pos >= size else min(bs, size - pos)
-                self.n_media += 1
-                self.nbytes += length
-                self.t += self.fixed + length / self.bw
+                n_media += 1
+                nbytes += length
+                t += fixed + length / bw
                 if self.keep:
                     self.reqs.append(
                         {"kind": "media", "object": self.names[obj], "range": [pos, pos + bs - 1]}
                     )
                 lru[key] = length
-                lra[key] = int(self.t)
+                lra[key] = int(t)
                 blocks = file_blocks.get(obj)
                 if blocks is None:
                     blocks = file_blocks[obj] = set()
                 blocks.add(b)
-                self.cache_size += length
+                cache_size += length
             else:
                 lru.move_to_end(key)
             if length < bs and max(file_blocks[obj]) > b:
@@ -235,15 +243,22 @@ class _Replay:
                 # cached is INTERNAL "Block cache contents are inconsistent": the read
                 # fails before Trim
                 break
-            while self.cache_size > self.max_bytes and lru:
+            while cache_size > max_bytes and lru:
                 old_key, old_len = lru.popitem(last=False)
-                self.cache_size -= old_len
+                cache_size -= old_len
                 lra.pop(old_key, None)
                 file_blocks[old_key[0]].discard(old_key[1])
-            if self.cache_size > self.peak:
-                self.peak = self.cache_size
+            if cache_size > peak:
+                peak = cache_size
             if offset >= pos + length or length < bs:
                 break
+        self.t, self.n_media, self.nbytes, self.cache_size, self.peak = (
+            t,
+            n_media,
+            nbytes,
+            cache_size,
+            peak,
+        )
 
     def read_buffered(self, h: int, obj: int, offset: int, n: int) -> None:
         """A read with the cache off: served from the handle's read-ahead buffer, refilled with
