@@ -30,7 +30,7 @@ else
     echo "test.sh: no Docker engine and not root with apt-get: the docker-marked tests skip" >&2
 fi
 
-"$PY" -m pytest -n 2 --dist loadfile -p no:cacheprovider -ra "$@"
+"$PY" -m pytest -n 2 --dist loadfile --no-loadscope-reorder -p no:cacheprovider -ra "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
     echo "error: pytest collected no tests" >&2

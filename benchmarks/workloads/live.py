@@ -201,10 +201,11 @@ class CheckpointPoller(Workload):
         f, v = self.floats_per_variable, self.variables
         return (
             "import os\n"
-            "if '_mgr' not in globals():\n"
+            "if globals().get('_outdir') != outdir:  # a new run (the trainer may be reused)\n"
             f"    _tv = [tf.Variable(tf.zeros([{f}])) for _ in range({v})]\n"
             "    _mgr = tf.train.CheckpointManager(tf.train.Checkpoint(v=_tv), outdir, "
             "max_to_keep=None)\n"
+            "    _outdir = outdir\n"
             "for _i, _var in enumerate(_tv):\n"
             f"    _var.assign(tf.fill([{f}], float(step) + _i))\n"
             "_mgr.save(checkpoint_number=step)\n"
@@ -266,9 +267,13 @@ def run_live(workload: Workload, emulator: Any, reader: Any, *, trainer: Any = N
     return results
 
 
-def record_live(workload: Workload, emulator: Any) -> tuple[dict[str, Any], list[dict]]:
+def record_live(
+    workload: Workload, emulator: Any, *, trainer: Any = None
+) -> tuple[dict[str, Any], list[dict]]:
     """Record a live workload with the recording settings; returns the trace (config null) and
-    the reader's media and metadata requests (trace-format dicts)."""
+    the reader's media and metadata requests (trace-format dicts). ``trainer``: a TfWorker to
+    save checkpoints in (it writes only locally, so any environment does; one is started and
+    closed here if not given)."""
     from benchmarks.record import PROGRAM_RECORDING_ENV
     from benchmarks.record.ledger import ledger_to_trace
     from emulator.replay.tf_worker import TfWorker
@@ -277,11 +282,13 @@ def record_live(workload: Workload, emulator: Any) -> tuple[dict[str, Any], list
     env = {**emulator.tf_env(), **PROGRAM_RECORDING_ENV}
     mark = emulator.ledger.mark()
     with TfWorker(env) as reader:
-        trainer = TfWorker(env) if isinstance(workload, CheckpointPoller) else None
+        own = trainer is None and isinstance(workload, CheckpointPoller)
+        if own:
+            trainer = TfWorker(env)
         try:
             run_live(workload, emulator, reader, trainer=trainer)
         finally:
-            if trainer is not None:
+            if own:
                 trainer.close()
     emulator.ledger.wait_quiet(quiet_s=0.05, timeout=30.0)
     records = [r for r in emulator.ledger.since(mark) if r.bucket == workload.bucket]
