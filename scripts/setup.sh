@@ -17,6 +17,10 @@ SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 apt_updated=""
 apt_install() {
+    if [ -n "$SUDO" ] && ! command -v sudo >/dev/null 2>&1; then
+        echo "setup.sh: needs $* from apt-get: run as root, or install sudo" >&2
+        exit 1
+    fi
     if [ -z "$apt_updated" ]; then $SUDO apt-get update -qq; apt_updated=1; fi
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
 }
