@@ -277,7 +277,7 @@ def build(*, force: bool = False) -> Path:
     return out
 
 
-def _compile_and_link(
+def compile_and_link(
     p: BuildPlan, out: Path, objdir: Path
 ) -> tuple[list[str], subprocess.CompletedProcess[str]]:
     """Compile every source to an object in ``objdir``, as many at once as there are cores (each
@@ -309,7 +309,7 @@ def _compile(p: BuildPlan, out: Path) -> None:
     tmp = Path(tmp_name)
     try:
         with tempfile.TemporaryDirectory(prefix="gcs-hook-build-") as objdir:
-            cmd, proc = _compile_and_link(p, tmp, Path(objdir))
+            cmd, proc = compile_and_link(p, tmp, Path(objdir))
         if proc.returncode != 0:
             lines = proc.stderr.strip().splitlines()
             errors = [line for line in lines if "error" in line]
