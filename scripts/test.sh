@@ -30,7 +30,8 @@ else
     echo "test.sh: no Docker engine and not root with apt-get: the docker-marked tests skip" >&2
 fi
 
-"$PY" -m pytest -n 2 --dist loadfile --no-loadscope-reorder -p no:cacheprovider -ra "$@"
+# GCS_HOOK_TEST_WORKERS: xdist workers (default 2: the cores of the machine the suite is sized for)
+"$PY" -m pytest -n "${GCS_HOOK_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder -p no:cacheprovider -ra "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
     echo "error: pytest collected no tests" >&2
