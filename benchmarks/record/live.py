@@ -18,20 +18,26 @@ from benchmarks.workloads.live import CheckpointPoller, run_live
 __all__ = ["record_live"]
 
 
-def record_live(workload: Workload, emulator: Any) -> tuple[dict[str, Any], list[dict]]:
+def record_live(
+    workload: Workload, emulator: Any, *, trainer: Any = None
+) -> tuple[dict[str, Any], list[dict]]:
     """Record a live workload with the recording settings; returns the trace (config null) and
-    the reader's media and metadata requests (trace-format dicts)."""
+    the reader's media and metadata requests (trace-format dicts). ``trainer``: a TfWorker to
+    save checkpoints in (it writes only locally, so any environment does; one is started and
+    closed here if not given)."""
     from emulator.replay.tf_worker import TfWorker
 
     emulator.backend.create_bucket(workload.bucket)
     env = {**emulator.tf_env(), **PROGRAM_RECORDING_ENV}
     mark = emulator.ledger.mark()
     with TfWorker(env) as reader:
-        trainer = TfWorker(env) if isinstance(workload, CheckpointPoller) else None
+        own = trainer is None and isinstance(workload, CheckpointPoller)
+        if own:
+            trainer = TfWorker(env)
         try:
             run_live(workload, emulator, reader, trainer=trainer)
         finally:
-            if trainer is not None:
+            if own:
                 trainer.close()
     emulator.ledger.wait_quiet(quiet_s=0.05, timeout=30.0)
     records = [r for r in emulator.ledger.since(mark) if r.bucket == workload.bucket]

@@ -1,7 +1,7 @@
 """Measured runs: real TensorFlow reads a workload through the front with traffic shaping on.
 
-For each configuration one fresh TF process (``TfWorker``) runs ``repeats`` pairs of passes over
-the workload: one unshaped (this machine's own cost: TF, a new CONNECT + TLS handshake through the
+One TF process (``TfWorker``) runs, for each configuration in turn, ``repeats`` pairs of passes
+over the workload: one unshaped (this machine's own cost: TF, a new CONNECT + TLS handshake through the
 Python front per request, fake-gcs-server) and one with the front's
 :class:`~emulator.fakegcs.shaping.Shaping` set to the same first-byte latency / bandwidth / per-request
 overhead as the :class:`~benchmarks.sweep.timing.GcsTiming` used for the prediction. Before each
@@ -130,9 +130,9 @@ def measure_configs(
 ) -> list[Measurement]:
     """Measure ``configs`` on ``workload``.
 
-    One TF process per configuration runs ``repeats`` pairs of (unshaped, shaped) passes over
+    One TF process runs, per configuration, ``repeats`` pairs of (unshaped, shaped) passes over
     the workload, alternating, each pass on its own copy of the objects (bucket
-    ``<bucket>-c<i>``, copied from ``<bucket>``; ``upload`` writes ``<bucket>`` first — pass
+    ``<bucket>-c<n>-<i>``, copied from ``<bucket>``; ``upload`` writes ``<bucket>`` first — pass
     False when the recording already did) and after emptying the block cache with the configure op,
     so no pass sees another's cached blocks or stat entries. The minimum over the repeats is
     kept for both (contention from other processes only ever adds time).
@@ -145,9 +145,7 @@ def measure_configs(
     if upload:
         emulator.backend.create_bucket(workload.bucket)
         upload_objects(emulator, workload)
-    copies = [workload.with_params(bucket=f"{workload.bucket}-c{i}") for i in range(2 * repeats)]
-    for copy in copies:
-        _copy_bucket(emulator, workload.bucket, copy.bucket)
+    copies: list[Workload] = []  # the current configuration's copies (deleted after it)
     shaping = Shaping(
         first_byte_latency_s=timing.first_byte_latency_s,
         bandwidth_bytes_per_s=timing.bandwidth_bytes_per_s,
@@ -188,21 +186,28 @@ def measure_configs(
         return seconds, n_requests
 
     out = []
+    env = dict(emulator.tf_env())
+    if stat_cache_max_age != 5:
+        env["GCS_STAT_CACHE_MAX_AGE"] = str(stat_cache_max_age)
+    worker = TfWorker(env)
     try:
+        # warm-up outside the timing: TF's GCS filesystem, auth, the op library
+        worker.run("result = tf.io.gfile.exists('gs://' + b + '/nothing')", b=workload.bucket)
         for n, config in enumerate(configs):
-            env = dict(emulator.tf_env())
-            if stat_cache_max_age != 5:
-                env["GCS_STAT_CACHE_MAX_AGE"] = str(stat_cache_max_age)
-            with TfWorker(env) as worker:
-                # warm-up outside the timing: TF's GCS filesystem, auth, the op library
-                worker.run(
-                    "result = tf.io.gfile.exists('gs://' + b + '/nothing')", b=copies[0].bucket
-                )
-                base, shaped_s, n_req = [], [], 0
-                for r in range(repeats):
-                    base.append(one_pass(worker, copies[2 * r], config, None)[0])
-                    secs, n_req = one_pass(worker, copies[2 * r + 1], config, shaping)
-                    shaped_s.append(secs)
+            copies[:] = [
+                workload.with_params(bucket=f"{workload.bucket}-c{n}-{i}")
+                for i in range(2 * repeats)
+            ]
+            for copy in copies:
+                _copy_bucket(emulator, workload.bucket, copy.bucket)
+            base, shaped_s, n_req = [], [], 0
+            for r in range(repeats):
+                base.append(one_pass(worker, copies[2 * r], config, None)[0])
+                secs, n_req = one_pass(worker, copies[2 * r + 1], config, shaping)
+                shaped_s.append(secs)
+            for copy in copies:
+                with contextlib.suppress(Exception):
+                    emulator.backend.delete_bucket(copy.bucket)
             predicted, _ = simulate_fast(
                 trace,
                 config,
@@ -225,6 +230,7 @@ def measure_configs(
             if progress:
                 progress(n + 1, len(configs))
     finally:
+        worker.close()
         emulator.front.shaping = before
         for copy in copies:
             with contextlib.suppress(Exception):

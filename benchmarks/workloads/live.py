@@ -199,10 +199,11 @@ class CheckpointPoller(Workload):
         f, v = self.floats_per_variable, self.variables
         return (
             "import os\n"
-            "if '_mgr' not in globals():\n"
+            "if globals().get('_outdir') != outdir:  # a new run (the trainer may be reused)\n"
             f"    _tv = [tf.Variable(tf.zeros([{f}])) for _ in range({v})]\n"
             "    _mgr = tf.train.CheckpointManager(tf.train.Checkpoint(v=_tv), outdir, "
             "max_to_keep=None)\n"
+            "    _outdir = outdir\n"
             "for _i, _var in enumerate(_tv):\n"
             f"    _var.assign(tf.fill([{f}], float(step) + _i))\n"
             "_mgr.save(checkpoint_number=step)\n"
