@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from emulator.replay.limits import MAX_INFLATED_BYTES, TraceError
+
 __all__ = [
     "CLOSE",
     "OPEN",
@@ -342,53 +344,130 @@ def save_columnar(ct: ColumnarTrace, path: str | os.PathLike) -> None:
         np.savez(f, meta=meta_arr, sizes=ct.sizes, seconds=ct.seconds, **ct.columns())
 
 
+#: dtype of each member a columnar file may hold (anything else is refused unread).
+MEMBER_DTYPES = {"meta": np.uint8, "sizes": np.int64, "seconds": np.float64, **_DTYPES}
+
+
+def _npy_header(fh: Any, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """The shape, order and dtype an ``.npy`` stream declares (read from its header only)."""
+    try:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            return np.lib.format.read_array_header_1_0(fh)
+        return np.lib.format.read_array_header_2_0(fh)
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+        raise TraceError(f"{where}: not an .npy array ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def _checked_member(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str
+) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """The declared header of one member, refused unless it is a known 1-D column of its
+    dtype whose declared bytes fit in the member's declared uncompressed size."""
+    name = info.filename.removesuffix(".npy")
+    if name not in MEMBER_DTYPES:
+        raise TraceError(f"{where}: not a columnar trace (unknown member {info.filename[:80]!r})")
+    with zf.open(info) as fh:
+        shape, fortran, dtype = _npy_header(fh, f"{where}: member {name}")
+        header_len = fh.tell()
+    if dtype != np.dtype(MEMBER_DTYPES[name]):
+        raise TraceError(f"{where}: column {name} is {dtype}, expected {MEMBER_DTYPES[name]}")
+    if len(shape) != 1:
+        raise TraceError(f"{where}: column {name} is not one-dimensional")
+    if shape[0] * dtype.itemsize > info.file_size - header_len:
+        raise TraceError(f"{where}: column {name} declares more rows than the file holds")
+    return shape, fortran, dtype
+
+
 def _member_arrays(path: str | os.PathLike, mmap: bool) -> dict[str, np.ndarray]:
+    """Every member, checked before it is read: names and dtypes from :data:`MEMBER_DTYPES`,
+    declared shapes within the members' declared sizes, and the compressed members' declared
+    sizes within :data:`~emulator.replay.limits.MAX_INFLATED_BYTES` (zipfile never inflates
+    past a member's declared size), so a deflate bomb is refused before anything inflates."""
+    where = os.path.basename(path)
     out: dict[str, np.ndarray] = {}
-    with zipfile.ZipFile(path) as zf, open(path, "rb") as f:
-        for info in zf.infolist():
+    try:
+        zf_cm = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise TraceError(f"{where}: not a columnar trace ({_first_line(exc)})") from None
+    with zf_cm as zf, open(path, "rb") as f:
+        infos = zf.infolist()
+        if len(infos) > len(MEMBER_DTYPES) or len({i.filename for i in infos}) != len(infos):
+            raise TraceError(f"{where}: unexpected zip members")
+        inflated = sum(i.file_size for i in infos if i.compress_type != zipfile.ZIP_STORED)
+        if inflated > MAX_INFLATED_BYTES:
+            raise TraceError(
+                f"{where}: compressed members would inflate to {inflated} bytes, more than "
+                f"the {MAX_INFLATED_BYTES} a load may hold (save it uncompressed)"
+            )
+        for info in infos:
             name = info.filename.removesuffix(".npy")
+            shape, fortran, dtype = _checked_member(zf, info, where)
             if not mmap or info.compress_type != zipfile.ZIP_STORED:
-                out[name] = np.load(zf.open(info), allow_pickle=False)
+                try:
+                    out[name] = np.load(zf.open(info), allow_pickle=False)
+                except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+                    raise TraceError(f"{where}: member {name}: {_first_line(exc)}") from None
                 continue
             f.seek(info.header_offset)
             local = f.read(30)
             if local[:4] != b"PK\x03\x04":
-                raise ValueError(f"{path}: bad zip member header for {info.filename}")
+                raise TraceError(f"{where}: bad zip member header for {name}")
             name_len = int.from_bytes(local[26:28], "little")
             extra_len = int.from_bytes(local[28:30], "little")
             f.seek(info.header_offset + 30 + name_len + extra_len)
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            if dtype.hasobject:
-                raise ValueError(f"{path}: member {name} holds Python objects")
+            _npy_header(f, f"{where}: member {name}")
             start = f.tell()
-            if int(np.prod(shape)) == 0:
+            if shape[0] == 0:
                 out[name] = np.zeros(shape, dtype)
+            elif start + shape[0] * dtype.itemsize > os.fstat(f.fileno()).st_size:
+                raise TraceError(f"{where}: column {name} runs past the end of the file")
             else:
-                order = "F" if fortran else "C"
-                out[name] = np.memmap(path, dtype, "r", start, shape, order)
+                out[name] = np.memmap(path, dtype, "r", start, shape, "F" if fortran else "C")
     return out
+
+
+def _meta(arrays: Mapping[str, np.ndarray], where: str) -> dict[str, Any]:
+    try:
+        meta = json.loads(bytes(np.asarray(arrays["meta"])).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise TraceError(f"{where}: meta is not UTF-8 JSON") from None
+    if not isinstance(meta, dict):
+        raise TraceError(f"{where}: meta is not a JSON object")
+    if meta.get("format") != _FORMAT or meta.get("version") != _VERSION:
+        raise TraceError(f"{where}: not a {_FORMAT} v{_VERSION} file")
+    names = meta.get("names")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise TraceError(f"{where}: meta 'names' must be a list of strings")
+    if meta.get("config") is not None and not isinstance(meta["config"], dict):
+        raise TraceError(f"{where}: meta 'config' must be an object or null")
+    return meta
 
 
 def load_columnar(path: str | os.PathLike, *, mmap: bool = True) -> ColumnarTrace:
     """Read a file written by :func:`save_columnar`; with ``mmap`` the columns are read-only
-    memory maps (pages shared by every process mapping the same file)."""
+    memory maps (pages shared by every process mapping the same file).
+
+    Checks the file's structure only (members, dtypes, lengths; ``TraceError``, one line);
+    :func:`emulator.replay.reader.check_columns` checks what the columns say."""
+    where = os.path.basename(path)
     arrays = _member_arrays(path, mmap)
     missing = {"meta", "sizes", "seconds", *COLUMNS} - set(arrays)
     if missing:
-        raise ValueError(f"{path}: not a columnar trace (missing {', '.join(sorted(missing))})")
-    meta = json.loads(bytes(np.asarray(arrays["meta"])).decode())
-    if meta.get("format") != _FORMAT or meta.get("version") != _VERSION:
-        raise ValueError(f"{path}: not a {_FORMAT} v{_VERSION} file")
+        raise TraceError(f"{where}: not a columnar trace (missing {', '.join(sorted(missing))})")
+    meta = _meta(arrays, where)
     lengths = {arrays[c].shape[0] for c in COLUMNS}
     if len(lengths) != 1:
-        raise ValueError(f"{path}: columns of different lengths")
-    for c in COLUMNS:
-        if arrays[c].dtype != _DTYPES[c]:
-            raise ValueError(f"{path}: column {c} is {arrays[c].dtype}, expected {_DTYPES[c]}")
+        raise TraceError(f"{where}: columns of different lengths")
+    if arrays["sizes"].shape[0] != len(meta["names"]):
+        raise TraceError(
+            f"{where}: {len(meta['names'])} names for {arrays['sizes'].shape[0]} object sizes"
+        )
     ct = ColumnarTrace(
         names=list(meta["names"]),
         sizes=np.asarray(arrays["sizes"], np.int64),

@@ -273,21 +273,15 @@ def tune(
         path = Path(workload)
         if not path.is_file():
             fail(f"trace file {workload} does not exist")
-        try:
-            if path.suffix == ".npz":  # a columnar trace (docs/trace-format.md)
-                from emulator.replay.columnar import load_columnar
+        from emulator.replay.reader import TraceError, read_trace_file
 
-                opts.trace = load_columnar(path)
-            else:
-                from emulator.replay.loading import load_replay_trace
-
-                # what replay accepts: a trace or a fault case (its injected errors not swept)
-                loaded = load_replay_trace(str(path))
-                opts.trace = {k: v for k, v in loaded.items() if k != "faults"}
-        except Exception as exc:  # noqa: BLE001 - any parse/validation error → one line
-            fail(
-                f"{workload} is not a valid trace: {str(exc).splitlines()[0] if str(exc) else exc!r}"
-            )
+        try:  # the one trace reader: JSON or columnar .npz, every column and limit checked
+            loaded = read_trace_file(path)
+        except TraceError as exc:
+            fail(f"{workload} is not a valid trace: {exc}")
+        if isinstance(loaded, dict):  # a fault case's injected errors are not swept
+            loaded.pop("faults", None)
+        opts.trace = loaded
         opts.trace_name = path.name
         if param:
             fail("--param applies to named workloads, not to a TRACE.json")
