@@ -28,6 +28,8 @@ from typing import Any
 
 from benchmarks.record import PROGRAM_RECORDING_ENV
 from benchmarks.record.ledger import LedgerTrace, ledger_to_trace
+from benchmarks.record.sharing import trace_comment
+from benchmarks.record.writer import write_ledger
 
 __all__ = ["ProgramRecording", "record_program", "recording_env", "seed_objects"]
 
@@ -68,12 +70,15 @@ def record_program(
     extra_env: dict[str, str] | None = None,
     min_sleep_s: float = 0.001,
     emulator: Any = None,
+    keep_command: bool = False,
 ) -> ProgramRecording:
-    """Run ``cmd`` against a fresh fake GCS (or ``emulator``) and convert what it sent."""
+    """Run ``cmd`` against a fresh fake GCS (or ``emulator``) and convert what it sent; the
+    run's ledger records go to ``ledger_path`` (atomically) when it ends; the comment names
+    the program's base name only unless ``keep_command``."""
     from emulator.fakegcs.session import GcsEmulator
 
     own = emulator is None
-    emu = GcsEmulator(backend, ledger_path=ledger_path) if own else emulator
+    emu = GcsEmulator(backend) if own else emulator
     try:
         objects = seed_objects(emu, data_dir)
         env = recording_env(emu, extra_env)
@@ -87,8 +92,10 @@ def record_program(
             records,
             objects,
             min_sleep_s=min_sleep_s,
-            comment=f"recorded by gcs-hook record: {' '.join(cmd)[:200]}",
+            comment=trace_comment("recorded by gcs-hook record", cmd, keep_command=keep_command),
         )
+        if ledger_path is not None:
+            write_ledger(ledger_path, records)
         return ProgramRecording(result, proc.returncode, seconds, len(records))
     finally:
         if own:

@@ -38,6 +38,7 @@ class Limits:
     max_requests: int | None
     redact_names: bool
     curl_per_run_ca: bool = False
+    keep_command: bool = False
 
 
 @contextlib.contextmanager
@@ -85,6 +86,8 @@ def check_upstream(
     given = [flag for flag, value in (fake_options or {}).items() if value is not None]
     if given:
         fail(f"{given[0]} sets up the fake GCS; with --upstream the objects are the upstream's")
+    if upstream_ca is not None and Path(upstream_ca).is_dir():
+        fail(f"--upstream-ca {upstream_ca} is a directory; give a PEM file of CA certificates")
     if upstream_ca is not None and not Path(upstream_ca).is_file():
         fail(f"--upstream-ca {upstream_ca}: no such file")
     from emulator.fakegcs.tunnel import ConnectPolicy
@@ -112,7 +115,7 @@ def run_upstream(
 
     config, connect_to = parsed
     console.print(
-        f"[bold]record[/bold] (pass-through to {config.describe()}): {' '.join(cmd)}\n"
+        f"[bold]record[/bold] (pass-through to {config.describe()}): {cmd[0]}\n"
         "every read is one GET while recording; your credentials go to the upstream untouched"
     )
     try:
@@ -121,7 +124,7 @@ def run_upstream(
                 cmd, upstream=config, connect_to=connect_to, ledger_path=ledger,
                 min_sleep_s=min_sleep_s, max_seconds=limits.max_seconds,
                 max_requests=limits.max_requests, redact_names=limits.redact_names,
-                curl_per_run_ca=limits.curl_per_run_ca,
+                curl_per_run_ca=limits.curl_per_run_ca, keep_command=limits.keep_command,
             )  # fmt: skip
     except FileNotFoundError as exc:
         fail(f"cannot run {cmd[0]}: {exc.strerror}")
@@ -162,13 +165,13 @@ def run_fake(
         from gcs_hook.cli.tune_cmd import _check_backend
 
         _check_backend(backend)
-    console.print(f"[bold]record[/bold]: {' '.join(cmd)} (every read is one GET while recording)")
+    console.print(f"[bold]record[/bold]: {cmd[0]} (every read is one GET while recording)")
     try:
         with stopped_cleanly(console):
             rec = record_fake_limited(
                 cmd, data_dir=data, backend=backend, ledger_path=ledger, min_sleep_s=min_sleep_s,
                 max_seconds=limits.max_seconds, max_requests=limits.max_requests,
-                redact_names=limits.redact_names,
+                redact_names=limits.redact_names, keep_command=limits.keep_command,
             )  # fmt: skip
     except FileNotFoundError as exc:
         fail(f"cannot run {cmd[0]}: {exc.strerror}")
