@@ -11,9 +11,10 @@ with
 - Object sizes at the start come from the upstream's answers (``Content-Range`` totals and
   metadata ``size``, kept in the ledger's ``extra``) before the object was first written;
   objects never answered for fall back to :func:`benchmarks.record.ledger.infer_start_sizes`.
-- :func:`run_limited` ends the program after ``max_seconds`` or once ``max_requests`` requests
-  went through the front (SIGTERM, then SIGKILL after a grace period); the trace then holds
-  the first ``max_requests`` requests.
+- :func:`run_limited` (:mod:`benchmarks.record.process`) ends the program's process group
+  after ``max_seconds`` or once ``max_requests`` requests went through the front (SIGTERM,
+  then SIGKILL after a grace period), and at its end in any case; the trace then holds the
+  first ``max_requests`` requests.
 - :func:`redact_trace` replaces bucket and object names by keyed hashes (a per-run random key
   that is never written), keeping which ops touch the same object; ``--ledger`` gets the same
   hashes (:func:`benchmarks.record.sharing.redact_records`).
@@ -32,19 +33,18 @@ import hashlib
 import hmac
 import os
 import secrets
-import signal
-import subprocess
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.record import PROGRAM_RECORDING_ENV
 from benchmarks.record.ledger import LedgerTrace, infer_start_sizes, ledger_to_trace
+from benchmarks.record.process import STOP_GRACE_S, run_limited
 from benchmarks.record.sharing import trace_comment
 from benchmarks.record.writer import write_ledger
 
 __all__ = [
+    "STOP_GRACE_S",
     "UpstreamRecording",
     "record_fake_limited",
     "record_upstream",
@@ -52,9 +52,6 @@ __all__ = [
     "run_limited",
     "start_sizes",
 ]
-
-#: Seconds between SIGTERM and SIGKILL when a limit stops the program.
-STOP_GRACE_S = 5.0
 
 
 @dataclass
@@ -66,49 +63,6 @@ class UpstreamRecording:
     stopped_by: str | None  # "max-seconds", "max-requests" or None (the program exited)
     upstream_errors: int  # forwarded requests answered with an error (or unreachable)
     tunnels: int  # blind CONNECT tunnels
-
-
-def run_limited(
-    cmd: Sequence[str],
-    env: dict[str, str],
-    count: Callable[[], int],
-    *,
-    max_seconds: float | None = None,
-    max_requests: int | None = None,
-    poll_s: float = 0.05,
-) -> tuple[int, float, str | None]:
-    """Run ``cmd``; stop it at a limit. Returns (exit code, seconds, what stopped it or None).
-
-    ``count()`` is the number of requests so far. FileNotFoundError if ``cmd[0]`` is missing.
-    """
-    t0 = time.monotonic()
-    proc = subprocess.Popen(list(cmd), env=env)
-    stopped_by: str | None = None
-    try:
-        while proc.poll() is None:
-            if max_seconds is not None and time.monotonic() - t0 >= max_seconds:
-                stopped_by = "max-seconds"
-            elif max_requests is not None and count() >= max_requests:
-                stopped_by = "max-requests"
-            if stopped_by is not None:
-                _stop(proc)
-                break
-            time.sleep(poll_s)
-    except BaseException:
-        _stop(proc)
-        raise
-    return proc.wait(), time.monotonic() - t0, stopped_by
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _obj(rec: Any) -> str | None:
@@ -256,7 +210,9 @@ def record_fake_limited(
     name redaction of :func:`record_upstream`: same environment, same conversion."""
     from benchmarks.record.program import recording_env, seed_objects
     from emulator.fakegcs.session import GcsEmulator
+    from emulator.fakegcs.tempdirs import remove_dead_leftovers
 
+    remove_dead_leftovers()  # key material and backend dirs of records that were SIGKILLed
     with GcsEmulator(backend) as emu:
         objects = seed_objects(emu, data_dir)
         env = recording_env(emu)

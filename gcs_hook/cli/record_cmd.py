@@ -168,10 +168,11 @@ def record(
 
     console.print(f"[bold]record[/bold]: {cmd[0]} (every read is one GET while recording)")
     try:
-        rec = record_program(
-            cmd, data_dir=data, backend=backend, ledger_path=ledger,
-            min_sleep_s=min_sleep_ms / 1000, keep_command=keep_command,
-        )  # fmt: skip
+        with rup.stopped_cleanly(console):  # a stop signal: the program's group, then the fake
+            rec = record_program(
+                cmd, data_dir=data, backend=backend, ledger_path=ledger,
+                min_sleep_s=min_sleep_ms / 1000, keep_command=keep_command,
+            )  # fmt: skip
     except FileNotFoundError as exc:
         fail(f"cannot run {cmd[0]}: {exc.strerror}")
     except PermissionError as exc:

@@ -1,0 +1,106 @@
+"""``--persist DIR`` confinement: no request reaches a file outside DIR through a symlink.
+
+fake-gcs-server's filesystem backend keeps object ``NAME`` of bucket ``B`` at
+``DIR/B/NAME`` (each ``/`` a directory) and the bucket's metadata at ``DIR/B.bucketMetadata``,
+and follows any symlink on the way. :func:`persist_problem` is asked, at the front, before a
+request is forwarded: every bucket and object name the request carries
+(:func:`emulator.fakegcs.names.request_names`, compose sources included, reads too) is walked
+component by component from DIR with ``lstat`` (never following a link); a symlink anywhere on
+the way, or inside a bucket being listed, refuses the request with a 400 whose message names no
+path. Names themselves go through :func:`emulator.fakegcs.names.persist_error` first (``..``,
+NUL, over-long segments), at the same place as every other name check.
+
+Invariants: pure reads of DIR (``lstat``, ``scandir``); a message never holds DIR or any
+absolute path. The check and the backend's write are not atomic: a link created inside DIR
+between the two by another local user is not caught (DIR is created 0700 for that reason).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from emulator.fakegcs.names import BadName, request_names
+
+__all__ = ["persist_problem"]
+
+LINK_REFUSED = (
+    "The name passes through a symbolic link in the persistent (filesystem) backend's "
+    "directory; links there are never followed."
+)
+#: Entries a listing's symlink scan looks at before giving up (refusing the listing).
+MAX_SCAN_ENTRIES = 100_000
+
+
+def _walk_has_link(root: str, parts: list[str]) -> bool:
+    """True if a component of ``root/parts...`` that exists is a symlink (``root`` itself is
+    the user's choice and may be one)."""
+    cur = root
+    for part in parts:
+        if not part:
+            continue
+        cur = os.path.join(cur, part)
+        try:
+            st = os.lstat(cur)
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return False  # unstorable names are refused by persist_error before this
+        if stat.S_ISLNK(st.st_mode):
+            return True
+        if not stat.S_ISDIR(st.st_mode):
+            return False
+    return False
+
+
+def _tree_has_link(top: str) -> bool:
+    """True if the directory tree at ``top`` (not following links) holds a symlink, or is too
+    large to scan."""
+    seen = 0
+    stack = [top]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError:
+            return True
+        for entry in entries:
+            seen += 1
+            if seen > MAX_SCAN_ENTRIES or entry.is_symlink():
+                return True
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+    return False
+
+
+def persist_problem(
+    persist_dir: str,
+    method: str,
+    path: str,
+    raw_query: str,
+    content_type: str,
+    body_head: bytes,
+) -> str | None:
+    """Why the request must not reach a filesystem backend rooted at ``persist_dir``, or
+    ``None``."""
+    try:
+        buckets, objects = request_names(
+            method, path, raw_query, content_type, body_head, all_buckets=True
+        )
+    except BadName as exc:
+        return str(exc)
+    buckets = list(dict.fromkeys(buckets))
+    for bucket in buckets:
+        if "/" in bucket or bucket in ("", ".", ".."):
+            return LINK_REFUSED
+        meta = os.path.join(persist_dir, f"{bucket}.bucketMetadata")
+        if os.path.islink(meta) or _walk_has_link(persist_dir, [bucket]):
+            return LINK_REFUSED
+        for obj in objects:
+            if _walk_has_link(persist_dir, [bucket, *obj.split("/")]):
+                return LINK_REFUSED
+    listing = method.upper() == "GET" and path.rstrip("/").endswith("/o") and not objects
+    if listing and any(_tree_has_link(os.path.join(persist_dir, b)) for b in buckets):
+        return LINK_REFUSED
+    return None
