@@ -32,9 +32,8 @@ def atomic_writer(path: str | os.PathLike, *, mode: int = 0o644, text: bool = Tr
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode, dir_fd=dfd)
         try:
-            with os.fdopen(
-                fd, "w" if text else "wb", **({"encoding": "utf-8"} if text else {})
-            ) as fh:
+            opts = {"encoding": "utf-8", "newline": ""} if text else {}
+            with os.fdopen(fd, "w" if text else "wb", **opts) as fh:
                 yield fh
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from emulator.atomic_files import atomic_writer
 from emulator.replay.limits import MAX_INFLATED_BYTES, TraceError
 
 __all__ = [
@@ -340,7 +341,7 @@ def save_columnar(ct: ColumnarTrace, path: str | os.PathLike) -> None:
         "stat_cache_max_age": ct.stat_cache_max_age,
     }
     meta_arr = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-    with open(path, "wb") as f:
+    with atomic_writer(path, text=False) as f:  # atomic, never through a symlink
         np.savez(f, meta=meta_arr, sizes=ct.sizes, seconds=ct.seconds, **ct.columns())
 
 

@@ -137,3 +137,23 @@ def test_binary_from_ledger_names_the_file(tmp_path) -> None:
     assert res.returncode == 2 and len(lines) == 1, res.stderr
     assert "bin.jsonl:1: not a ledger (not UTF-8" in lines[0]
     assert not (tmp_path / "t.json").exists()
+
+
+def test_tune_report_files_are_replaced_not_written_through_links(tmp_path) -> None:
+    from benchmarks.workloads import SequentialShards
+
+    trace = SequentialShards(shards=2, records_per_shard=10, record_size=10_000).synthesize()
+    (tmp_path / "job.json").write_text(json.dumps(trace))
+    out = tmp_path / "o"
+    out.mkdir()
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    for name in ("summary.json", "sweep.csv", "heatmap.png"):
+        (out / name).symlink_to(victim)
+    res = _cli("tune", "--workload", "job.json", "--quick", "--out", "o", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert victim.read_text() == "keep"
+    assert all(not (out / n).is_symlink() for n in ("summary.json", "sweep.csv", "heatmap.png"))
+    summary = (out / "summary.json").read_text()
+    assert json.loads(summary)["results"] and str(tmp_path) not in summary
+    assert not [p.name for p in out.iterdir() if ".tmp-" in p.name]
