@@ -125,21 +125,34 @@ def check_byte_counts(trace: Mapping[str, Any]) -> None:
             )
 
 
+#: Rows checked at a time: the checks' temporaries are a few times this many 8-byte values,
+#: whatever the trace's length (plus 4 bytes per handle for the open state).
+CHECK_CHUNK_ROWS = 1 << 20
+
+
 def check_columns(ct: col.ColumnarTrace) -> col.ColumnarTrace:
     """``ct`` if every column says something a JSON trace could say, else TraceError naming
-    the first bad row. Memory: a few temporaries of the rows' size (no per-op Python objects)."""
+    the first bad row. Memory: bounded by :data:`CHECK_CHUNK_ROWS` and the number of handles,
+    not by the trace's length (no per-op Python objects)."""
     _check_table(ct)
-    kind = np.asarray(ct.kind)
-    known = np.isin(kind, np.fromiter(KIND_RULES, np.uint8))
-    if not known.all():
-        i = int(np.argmin(known))
-        raise TraceError(f"ops[{i}]: unknown op kind {int(kind[i])} (known: {sorted(KIND_RULES)})")
-    for k, rules in KIND_RULES.items():
-        rows = np.flatnonzero(kind == k)
-        if rows.size:
-            for column, rule in rules.items():
-                _check_rule(ct, rows, column, rule, col.kind_name(k))
-    _check_open_before_use(ct)
+    n = len(ct)
+    handles = min(n, int(np.max(ct.handle)) + 1) if n else 0  # > n: refused by the rules
+    open_obj = np.full(max(handles, 1), -1, np.int32)  # per handle: its open's object, or -1
+    for start in range(0, n, CHECK_CHUNK_ROWS):
+        stop = min(n, start + CHECK_CHUNK_ROWS)
+        kind = np.asarray(ct.kind[start:stop])
+        known = np.isin(kind, np.fromiter(KIND_RULES, np.uint8))
+        if not known.all():
+            i = start + int(np.argmin(known))
+            raise TraceError(
+                f"ops[{i}]: unknown op kind {int(ct.kind[i])} (known: {sorted(KIND_RULES)})"
+            )
+        for k, rules in KIND_RULES.items():
+            rows = np.flatnonzero(kind == k) + start
+            if rows.size:
+                for column, rule in rules.items():
+                    _check_rule(ct, rows, column, rule, col.kind_name(k))
+        _check_open_before_use(ct, start, stop, open_obj)
     return ct
 
 
@@ -167,7 +180,7 @@ def _check_rule(ct: col.ColumnarTrace, rows: np.ndarray, column: str, rule: str,
         return
     values = np.asarray(getattr(ct, column))[rows]
     low, high = {
-        "handle": (0, len(ct) - 1),
+        "handle": (0, min(len(ct), int(np.max(ct.handle)) + 1) - 1),
         "obj": (0, len(ct.names) - 1),
         "offset": (0, MAX_OBJECT_BYTES),
         "length": (0, MAX_READ_BYTES),
@@ -182,34 +195,41 @@ def _check_rule(ct: col.ColumnarTrace, rows: np.ndarray, column: str, rule: str,
         )
 
 
-def _check_open_before_use(ct: col.ColumnarTrace) -> None:
-    """Each read and close follows an open of its handle (none closed between) on its object."""
-    kind = np.asarray(ct.kind)
+def _check_open_before_use(
+    ct: col.ColumnarTrace, start: int, stop: int, open_obj: np.ndarray
+) -> None:
+    """Rows ``start:stop``: each read and close follows an open of its handle (none closed
+    between) on its object; ``open_obj`` carries each handle's state from chunk to chunk."""
+    kind = np.asarray(ct.kind[start:stop])
     rows = np.flatnonzero((kind == col.OPEN) | (kind == col.READ) | (kind == col.CLOSE))
     if not rows.size:
         return
-    handle = np.asarray(ct.handle)[rows]
+    handle = np.asarray(ct.handle[start:stop])[rows]
     order = np.argsort(handle, kind="stable")  # by handle, trace order within a handle
     rows, handle = rows[order], handle[order]
     k = kind[rows]
-    obj = np.asarray(ct.obj)[rows]
+    obj = np.asarray(ct.obj[start:stop])[rows]
     pos = np.arange(rows.size)
-    group_start = np.maximum.accumulate(
-        np.where(np.concatenate([[True], handle[1:] != handle[:-1]]), pos, 0)
-    )
+    first = np.concatenate([[True], handle[1:] != handle[:-1]])
+    group_start = np.maximum.accumulate(np.where(first, pos, 0))
     event = (k == col.OPEN) | (k == col.CLOSE)
-    last_event = np.maximum.accumulate(np.where(event, pos, -1))
-    before = np.concatenate([[-1], last_event[:-1]])  # the last open/close strictly before
+    before = np.concatenate([[-1], np.maximum.accumulate(np.where(event, pos, -1))[:-1]])
+    in_chunk = before >= group_start  # an open or close of this handle earlier in the chunk
     prev = np.maximum(before, 0)
-    use = ~(k == col.OPEN)
-    ok = (before >= group_start) & (k[prev] == col.OPEN) & (obj[prev] == obj)
-    bad = use & ~ok
+    state = np.where(in_chunk, np.where(k[prev] == col.OPEN, obj[prev], -1), open_obj[handle])
+    bad = (k != col.OPEN) & (state != obj)
     if bad.any():
-        i = int(rows[bad].min())
+        i = start + int(rows[bad].min())
         raise TraceError(
-            f"ops[{i}] ({col.kind_name(int(kind[i]))}): handle {int(ct.handle[i])} is not open "
-            "on this object"
+            f"ops[{i}] ({col.kind_name(int(ct.kind[i]))}): handle {int(ct.handle[i])} is not "
+            "open on this object"
         )
+    ends = np.flatnonzero(np.concatenate([handle[1:] != handle[:-1], [True]]))
+    for_end = np.maximum.accumulate(np.where(event, pos, -1))[ends]
+    has = for_end >= group_start[ends]
+    h_end = handle[ends][has]
+    e = for_end[has]
+    open_obj[h_end] = np.where(k[e] == col.OPEN, obj[e], -1)  # each handle's last event
 
 
 def _json_type(value: Any) -> str:
