@@ -12,6 +12,13 @@ DIR if given, else inferred from the reads). The third records a real job agains
 through a pass-through front; it and the limits (``--max-seconds``, ``--max-requests``) and
 ``--redact-names`` are in :mod:`gcs_hook.cli.record_upstream_cmd`. Bad arguments print one
 line and exit 2 before anything is started or written.
+
+What is written is made to be shared (:mod:`benchmarks.record.writer`,
+:mod:`benchmarks.record.sharing`): the trace and ``--ledger`` are replaced atomically, never
+through a symlink; the trace's comment names the program's base name only (``--keep-command``
+keeps its arguments, without environment assignments, secret-looking values or directories).
+SIGINT, SIGTERM or SIGHUP stop the program's whole process group and remove the fake's key
+material and directories in every mode (exit 128 + the signal number, no trace written).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@
 ``CURL_CA_BUNDLE`` only the per-run CA (a faster recording; curl commands in the job then
 cannot verify other hosts). Every option is checked
 before anything starts: a bad one is one line and exit 2. A stop signal while recording stops
-the program and removes the front's key material (exit 128 + the signal number).
+the program's process group and removes the front's key material (exit 128 + the signal
+number); :func:`stopped_cleanly` is used by every mode of ``record``.
 """
 
 from __future__ import annotations
