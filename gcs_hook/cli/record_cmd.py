@@ -173,7 +173,9 @@ def record(
     _check_backend(backend)  # a URL must answer; 'container' needs a Docker engine
     from benchmarks.record.program import record_program
 
-    console.print(f"[bold]record[/bold]: {cmd[0]} (every read is one GET while recording)")
+    console.print(
+        f"[bold]record[/bold]: {rup.program_label(cmd)} (every read is one GET while recording)"
+    )
     try:
         with rup.stopped_cleanly(console):  # a stop signal: the program's group, then the fake
             rec = record_program(

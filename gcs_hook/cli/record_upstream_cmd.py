@@ -116,7 +116,7 @@ def run_upstream(
 
     config, connect_to = parsed
     console.print(
-        f"[bold]record[/bold] (pass-through to {config.describe()}): {cmd[0]}\n"
+        f"[bold]record[/bold] (pass-through to {config.describe()}): {program_label(cmd)}\n"
         "every read is one GET while recording; your credentials go to the upstream untouched"
     )
     try:
@@ -166,7 +166,9 @@ def run_fake(
         from gcs_hook.cli.tune_cmd import _check_backend
 
         _check_backend(backend)
-    console.print(f"[bold]record[/bold]: {cmd[0]} (every read is one GET while recording)")
+    console.print(
+        f"[bold]record[/bold]: {program_label(cmd)} (every read is one GET while recording)"
+    )
     try:
         with stopped_cleanly(console):
             rec = record_fake_limited(
@@ -179,3 +181,10 @@ def run_fake(
     except ValueError as exc:
         fail(str(exc).splitlines()[0])
     return rec.result, rec
+
+
+def program_label(cmd: list[str]) -> str:
+    """The program's base name (what the trace's comment says; no assignment, no path)."""
+    from benchmarks.record.sharing import program_name
+
+    return program_name(cmd)
