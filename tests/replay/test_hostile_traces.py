@@ -168,12 +168,16 @@ def _assert_one_line_exit_2(res: subprocess.CompletedProcess, tmp_path: Path) ->
     assert "Traceback" not in res.stderr
 
 
-TUNE_CASES = [*sorted(NPZ_CASES), "bomb"]
+TUNE_CASES = [*sorted(NPZ_CASES), "bomb", *(f"json:{c}" for c in sorted(JSON_CASES))]
 
 
 @pytest.mark.parametrize("case", TUNE_CASES)
-def test_tune_refuses_hostile_npz_with_one_line(tmp_path, bomb, case) -> None:
-    path = bomb if case == "bomb" else _write_npz(tmp_path, case)
+def test_tune_refuses_hostile_traces_with_one_line(tmp_path, bomb, case) -> None:
+    if case.startswith("json:"):
+        path = tmp_path / "t.json"
+        path.write_text(json.dumps(JSON_CASES[case.removeprefix("json:")]))
+    else:
+        path = bomb if case == "bomb" else _write_npz(tmp_path, case)
     res = _cli("tune", "--workload", str(path), "--quick", "--out", str(tmp_path / "o"),
                cwd=tmp_path)  # fmt: skip
     _assert_one_line_exit_2(res, tmp_path)
