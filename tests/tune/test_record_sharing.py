@@ -72,6 +72,34 @@ def test_redact_names_covers_the_ledger_and_drops_query_values(tmp_path, data) -
     assert set(json.loads(trace)["objects"]) == ledger_objects  # the trace's hashes: the ledger's
 
 
+def test_pass_through_redaction_covers_the_ledger(tmp_path) -> None:
+    from _impersonator import Impersonator
+
+    (tmp_path / "imp").mkdir()
+    imp = Impersonator(tmp_path / "imp")
+    try:
+        bucket, _, name = OBJECT.partition("/")
+        imp.emu.backend.create_bucket(bucket)
+        imp.emu.backend.put_object(bucket, name, b"0123456789abcdef")
+        res = subprocess.run(
+            [*CLI, "record", *imp.record_args(), "--redact-names", "--out", "t.json", "--ledger",
+             "l.jsonl", "--", "env", "GOOGLE_AUTH_TOKEN_FOR_TESTING=secret123", sys.executable,
+             str(PROGRAM), OBJECT],
+            capture_output=True, text=True, cwd=tmp_path, timeout=120,
+            env={**os.environ, **imp.program_env(), "COLUMNS": "200"},
+        )  # fmt: skip
+    finally:
+        imp.close()
+    assert res.returncode == 0, res.stderr[-2000:]
+    trace, ledger = (tmp_path / "t.json").read_text(), (tmp_path / "l.jsonl").read_text()
+    media = [r for r in map(json.loads, ledger.splitlines()) if r["kind"] == "media"]
+    assert len(media) == 2, ledger
+    for text in (trace, ledger):
+        for secret in ("secret123", "sharebkt", "private", "home", "SECRETPAGE", "UP123"):
+            assert secret not in text, secret
+        assert str(tmp_path) not in text
+
+
 def test_symlinks_at_out_and_ledger_are_replaced_not_followed(tmp_path, data) -> None:
     victim_t, victim_l = tmp_path / "victim-t", tmp_path / "victim-l"
     victim_t.write_text("keep me")

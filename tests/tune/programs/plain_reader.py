@@ -1,6 +1,8 @@
 """A tiny GCS client for record tests: ranged media GETs over plain HTTP to the fake GCS
-(``STORAGE_EMULATOR_HOST``), once anonymous and once with ``GOOGLE_AUTH_TOKEN_FOR_TESTING``,
-with query values a shared ledger must not keep. ``sleep`` as argv[2]: then wait (signals)."""
+(``STORAGE_EMULATOR_HOST``; without it, to https://storage.googleapis.com through the
+``https_proxy`` that ``record --upstream`` sets), once anonymous and once with
+``GOOGLE_AUTH_TOKEN_FOR_TESTING``, with query values a shared ledger must not keep. ``sleep``
+as argv[2]: then wait (signals)."""
 
 import os
 import sys
@@ -8,7 +10,7 @@ import time
 import urllib.error
 import urllib.request
 
-base = os.environ["STORAGE_EMULATOR_HOST"].rstrip("/")
+base = os.environ.get("STORAGE_EMULATOR_HOST", "https://storage.googleapis.com").rstrip("/")
 bucket, obj = sys.argv[1].split("/", 1)
 quoted = urllib.request.quote(obj, safe="")
 url = f"{base}/storage/v1/b/{bucket}/o/{quoted}?alt=media&pageToken=SECRETPAGE&upload_id=UP123"
