@@ -92,8 +92,14 @@ def _json(tmp: Path, rounds: int) -> None:
     n = len(trace["ops"])
     parse = _median(lambda: json.loads(path.read_text()), rounds)
     full = _median(lambda: read_trace_file(path), rounds)
-    print(f"2. JSON trace, {n} ops: json.loads {parse:.3f} s; read_trace_file {full:.3f} s "
-          f"({(full - parse) / n * 1e6:.2f} µs/op for validation and limits)")  # fmt: skip
+    tracemalloc.start()
+    read_trace_file(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    size = path.stat().st_size
+    print(f"2. JSON trace, {n} ops ({size / 1e6:.1f} MB): json.loads {parse:.3f} s; read_trace_file "
+          f"{full:.3f} s ({(full - parse) / n * 1e6:.2f} µs/op for validation and limits); peak "
+          f"traced memory {peak / 1e6:.0f} MB = {peak / size:.1f}x the file")  # fmt: skip
 
 
 def _bomb(tmp: Path) -> None:

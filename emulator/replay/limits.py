@@ -22,9 +22,10 @@ class TraceError(ValueError):
     """A trace or result document is malformed; the message (one line) says where and why."""
 
 
-#: Largest trace file read (a JSON trace of 10^6 ops is ~70 MB; a columnar one of 10^8 ops is
-#: ~2.5 GB and is memory-mapped, not read).
-MAX_TRACE_FILE_BYTES = 1 << 30
+#: Largest JSON trace file read: parsing and validating hold 6-7 times the file's size at the
+#: peak (measured by ``python -m benchmarks.perf.harden``), so 256 MiB (~3.6 M ops) keeps a
+#: load under ~2 GB. Larger traces go columnar (``.npz``: memory-mapped, checked in chunks).
+MAX_TRACE_FILE_BYTES = 256 << 20
 #: Largest ``n`` of a read op the replay engines accept (both move real bytes; TF allocates
 #: ``n`` bytes for the read).
 MAX_READ_BYTES = 1 << 30

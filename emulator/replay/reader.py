@@ -60,7 +60,7 @@ def read_trace_file(path: str | os.PathLike) -> dict[str, Any] | col.ColumnarTra
     other a plain trace dict (a fault case's raw ``"faults"`` list kept for the caller)."""
     if os.fspath(path).endswith(".npz"):
         return check_columns(col.load_columnar(path))
-    return parse_document(trace_mod.read_json_file(path))
+    return _parse_owned(trace_mod.read_json_file(path))
 
 
 def parse_document(doc: Any) -> dict[str, Any]:
@@ -69,25 +69,37 @@ def parse_document(doc: Any) -> dict[str, Any]:
     checks them against the trace)."""
     if not isinstance(doc, Mapping):
         raise TraceError(f"a trace must be a JSON object, not {_json_type(doc)}")
-    doc = dict(doc)
+    return _parse_owned(doc, owned=False)
+
+
+def _parse_owned(doc: Any, *, owned: bool = True) -> dict[str, Any]:
+    """:func:`parse_document`; an ``owned`` document (nobody else holds it) is emptied once
+    validated, so the raw ops are freed before the result is built (the memory peak is the
+    larger of raw + validated and validated + result, not all three); another is copied."""
+    if not isinstance(doc, Mapping):
+        raise TraceError(f"a trace must be a JSON object, not {_json_type(doc)}")
+    doc = doc if owned and isinstance(doc, dict) else dict(doc)
     faults: Any = None
     if "trace" in doc:
         unknown = set(doc) - {"trace", "faults", "comment"}
         if unknown:
             raise TraceError(f"fault case: unknown keys {sorted(unknown)}")
         faults = doc.get("faults") or []
-        doc = doc["trace"]
-        if not isinstance(doc, Mapping):
-            raise TraceError(f"fault case: 'trace' must be a JSON object, not {_json_type(doc)}")
-        doc = dict(doc)
+        inner = doc.pop("trace")
+        if not isinstance(inner, Mapping):
+            raise TraceError(f"fault case: 'trace' must be a JSON object, not {_json_type(inner)}")
+        doc = inner if owned and isinstance(inner, dict) else dict(inner)
     if "faults" in doc:
         faults = doc.pop("faults")
     try:
-        trace = trace_mod.load_trace(doc).to_dict()
+        validated = trace_mod.load_trace(doc)
     except RecursionError:
         raise TraceError("trace: a value is nested too deeply") from None
     except TraceError as exc:
         raise TraceError(_one_line(str(exc))) from None
+    doc.clear()
+    trace = validated.to_dict()
+    del validated
     check_byte_counts(trace)
     if faults:
         trace["faults"] = faults

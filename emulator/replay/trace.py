@@ -326,18 +326,39 @@ def read_json_file(path: str | os.PathLike) -> Any:
     is not JSON, or is nested deeper than the parser's recursion limit."""
     try:
         with open(path, "rb") as fh:
-            data = fh.read(MAX_TRACE_FILE_BYTES + 1)
+            size = os.fstat(fh.fileno()).st_size  # a regular file too large: refused unread
+            data = (
+                b"" if size > MAX_TRACE_FILE_BYTES else _read_bounded(fh, MAX_TRACE_FILE_BYTES + 1)
+            )
     except OSError as e:
         raise TraceError(f"cannot read trace {os.path.basename(path)}: {e.strerror}") from None
-    if len(data) > MAX_TRACE_FILE_BYTES:
-        raise TraceError(f"trace file is larger than {MAX_TRACE_FILE_BYTES} bytes")
+    if size > MAX_TRACE_FILE_BYTES or len(data) > MAX_TRACE_FILE_BYTES:
+        raise TraceError(
+            f"trace file is larger than {MAX_TRACE_FILE_BYTES} bytes, the JSON limit (save a "
+            "large trace as a columnar .npz: docs/trace-format.md)"
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise TraceError(
             f"trace is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})"
         ) from None
+    del data  # the text alone while parsing
     return _parse_json(text)
+
+
+def _read_bounded(fh: Any, limit: int) -> bytes:
+    """At most ``limit`` bytes of ``fh``, in 1 MiB reads (``read(limit)`` would allocate
+    ``limit`` bytes up front, whatever the file's size)."""
+    parts: list[bytes] = []
+    left = limit
+    while left > 0:
+        chunk = fh.read(min(left, 1 << 20))
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
 
 
 def _parse_json(text: str) -> Any:

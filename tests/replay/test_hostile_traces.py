@@ -143,6 +143,18 @@ def test_reader_refuses_hostile_json(tmp_path, case) -> None:
     assert "\n" not in str(info.value)
 
 
+def test_json_beyond_the_limit_is_refused_unread(tmp_path) -> None:
+    from emulator.replay.limits import MAX_TRACE_FILE_BYTES
+
+    path = tmp_path / "huge.json"
+    with open(path, "wb") as fh:  # sparse: no disk, no memory
+        fh.truncate(MAX_TRACE_FILE_BYTES + 1)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(TraceError, match="the JSON limit"):
+        read_trace_file(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 64 * 1024
+
+
 def test_deflate_bomb_is_refused_before_inflating(bomb) -> None:
     path = bomb
     assert path.stat().st_size < 8 << 20
