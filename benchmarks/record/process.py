@@ -3,8 +3,9 @@
 :func:`run_limited` starts ``cmd`` with ``start_new_session=True`` (its process group id is
 its pid; the terminal's Ctrl-C reaches ``record``, which stops the group), waits for it or
 stops it at a limit, and then ends every process left in the group: the program's background
-children never outlive ``record``. Stopping is SIGTERM to the group, then SIGKILL to the group
-after :data:`STOP_GRACE_S`.
+children never outlive ``record``. Stopping is SIGTERM to the group (or the signal that stopped
+``record``: Ctrl-C reaches the program as SIGINT), then SIGKILL to the group after
+:data:`STOP_GRACE_S`.
 
 Invariants: when :func:`run_limited` returns or raises (a stop signal in the main thread
 included), no process of the program's group is left running; a child that moved itself to
@@ -51,8 +52,10 @@ def run_limited(
             if stopped_by is not None:
                 break
             time.sleep(poll_s)
-    finally:
-        end_group(proc)  # a limit, a stop signal, or the program's leftover children
+    except BaseException as exc:  # a stop signal (StopRequested carries its number) or worse
+        end_group(proc, first=getattr(exc, "signum", signal.SIGTERM))
+        raise
+    end_group(proc)  # a limit, or the program's leftover children
     return proc.wait(), time.monotonic() - t0, stopped_by
 
 
@@ -66,13 +69,16 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def end_group(proc: subprocess.Popen, grace_s: float = STOP_GRACE_S) -> None:
-    """SIGTERM the process group of ``proc`` (its pid), SIGKILL it after ``grace_s``; reaps
-    ``proc``. Returns once the group is empty or ``proc`` is reaped and the group was killed."""
+def end_group(
+    proc: subprocess.Popen, grace_s: float = STOP_GRACE_S, *, first: int = signal.SIGTERM
+) -> None:
+    """Send ``first`` (SIGTERM; the signal ``record`` got, when one stopped it) to the process
+    group of ``proc`` (its pid), SIGKILL it after ``grace_s``; reaps ``proc``. Returns once the
+    group is empty, or ``proc`` is reaped and the group was killed."""
     pgid = proc.pid
     if proc.poll() is None or _group_alive(pgid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGTERM)
+            os.killpg(pgid, first)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
         proc.poll()

@@ -126,3 +126,29 @@ def test_next_record_removes_what_a_sigkilled_one_left(tmp_path) -> None:
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
     assert not any(os.path.exists(d) for d in dirs)
+
+
+def test_the_program_gets_the_signal_record_got(tmp_path) -> None:
+    seen = tmp_path / "seen"
+    code = (
+        "import signal, sys, time\n"
+        "def on(sig, _):\n"
+        f"    open({str(seen)!r}, 'w').write(signal.Signals(sig).name)\n"
+        "    sys.exit(0)\n"
+        "for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):\n"
+        "    signal.signal(s, on)\n"
+        f"open({str(tmp_path / 'ready')!r}, 'w').close()\n"
+        "time.sleep(120)\n"
+    )
+    proc = subprocess.Popen([*CLI, "record", "--out", str(tmp_path / "t.json"), "--",
+                             sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "ready").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 128 + signal.SIGINT
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert seen.read_text() == "SIGINT"
