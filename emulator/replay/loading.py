@@ -1,10 +1,11 @@
 """Trace loading and validation for the replay engines: what both engines agree on before a run.
 
-:func:`load_replay_trace` returns a trace as the plain dict both engines walk, validated by
-:mod:`emulator.replay.trace` (docs/trace-format.md) and extended with an optional list of faults
-to inject (a *fault case*). Not to be confused with :func:`emulator.replay.trace.load_trace`,
-which returns a :class:`~emulator.replay.trace.Trace` object and raises ``TraceError``; this one
-raises :class:`ReplayError`, the error every replay entry point uses.
+:func:`load_replay_trace` returns a trace as the plain dict both engines walk, read and
+validated by the one trace reader, :mod:`emulator.replay.reader` (JSON or columnar ``.npz``,
+the limits of :mod:`emulator.replay.limits`; docs/trace-format.md), and extended with an
+optional list of faults to inject (a *fault case*). The reader raises ``TraceError``; this
+raises :class:`ReplayError` with the same one-line message, the error every replay entry point
+uses.
 
 Also here: the defaults and time origin both engines share, and small helpers on trace dicts
 (bucket names, renaming, the public result form).
