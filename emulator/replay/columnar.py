@@ -34,14 +34,14 @@ Invariants: ``to_dict(from_dict(t)) == t`` up to handle names (``h<id>``) and ke
 read/close names a handle opened before it; every column has the same length.
 
 Length: just over 400 lines; the column layout, its conversions to and from JSON traces and
-the ``.npz`` file are one format and are kept in one place.
+the ``.npz`` file are one format and are kept in one place (the checked reading of the file's
+zip members is :mod:`emulator.replay.npz_members`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,7 +49,8 @@ from typing import Any
 import numpy as np
 
 from emulator.atomic_files import atomic_writer
-from emulator.replay.limits import MAX_INFLATED_BYTES, TraceError
+from emulator.replay.limits import TraceError
+from emulator.replay.npz_members import read_members
 
 __all__ = [
     "CLOSE",
@@ -349,90 +350,6 @@ def save_columnar(ct: ColumnarTrace, path: str | os.PathLike) -> None:
 MEMBER_DTYPES = {"meta": np.uint8, "sizes": np.int64, "seconds": np.float64, **_DTYPES}
 
 
-def _npy_header(fh: Any, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
-    """The shape, order and dtype an ``.npy`` stream declares (read from its header only)."""
-    try:
-        version = np.lib.format.read_magic(fh)
-        if version == (1, 0):
-            return np.lib.format.read_array_header_1_0(fh)
-        return np.lib.format.read_array_header_2_0(fh)
-    except (ValueError, OSError, EOFError, SyntaxError) as exc:
-        raise TraceError(f"{where}: not an .npy array ({_first_line(exc)})") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
-
-
-def _checked_member(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str
-) -> tuple[tuple[int, ...], bool, np.dtype]:
-    """The declared header of one member, refused unless it is a known 1-D column of its
-    dtype whose declared bytes fit in the member's declared uncompressed size."""
-    name = info.filename.removesuffix(".npy")
-    if name not in MEMBER_DTYPES:
-        raise TraceError(f"{where}: not a columnar trace (unknown member {info.filename[:80]!r})")
-    with zf.open(info) as fh:
-        shape, fortran, dtype = _npy_header(fh, f"{where}: member {name}")
-        header_len = fh.tell()
-    if dtype != np.dtype(MEMBER_DTYPES[name]):
-        raise TraceError(f"{where}: column {name} is {dtype}, expected {MEMBER_DTYPES[name]}")
-    if len(shape) != 1:
-        raise TraceError(f"{where}: column {name} is not one-dimensional")
-    if shape[0] * dtype.itemsize > info.file_size - header_len:
-        raise TraceError(f"{where}: column {name} declares more rows than the file holds")
-    return shape, fortran, dtype
-
-
-def _member_arrays(path: str | os.PathLike, mmap: bool) -> dict[str, np.ndarray]:
-    """Every member, checked before it is read: names and dtypes from :data:`MEMBER_DTYPES`,
-    declared shapes within the members' declared sizes, and the compressed members' declared
-    sizes within :data:`~emulator.replay.limits.MAX_INFLATED_BYTES` (zipfile never inflates
-    past a member's declared size), so a deflate bomb is refused before anything inflates."""
-    where = os.path.basename(path)
-    out: dict[str, np.ndarray] = {}
-    try:
-        zf_cm = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise TraceError(f"{where}: not a columnar trace ({_first_line(exc)})") from None
-    with zf_cm as zf, open(path, "rb") as f:
-        infos = zf.infolist()
-        if len(infos) > len(MEMBER_DTYPES) or len({i.filename for i in infos}) != len(infos):
-            raise TraceError(f"{where}: unexpected zip members")
-        inflated = sum(i.file_size for i in infos if i.compress_type != zipfile.ZIP_STORED)
-        if inflated > MAX_INFLATED_BYTES:
-            raise TraceError(
-                f"{where}: compressed members would inflate to {inflated} bytes, more than "
-                f"the {MAX_INFLATED_BYTES} a load may hold (save it uncompressed)"
-            )
-        for info in infos:
-            name = info.filename.removesuffix(".npy")
-            shape, fortran, dtype = _checked_member(zf, info, where)
-            if not mmap or info.compress_type != zipfile.ZIP_STORED:
-                try:
-                    out[name] = np.load(zf.open(info), allow_pickle=False)
-                except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-                    raise TraceError(f"{where}: member {name}: {_first_line(exc)}") from None
-                continue
-            f.seek(info.header_offset)
-            local = f.read(30)
-            if local[:4] != b"PK\x03\x04":
-                raise TraceError(f"{where}: bad zip member header for {name}")
-            name_len = int.from_bytes(local[26:28], "little")
-            extra_len = int.from_bytes(local[28:30], "little")
-            f.seek(info.header_offset + 30 + name_len + extra_len)
-            _npy_header(f, f"{where}: member {name}")
-            start = f.tell()
-            if shape[0] == 0:
-                out[name] = np.zeros(shape, dtype)
-            elif start + shape[0] * dtype.itemsize > os.fstat(f.fileno()).st_size:
-                raise TraceError(f"{where}: column {name} runs past the end of the file")
-            else:
-                out[name] = np.memmap(path, dtype, "r", start, shape, "F" if fortran else "C")
-    return out
-
-
 def _meta(arrays: Mapping[str, np.ndarray], where: str) -> dict[str, Any]:
     try:
         meta = json.loads(bytes(np.asarray(arrays["meta"])).decode("utf-8"))
@@ -457,7 +374,7 @@ def load_columnar(path: str | os.PathLike, *, mmap: bool = True) -> ColumnarTrac
     Checks the file's structure only (members, dtypes, lengths; ``TraceError``, one line);
     :func:`emulator.replay.reader.check_columns` checks what the columns say."""
     where = os.path.basename(path)
-    arrays = _member_arrays(path, mmap)
+    arrays = read_members(path, MEMBER_DTYPES, mmap=mmap)
     missing = {"meta", "sizes", "seconds", *COLUMNS} - set(arrays)
     if missing:
         raise TraceError(f"{where}: not a columnar trace (missing {', '.join(sorted(missing))})")
