@@ -4,11 +4,13 @@ fake-gcs-server's filesystem backend keeps object ``NAME`` of bucket ``B`` at
 ``DIR/B/NAME`` (each ``/`` a directory) and the bucket's metadata at ``DIR/B.bucketMetadata``,
 and follows any symlink on the way. :func:`persist_problem` is asked, at the front, before a
 request is forwarded: every bucket and object name the request carries
-(:func:`emulator.fakegcs.names.request_names`, compose sources included, reads too) is walked
+(:func:`emulator.fakegcs.names.request_names`, compose sources included, reads too, and the
+XML API's ``/B/O`` as the front classified it) is walked
 component by component from DIR with ``lstat`` (never following a link); a symlink anywhere on
 the way, or inside a bucket being listed, refuses the request with a 400 whose message names no
-path. Names themselves go through :func:`emulator.fakegcs.names.persist_error` first (``..``,
-NUL, over-long segments), at the same place as every other name check.
+path. Names themselves go through :func:`emulator.fakegcs.names.name_error` and
+:func:`emulator.fakegcs.names.persist_error` first (``..``, NUL, over-long segments): the same
+check as every other name, here for the XML API's names too.
 
 Invariants: pure reads of DIR (``lstat``, ``scandir``); a message never holds DIR or any
 absolute path. The check and the backend's write are not atomic: a link created inside DIR
@@ -20,7 +22,7 @@ from __future__ import annotations
 import os
 import stat
 
-from emulator.fakegcs.names import BadName, request_names
+from emulator.fakegcs.names import BadName, name_error, persist_error, request_names
 
 __all__ = ["persist_problem"]
 
@@ -81,15 +83,24 @@ def persist_problem(
     raw_query: str,
     content_type: str,
     body_head: bytes,
+    target: tuple[str | None, str | None] = (None, None),
 ) -> str | None:
     """Why the request must not reach a filesystem backend rooted at ``persist_dir``, or
-    ``None``."""
+    ``None``. ``target``: the (bucket, object) the front classified the request as — the only
+    names an XML-API request (``GET /B/O``) carries; they pass the same name checks."""
     try:
         buckets, objects = request_names(
             method, path, raw_query, content_type, body_head, all_buckets=True
         )
     except BadName as exc:
         return str(exc)
+    bucket, obj = target
+    buckets += [bucket] if bucket is not None else []
+    objects += [obj] if obj is not None else []
+    for name in objects:
+        problem = name_error(name) or persist_error(name)
+        if problem:
+            return problem
     buckets = list(dict.fromkeys(buckets))
     for bucket in buckets:
         if "/" in bucket or bucket in ("", ".", ".."):

@@ -91,6 +91,24 @@ def test_symlinked_bucket_dirs_and_subdirs_are_never_followed(stores) -> None:
         assert (_files(outside), (p1 / "bkt" / "secret.txt").read_bytes()) == before
 
 
+def test_xml_api_reads_are_confined_too(stores) -> None:
+    tmp, p1, p2 = stores
+    with GcsEmulator(persist=p2) as emu:
+        emu.backend.create_bucket("mine")
+        assert _upload(emu, "mine", "own.txt", b"mine")[0] == 200
+        (p2 / "linked").symlink_to(p1 / "bkt")
+        for path in ("/mine/..%2F..%2FP1%2Fbkt%2Fsecret.txt", "/mine/../../P1/bkt/secret.txt",
+                     "/linked/secret.txt", "/linked/", "/mine/%00x"):  # fmt: skip
+            conn = http.client.HTTPConnection("127.0.0.1", emu.front.port, timeout=30)
+            conn.request("GET", path, headers={"Host": "storage.googleapis.com"})
+            resp = conn.getresponse()
+            body = resp.read()
+            conn.close()
+            assert resp.status == 400 and b"P1 secret" not in body, (path, resp.status, body)
+            assert str(tmp).encode() not in body
+        assert _request(emu, "GET", "/mine/own.txt") == (200, b"mine")
+
+
 def test_unstorable_names_get_400_without_paths(tmp_path) -> None:
     with GcsEmulator(persist=tmp_path / "P") as emu:
         emu.backend.create_bucket("bkt")

@@ -135,7 +135,7 @@ class Exchange:
                 problem = persist_problem(
                     front.persist_dir, self.method, self.path, self.raw_query,
                     self.hmap.get("content-type", ""),
-                    self.body.head if self.body is not None else b"",
+                    self.body.head if self.body is not None else b"", (bucket, obj),
                 )  # fmt: skip
             if problem:
                 self._error_answer(400, problem, {"refused": "name"})
