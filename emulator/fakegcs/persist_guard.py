@@ -5,7 +5,7 @@ fake-gcs-server's filesystem backend keeps object ``NAME`` of bucket ``B`` at
 and follows any symlink on the way. :func:`persist_problem` is asked, at the front, before a
 request is forwarded: every bucket and object name the request carries
 (:func:`emulator.fakegcs.names.request_names`, compose sources included, reads too, and the
-XML API's ``/B/O`` as the front classified it) is walked
+XML API's ``/B/O`` as the front classified it, and each inner request of a batch) is walked
 component by component from DIR with ``lstat`` (never following a link); a symlink anywhere on
 the way, or inside a bucket being listed, refuses the request with a 400 whose message names no
 path. Names themselves go through :func:`emulator.fakegcs.names.name_error` and
@@ -20,9 +20,16 @@ between the two by another local user is not caught (DIR is created 0700 for tha
 from __future__ import annotations
 
 import os
+import re
 import stat
 
-from emulator.fakegcs.names import BadName, name_error, persist_error, request_names
+from emulator.fakegcs.names import (
+    METADATA_SCAN_BYTES,
+    BadName,
+    name_error,
+    persist_error,
+    request_names,
+)
 
 __all__ = ["persist_problem"]
 
@@ -76,6 +83,22 @@ def _tree_has_link(top: str) -> bool:
     return False
 
 
+_INNER_REQUEST = re.compile(r"^(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP/1\.[01]\r?$", re.M)
+
+
+def _batch_problem(persist_dir: str, body_head: bytes) -> str | None:
+    """A batch request's inner requests, each through :func:`persist_problem` (a body larger
+    than the scanned head could hide one: refused)."""
+    if len(body_head) >= METADATA_SCAN_BYTES:
+        return "The batch request is too large to check for the persistent backend."
+    for method, target in _INNER_REQUEST.findall(body_head.decode("latin-1")):
+        path, _, query = target.partition("?")
+        problem = persist_problem(persist_dir, method, path, query, "", b"")
+        if problem:
+            return problem
+    return None
+
+
 def persist_problem(
     persist_dir: str,
     method: str,
@@ -88,6 +111,8 @@ def persist_problem(
     """Why the request must not reach a filesystem backend rooted at ``persist_dir``, or
     ``None``. ``target``: the (bucket, object) the front classified the request as — the only
     names an XML-API request (``GET /B/O``) carries; they pass the same name checks."""
+    if path.startswith("/batch/"):
+        return _batch_problem(persist_dir, body_head)
     try:
         buckets, objects = request_names(
             method, path, raw_query, content_type, body_head, all_buckets=True

@@ -109,6 +109,30 @@ def test_xml_api_reads_are_confined_too(stores) -> None:
         assert _request(emu, "GET", "/mine/own.txt") == (200, b"mine")
 
 
+def test_batch_inner_requests_are_checked(stores) -> None:
+    tmp, p1, p2 = stores
+    with GcsEmulator(persist=p2) as emu:
+        emu.backend.create_bucket("mine")
+        assert _upload(emu, "mine", "own", b"x")[0] == 200
+        (p2 / "linked").symlink_to(p1 / "bkt")
+
+        def batch(*inner: str) -> tuple[int, bytes]:
+            parts = "".join(
+                f"--BB\r\nContent-Type: application/http\r\nContent-ID: {i}\r\n\r\n"
+                f"{line} HTTP/1.1\r\n\r\n"
+                for i, line in enumerate(inner)
+            )
+            return _request(emu, "POST", "/batch/storage/v1", f"{parts}--BB--\r\n".encode(),
+                            "multipart/mixed; boundary=BB")  # fmt: skip
+
+        for inner in ("DELETE /storage/v1/b/mine/o/..%2F..%2FP1%2Fbkt%2Fsecret.txt",
+                      "DELETE /storage/v1/b/linked/o/secret.txt"):  # fmt: skip
+            status, body = batch("DELETE /storage/v1/b/mine/o/own", inner)
+            assert status == 400 and str(tmp).encode() not in body, (inner, body)
+        assert (p1 / "bkt" / "secret.txt").read_bytes() == b"P1 secret"
+        assert batch("DELETE /storage/v1/b/mine/o/own")[0] == 200  # a checked batch is served
+
+
 def test_unstorable_names_get_400_without_paths(tmp_path) -> None:
     with GcsEmulator(persist=tmp_path / "P") as emu:
         emu.backend.create_bucket("bkt")
