@@ -96,6 +96,8 @@ def _start_emulator(
     _check_port_free(backend_port, "backend")
     if ledger is not None and not ledger.parent.is_dir():
         fail(f"--ledger {ledger}: directory {ledger.parent} does not exist")
+    if ledger is not None and ledger.is_symlink():
+        fail(f"--ledger {ledger} is a symbolic link; the ledger is never written through one")
     try:
         emu = GcsEmulator(
             backend, require_auth=require_auth, ledger_path=ledger, front_port=port,
@@ -107,7 +109,9 @@ def _start_emulator(
             typer.echo(tail, err=True)
         fail(first)
     except OSError as exc:
-        fail(str(exc))
+        if persist is not None and exc.filename is not None:
+            fail(f"--persist {persist}: cannot create the directory ({exc.strerror})")
+        fail(exc.strerror or str(exc))
     if data is not None:
         try:
             created = emu.backend.seed_from_dir(

@@ -263,15 +263,14 @@ class TuneArgs:
 
 def _load_trace(path: Path, shown: str) -> Any:
     """A TRACE.json (what replay accepts: a trace or a fault case, its injected errors not
-    swept) or a columnar TRACE.npz (docs/trace-format.md); a bad one is the one-line error."""
+    swept) or a columnar TRACE.npz (docs/trace-format.md), read by the one trace reader (every
+    column and limit checked); a bad one is the one-line error."""
+    from emulator.replay.reader import TraceError, read_trace_file
+
     try:
-        if path.suffix == ".npz":
-            from emulator.replay.columnar import load_columnar
-
-            return load_columnar(path)
-        from emulator.replay.loading import load_replay_trace
-
-        loaded = load_replay_trace(str(path))
-        return {k: v for k, v in loaded.items() if k != "faults"}
-    except Exception as exc:  # noqa: BLE001 - any parse/validation error → one line
-        fail(f"{shown} is not a valid trace: {str(exc).splitlines()[0] if str(exc) else exc!r}")
+        loaded = read_trace_file(path)
+    except TraceError as exc:
+        fail(f"{shown} is not a valid trace: {exc}")
+    if isinstance(loaded, dict):  # a fault case's injected errors are not swept
+        loaded.pop("faults", None)
+    return loaded
