@@ -19,17 +19,28 @@ only where the front forwards to changes.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import subprocess
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.record import PROGRAM_RECORDING_ENV
+from benchmarks.record.fsspec_log import FSSPEC_LOG_ENV, SHIM_DIR, read_fsspec_log
 from benchmarks.record.ledger import LedgerTrace, ledger_to_trace
 
-__all__ = ["ProgramRecording", "record_program", "recording_env", "seed_objects"]
+__all__ = [
+    "ProgramRecording",
+    "TreeRecording",
+    "record_program",
+    "recording_env",
+    "seed_objects",
+    "tree_recording",
+]
 
 
 @dataclass
@@ -76,20 +87,68 @@ def record_program(
     emu = GcsEmulator(backend, ledger_path=ledger_path) if own else emulator
     try:
         objects = seed_objects(emu, data_dir)
-        env = recording_env(emu, extra_env)
-        mark = emu.ledger.mark()
-        t0 = time.monotonic()
-        proc = subprocess.run(list(cmd), env=env, check=False)
-        seconds = time.monotonic() - t0
-        emu.ledger.wait_quiet(quiet_s=0.05, timeout=30.0)
-        records = emu.ledger.since(mark)
-        result = ledger_to_trace(
-            records,
-            objects,
-            min_sleep_s=min_sleep_s,
-            comment=f"recorded by gcs-hook record: {' '.join(cmd)[:200]}",
-        )
+        with tree_recording(emu) as tree:
+            env = recording_env(emu, {**tree.env, **(extra_env or {})})
+            mark = emu.ledger.mark()
+            t0 = time.monotonic()
+            proc = subprocess.run(list(cmd), env=env, check=False)
+            seconds = time.monotonic() - t0
+            emu.ledger.wait_quiet(quiet_s=0.05, timeout=30.0)
+            records = emu.ledger.since(mark)
+            result = tree.to_trace(
+                records,
+                objects,
+                min_sleep_s=min_sleep_s,
+                comment=f"recorded by gcs-hook record: {' '.join(cmd)[:200]}",
+            )
         return ProgramRecording(result, proc.returncode, seconds, len(records))
     finally:
         if own:
             emu.close()
+
+
+class TreeRecording:
+    """What a fake-mode recording adds to the program's run (see :func:`tree_recording`)."""
+
+    def __init__(self, emu: Any, log_dir: str) -> None:
+        from emulator.fakegcs.peers import MARKER_ENV, PeerAttribution
+
+        record_id = secrets.token_hex(8)
+        self.attribution = PeerAttribution(record_id)
+        self.log_dir = log_dir
+        path = os.environ.get("PYTHONPATH", "")
+        self.env = {
+            MARKER_ENV: record_id,
+            FSSPEC_LOG_ENV: log_dir,
+            "PYTHONPATH": SHIM_DIR + (os.pathsep + path if path else ""),
+        }
+
+    def to_trace(self, records: list[Any], objects: dict[str, int], **kw: Any) -> LedgerTrace:
+        """The trace: the tree's requests are the program's whatever token they carry, gcsfs
+        file reads come from the shim's log (tagged ``client: gcsfs``)."""
+        files = read_fsspec_log(self.log_dir)
+        result = ledger_to_trace(
+            records, objects, peers=self.attribution.peers(), file_events=files.events,
+            fsspec_pids=files.pids, **kw,
+        )  # fmt: skip
+        if files.files:
+            result.trace["clients"] = {
+                "gcsfs": {**files.versions, "files": files.files, "reads": files.reads}
+            }
+        result.files = files
+        return result
+
+
+@contextlib.contextmanager
+def tree_recording(emu: Any) -> Iterator[TreeRecording]:
+    """Attribute the front's connections to processes, and log fsspec file reads, while the
+    program runs: ``tree.env`` goes into its environment, ``tree.to_trace`` converts."""
+    with tempfile.TemporaryDirectory(prefix="gcs-hook-fsspec-") as log_dir:
+        os.chmod(log_dir, 0o700)
+        tree = TreeRecording(emu, log_dir)
+        emu.front.connection_observers.append(tree.attribution.observe)
+        try:
+            yield tree
+        finally:
+            with contextlib.suppress(ValueError):
+                emu.front.connection_observers.remove(tree.attribution.observe)

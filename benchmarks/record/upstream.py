@@ -239,17 +239,17 @@ def record_fake_limited(
 ) -> UpstreamRecording:
     """The fake mode (:func:`benchmarks.record.program.record_program`) with the limits and
     name redaction of :func:`record_upstream`: same environment, same conversion."""
-    from benchmarks.record.program import recording_env, seed_objects
+    from benchmarks.record.program import recording_env, seed_objects, tree_recording
     from emulator.fakegcs.session import GcsEmulator
 
-    with GcsEmulator(backend, ledger_path=ledger_path) as emu:
+    comment = _comment("recorded by gcs-hook record", cmd, redact_names)
+    with GcsEmulator(backend, ledger_path=ledger_path) as emu, tree_recording(emu) as tree:
         objects = seed_objects(emu, data_dir)
-        env = recording_env(emu)
+        env = recording_env(emu, tree.env)
         code, seconds, stopped_by, records = _run_and_collect(
             cmd, env, emu.ledger, max_seconds, max_requests
         )
-    comment = _comment("recorded by gcs-hook record", cmd, redact_names)
-    result = ledger_to_trace(records, objects, min_sleep_s=min_sleep_s, comment=comment)
+        result = tree.to_trace(records, objects, min_sleep_s=min_sleep_s, comment=comment)
     if redact_names:
         result.trace = redact_trace(result.trace)
     return UpstreamRecording(result, code, seconds, len(records), stopped_by, 0, 0)
