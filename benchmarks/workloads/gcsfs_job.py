@@ -137,5 +137,14 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps({step: STEPS[step](open_, rng) for step in steps}))
 
 
+#: The built-in gcsfs workloads (``tune --workload NAME``): name → the job's ``--mode``.
+WORKLOADS = {
+    "gcsfs-mixed": "mixed",
+    "gcsfs-parquet": "parquet",
+    "gcsfs-sequential": "sequential",
+    "gcsfs-random": "random",
+}
+
+
 if __name__ == "__main__":
     main()

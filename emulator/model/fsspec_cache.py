@@ -40,9 +40,12 @@ __all__ = [
     "CountingFetcher",
     "FileResult",
     "FsspecCacheConfig",
+    "TraceFilesResult",
     "fsspec_versions",
     "held_bytes",
     "replay_file",
+    "replay_trace_files",
+    "version_mismatch",
 ]
 
 #: Cache types whose requests do not depend on timing (everything but the threaded ones).
@@ -95,6 +98,11 @@ class CountingFetcher:
         self.size = size
         self.concurrency = _default_concurrency() if concurrency is None else concurrency
         self.requests: list[tuple[int, int, int]] = []
+        self.fetches: list[list[int]] = []  # body bytes of each fetch's concurrent GETs
+        #: fetches with a GET that starts at or past the end (the cache asked past EOF and
+        #: gcsfs split it): GCS answers 416; gcsfs raises (fake GCS) or returns b"" (real
+        #: GCS's "InvalidRange"): the read fails or comes back short
+        self.errors = 0
 
     def _get(self, a: int, b: int) -> int:
         body = max(0, min(b, self.size) - a) if a < self.size else 0
@@ -111,10 +119,11 @@ class CountingFetcher:
         if a >= b:
             return b""
         parts = _split(b - a, self.concurrency) if self.concurrency > 1 else [(0, b - a)]
-        got = 0
-        for off, n in parts:
-            got += self._get(a + off, a + off + n)
-        return bytes(got)
+        bodies = [self._get(a + off, a + off + n) for off, n in parts]
+        if any(a + off >= self.size for off, _ in parts):
+            self.errors += 1
+        self.fetches.append(bodies)
+        return bytes(sum(bodies))
 
 
 def held_bytes(cache: Any) -> int:
@@ -186,6 +195,59 @@ def replay_file(
             close()
     res.requests = fetcher.requests
     return res
+
+
+@dataclass
+class TraceFilesResult:
+    """What all gcsfs files of a trace sent under one configuration."""
+
+    requests: int = 0
+    bytes_fetched: int = 0
+    metadata_requests: int = 0
+    errors: int = 0  # see CountingFetcher.errors
+    fetches: list[list[int]] = field(default_factory=list)  # see CountingFetcher.fetches
+    peak_held: int = 0  # most bytes the open files' caches held at once
+    exact: bool = True
+
+
+def replay_trace_files(
+    ops: Iterable[Mapping[str, Any]], config: FsspecCacheConfig, concurrency: int | None = None
+) -> TraceFilesResult:
+    """Replay a trace's gcsfs ops (``open``/``read``/``close``, in trace order, as
+    :mod:`emulator.replay.client_ops` validated them) with every file opened under ``config``."""
+    out = TraceFilesResult(exact=config.cache_type in EXACT_CACHE_TYPES)
+    files: dict[str, tuple[Any, CountingFetcher]] = {}
+    held: dict[str, int] = {}
+
+    def drop(handle: str) -> None:
+        cache, fetcher = files.pop(handle)
+        held.pop(handle, None)
+        close = getattr(cache, "close", None)
+        if callable(close):
+            close()
+        out.requests += len(fetcher.requests)
+        out.bytes_fetched += sum(r[2] for r in fetcher.requests)
+        out.fetches.extend(fetcher.fetches)
+        out.errors += fetcher.errors
+
+    try:
+        for op in ops:
+            kind, handle = op["op"], op["handle"]
+            if kind == "open":
+                fetcher = CountingFetcher(int(op["size"]), concurrency)
+                files[handle] = (_make_cache(config, fetcher, int(op["size"])), fetcher)
+                out.metadata_requests += 1 if op.get("info", "request") == "request" else 0
+            elif kind == "read" and handle in files:
+                cache = files[handle][0]
+                cache._fetch(int(op["offset"]), int(op["offset"]) + int(op["n"]))
+                held[handle] = held_bytes(cache)
+                out.peak_held = max(out.peak_held, sum(held.values()))
+            elif kind == "close" and handle in files:
+                drop(handle)
+    finally:
+        for handle in list(files):
+            drop(handle)
+    return out
 
 
 def fsspec_versions() -> dict[str, str]:

@@ -250,6 +250,10 @@ def tune(
         float | None,
         typer.Option("--sample-rate", help="sampling rate R in (0, 1] [default: chosen by time]"),
     ] = None,
+    client: Annotated[
+        str,
+        typer.Option("--client", help="whose cache to tune: tf (BlockCacheParams) or gcsfs"),
+    ] = "tf",
 ) -> None:
     """Recommend BlockCacheParams for a training workload (sweep + measured runs, plots)."""
     from rich.console import Console
@@ -259,6 +263,20 @@ def tune(
 
     budget = option("--memory-budget", parse_size, memory_budget, minimum=MIN_MEMORY_BUDGET)
     _check_out_dir(out)
+    from gcs_hook.cli import tune_gcsfs_cmd
+
+    if client not in tune_gcsfs_cmd.CLIENTS:
+        fail(f"--client must be one of {', '.join(tune_gcsfs_cmd.CLIENTS)}, got {client!r}")
+    if client == "gcsfs" or (workload or "").startswith("gcsfs-"):
+        return tune_gcsfs_cmd.run(
+            workload=workload, budget=budget, out=out, quick=quick, configs=configs,
+            with_grid=with_grid, json_out=json_out, measure=not no_measure, backend=backend,
+            timing=_timing_from_flags(latency_ms, overhead_ms, bandwidth, bandwidth_mibps),
+            tf_only={"--param": bool(param), "--allow-stale": allow_stale,
+                     "--stat-cache-max-age": stat_cache_max_age is not None, "--exact": exact,
+                     "--sample-rate": sample_rate is not None, "--workers": workers is not None,
+                     "--scheduler": bool(scheduler)},
+        )  # fmt: skip
     opts = TuneOptions(memory_budget=budget, backend=backend, out_dir=out, quick=quick)
     if configs is not None:
         try:
