@@ -184,7 +184,9 @@ class Trace:
     client_ops: tuple[Any, ...] = ()
     clients: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, with_clients: bool = False) -> dict[str, Any]:
+        """The JSON form TF's engines walk: TF's ops only, unless ``with_clients`` (then the
+        other clients' ops are back at their places, and ``clients`` is kept)."""
         out: dict[str, Any] = {"config": self.config.as_dict() if self.config else None}
         if self.stat_cache_max_age is not None:
             out["stat_cache_max_age"] = self.stat_cache_max_age
@@ -196,11 +198,12 @@ class Trace:
                 if k != "op":
                     d[k] = v.as_dict() if isinstance(v, CacheConfig) else v
             ops.append(d)
-        for c in self.client_ops:  # back at their places (they kept their original indices)
-            ops.insert(c.index, dict(c.op))
+        if with_clients:
+            for c in self.client_ops:  # back at their places (they kept their indices)
+                ops.insert(c.index, dict(c.op))
+            if self.clients:
+                out["clients"] = dict(self.clients)
         out["ops"] = ops
-        if self.clients:
-            out["clients"] = dict(self.clients)
         return out
 
 
@@ -400,7 +403,7 @@ def load_trace(source: str | os.PathLike | dict | Trace) -> Trace:
 
 def dump_trace(trace: Trace) -> str:
     """JSON text of a trace (round-trips through :func:`load_trace`)."""
-    return json.dumps(trace.to_dict(), indent=1)
+    return json.dumps(trace.to_dict(with_clients=True), indent=1)
 
 
 def digest_chain(seed: str, size: int) -> bytes:

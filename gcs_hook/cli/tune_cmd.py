@@ -176,6 +176,28 @@ def _timing_from_flags(
         fail(f"bad timing: {exc}")
 
 
+def _tune_other_client(client: str, args: dict[str, Any]) -> None:
+    """``tune --client gcsfs`` (or a ``gcsfs-*`` workload): ``args`` are :func:`tune`'s
+    parameters; the pipeline and its checks are :mod:`gcs_hook.cli.tune_gcsfs_cmd`'s."""
+    from gcs_hook.cli import tune_gcsfs_cmd
+
+    if client not in tune_gcsfs_cmd.CLIENTS:
+        fail(f"--client must be one of {', '.join(tune_gcsfs_cmd.CLIENTS)}, got {client!r}")
+    a = args
+    tune_gcsfs_cmd.run(
+        workload=a["workload"], budget=a["budget"], out=a["out"], quick=a["quick"],
+        configs=a["configs"], with_grid=a["with_grid"], json_out=a["json_out"],
+        measure=not a["no_measure"], backend=a["backend"],
+        timing=_timing_from_flags(
+            a["latency_ms"], a["overhead_ms"], a["bandwidth"], a["bandwidth_mibps"]
+        ),
+        tf_only={"--param": bool(a["param"]), "--allow-stale": a["allow_stale"],
+                 "--stat-cache-max-age": a["stat_cache_max_age"] is not None,
+                 "--exact": a["exact"], "--sample-rate": a["sample_rate"] is not None,
+                 "--workers": a["workers"] is not None, "--scheduler": bool(a["scheduler"])},
+    )  # fmt: skip
+
+
 def tune(
     workload: Annotated[
         str | None,
@@ -263,20 +285,8 @@ def tune(
 
     budget = option("--memory-budget", parse_size, memory_budget, minimum=MIN_MEMORY_BUDGET)
     _check_out_dir(out)
-    from gcs_hook.cli import tune_gcsfs_cmd
-
-    if client not in tune_gcsfs_cmd.CLIENTS:
-        fail(f"--client must be one of {', '.join(tune_gcsfs_cmd.CLIENTS)}, got {client!r}")
-    if client == "gcsfs" or (workload or "").startswith("gcsfs-"):
-        return tune_gcsfs_cmd.run(
-            workload=workload, budget=budget, out=out, quick=quick, configs=configs,
-            with_grid=with_grid, json_out=json_out, measure=not no_measure, backend=backend,
-            timing=_timing_from_flags(latency_ms, overhead_ms, bandwidth, bandwidth_mibps),
-            tf_only={"--param": bool(param), "--allow-stale": allow_stale,
-                     "--stat-cache-max-age": stat_cache_max_age is not None, "--exact": exact,
-                     "--sample-rate": sample_rate is not None, "--workers": workers is not None,
-                     "--scheduler": bool(scheduler)},
-        )  # fmt: skip
+    if client != "tf" or (workload or "").startswith("gcsfs-"):
+        return _tune_other_client(client, dict(locals()))
     opts = TuneOptions(memory_budget=budget, backend=backend, out_dir=out, quick=quick)
     if configs is not None:
         try:
@@ -306,6 +316,10 @@ def tune(
             fail(
                 f"{workload} is not a valid trace: {str(exc).splitlines()[0] if str(exc) else exc!r}"
             )
+        if path.suffix == ".json":
+            from gcs_hook.cli.tune_gcsfs_cmd import check_tf_trace
+
+            check_tf_trace(str(path), opts.trace)
         opts.trace_name = path.name
         if param:
             fail("--param applies to named workloads, not to a TRACE.json")

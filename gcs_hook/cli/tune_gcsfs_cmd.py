@@ -20,7 +20,7 @@ import typer
 from gcs_hook.cli.errors import fail
 from gcs_hook.cli.values import parse_size
 
-__all__ = ["CLIENTS", "parse_gcsfs_configs", "run"]
+__all__ = ["CLIENTS", "check_tf_trace", "parse_gcsfs_configs", "run"]
 
 CLIENTS = ("tf", "gcsfs")
 
@@ -59,6 +59,28 @@ def parse_gcsfs_configs(text: str) -> list[Any]:
             options = (("maxblocks", int(value)),)
         out.append(FsspecCacheConfig(ct, block, options))
     return out
+
+
+def check_tf_trace(path: str, tf_trace: dict[str, Any]) -> None:
+    """For ``tune`` of TF's cache on a trace file: refuse a trace whose reads are all gcsfs's
+    (one line, exit 2), and say when it also holds gcsfs reads that TF's sweep leaves out."""
+    from emulator.replay.trace import TraceError, load_trace
+
+    try:
+        full = load_trace(path)
+    except TraceError:  # a fault case (trace + faults): TF's own format, no gcsfs ops
+        return
+    n = sum(1 for c in full.client_ops if c.op["op"] == "read")
+    if not n:
+        return
+    tf_reads = sum(1 for op in tf_trace.get("ops", []) if op.get("op") in ("read", "tail"))
+    if not tf_reads:
+        fail(f"{path} holds only gcsfs reads ({n}): tune them with --client gcsfs")
+    typer.echo(
+        f"gcs-hook: note: {path} also holds {n} gcsfs reads; TF's sweep leaves them out "
+        "(--client gcsfs tunes them)",
+        err=True,
+    )
 
 
 def run(

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -130,6 +131,27 @@ def test_tune_gcsfs_outputs(mixed_trace, tmp_path):
     assert summary["line"] == line and summary["recommended"]["config"]["cache_type"] in line
     assert (out / "gcsfs-sweep.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "sweep.csv").read_text().startswith("cache_type,block_size,")
+
+
+def test_tf_tune_refuses_a_gcsfs_only_trace(mixed_trace, tmp_path):
+    res = _cli("tune", "--workload", mixed_trace, "--configs", "1MiB/4MiB/0", "--out",
+               str(tmp_path / "o"), timeout=60)  # fmt: skip
+    assert (
+        res.returncode == 2
+        and "holds only gcsfs reads (80): tune them with --client gcsfs" in res.stderr
+    )
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_recorded_versions_are_checked(mixed_trace):
+    from emulator.model.fsspec_cache import fsspec_versions, version_mismatch
+
+    have = fsspec_versions()
+    recorded = json.loads(Path(mixed_trace).read_text())["clients"]["gcsfs"]
+    assert version_mismatch(recorded) == []
+    assert version_mismatch({**recorded, "fsspec": "2020.1.0"}) == [
+        f"fsspec 2020.1.0 recorded, {have['fsspec']} installed"
+    ]
 
 
 @pytest.mark.parametrize(

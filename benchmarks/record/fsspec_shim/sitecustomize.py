@@ -36,7 +36,6 @@ def _install(log_dir):
     import itertools
     import json
     import threading
-    import time
 
     lock = threading.Lock()
     state = {"pid": None, "fh": None}
@@ -81,58 +80,7 @@ def _install(log_dir):
         return "request"
 
     def patch(module):
-        cls = module.AbstractBufferedFile
-        orig_init, orig_read, orig_close = cls.__init__, cls.read, cls.close
-
-        def __init__(self, fs, path, mode="rb", *args, **kwargs):
-            tracked = mode == "rb" and is_gcsfs(fs)
-            if tracked:
-                size = kwargs.get("size", args[5] if len(args) > 5 else None)
-                source = size_source(fs, str(path), size)
-                t = time.monotonic()
-            orig_init(self, fs, path, mode, *args, **kwargs)
-            if tracked:
-                self._gcs_hook_id = next(ids)
-                given = kwargs.get("cache_options", args[3] if len(args) > 3 else None)
-                options = {
-                    str(k): v
-                    for k, v in (given if isinstance(given, dict) else {}).items()
-                    if isinstance(v, int | float | str | bool) or v is None
-                }
-                emit({
-                    "ev": "open", "id": self._gcs_hook_id, "t": t, "path": str(self.path),
-                    "size": int(self.size),
-                    "cache_type": getattr(getattr(self, "cache", None), "name", None),
-                    "block_size": int(self.blocksize), "info": source, "cache_options": options,
-                })  # fmt: skip
-
-        def read(self, length=-1):
-            fid = getattr(self, "_gcs_hook_id", None)
-            if fid is None or getattr(local, "depth", 0):
-                return orig_read(self, length)
-            loc = self.loc
-            n = -1 if length is None else int(length)
-            if n < 0:
-                n = self.size - loc
-            t = time.monotonic()
-            local.depth = 1
-            try:
-                out = orig_read(self, length)
-            finally:
-                local.depth = 0
-            if n > 0:
-                emit({"ev": "read", "id": fid, "t": t, "t_end": time.monotonic(),
-                      "offset": loc, "n": n, "got": len(out)})  # fmt: skip
-            return out
-
-        def close(self):
-            fid = getattr(self, "_gcs_hook_id", None)
-            was_closed = getattr(self, "closed", True)
-            orig_close(self)
-            if fid is not None and not was_closed:
-                emit({"ev": "close", "id": fid, "t": time.monotonic()})
-
-        cls.__init__, cls.read, cls.close = __init__, read, close
+        _patch(module, emit, is_gcsfs, size_source, ids, local)
 
     class Finder(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path, target=None):
@@ -152,6 +100,64 @@ def _install(log_dir):
             return spec
 
     sys.meta_path.insert(0, Finder())
+
+
+def _patch(module, emit, is_gcsfs, size_source, ids, local):
+    """Wrap AbstractBufferedFile's __init__, read and close (see the module docstring)."""
+    import time
+
+    cls = module.AbstractBufferedFile
+    orig_init, orig_read, orig_close = cls.__init__, cls.read, cls.close
+
+    def __init__(self, fs, path, mode="rb", *args, **kwargs):
+        tracked = mode == "rb" and is_gcsfs(fs)
+        if tracked:
+            size = kwargs.get("size", args[5] if len(args) > 5 else None)
+            source = size_source(fs, str(path), size)
+            t = time.monotonic()
+        orig_init(self, fs, path, mode, *args, **kwargs)
+        if tracked:
+            self._gcs_hook_id = next(ids)
+            given = kwargs.get("cache_options", args[3] if len(args) > 3 else None)
+            options = {
+                str(k): v
+                for k, v in (given if isinstance(given, dict) else {}).items()
+                if isinstance(v, int | float | str | bool) or v is None
+            }
+            emit({
+                "ev": "open", "id": self._gcs_hook_id, "t": t, "path": str(self.path),
+                "size": int(self.size),
+                "cache_type": getattr(getattr(self, "cache", None), "name", None),
+                "block_size": int(self.blocksize), "info": source, "cache_options": options,
+            })  # fmt: skip
+
+    def read(self, length=-1):
+        fid = getattr(self, "_gcs_hook_id", None)
+        if fid is None or getattr(local, "depth", 0):
+            return orig_read(self, length)
+        loc = self.loc
+        n = -1 if length is None else int(length)
+        if n < 0:
+            n = self.size - loc
+        t = time.monotonic()
+        local.depth = 1
+        try:
+            out = orig_read(self, length)
+        finally:
+            local.depth = 0
+        if n > 0:
+            emit({"ev": "read", "id": fid, "t": t, "t_end": time.monotonic(),
+                  "offset": loc, "n": n, "got": len(out)})  # fmt: skip
+        return out
+
+    def close(self):
+        fid = getattr(self, "_gcs_hook_id", None)
+        was_closed = getattr(self, "closed", True)
+        orig_close(self)
+        if fid is not None and not was_closed:
+            emit({"ev": "close", "id": fid, "t": time.monotonic()})
+
+    cls.__init__, cls.read, cls.close = __init__, read, close
 
 
 def _chain():
