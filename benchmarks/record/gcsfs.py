@@ -63,7 +63,7 @@ def record_gcsfs_workload(name: str, *, backend: str = "embedded") -> dict[str, 
         old = os.environ.get("PYTHONPATH")
         os.environ["PYTHONPATH"] = _project_env()["PYTHONPATH"]
         try:
-            rec = record_program(gcsfs_job_cmd(mode), emulator=emu)
+            rec = record_program(gcsfs_job_cmd(mode), emulator=emu, stdout=subprocess.DEVNULL)
         finally:
             if old is None:
                 os.environ.pop("PYTHONPATH", None)

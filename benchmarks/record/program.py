@@ -79,8 +79,10 @@ def record_program(
     extra_env: dict[str, str] | None = None,
     min_sleep_s: float = 0.001,
     emulator: Any = None,
+    stdout: Any = None,
 ) -> ProgramRecording:
-    """Run ``cmd`` against a fresh fake GCS (or ``emulator``) and convert what it sent."""
+    """Run ``cmd`` against a fresh fake GCS (or ``emulator``) and convert what it sent.
+    ``stdout``: the program's (default: ours; ``tune`` records built-ins with DEVNULL)."""
     from emulator.fakegcs.session import GcsEmulator
 
     own = emulator is None
@@ -91,7 +93,7 @@ def record_program(
             env = recording_env(emu, {**tree.env, **(extra_env or {})})
             mark = emu.ledger.mark()
             t0 = time.monotonic()
-            proc = subprocess.run(list(cmd), env=env, check=False)
+            proc = subprocess.run(list(cmd), env=env, check=False, stdout=stdout)
             seconds = time.monotonic() - t0
             emu.ledger.wait_quiet(quiet_s=0.05, timeout=30.0)
             records = emu.ledger.since(mark)

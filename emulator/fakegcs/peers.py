@@ -106,7 +106,8 @@ class PeerAttribution:
     def __init__(self, record_id: str) -> None:
         self.marker = f"{MARKER_ENV}={record_id}".encode()
         self._peers: dict[int, Peer] = {}
-        self._tree: list[int] = []  # pids seen in the tree, most recent first
+        self._recent: list[int] = []  # pids seen lately, most recent first (tried first)
+        self._member: dict[int, bool] = {}  # pid -> in the tree (read once per pid)
         self._lock = threading.Lock()
 
     def observe(self, conn_id: int, sock: socket.socket) -> None:
@@ -118,15 +119,20 @@ class PeerAttribution:
             if inode is None:
                 return
             with self._lock:
-                first = list(self._tree[:32])
+                first = list(self._recent)
             pid = socket_owner(inode, first)
             if pid is None:
                 return
-            peer = Peer(pid, pid in first or _has_marker(pid, self.marker))
             with self._lock:
-                self._peers[conn_id] = peer
-                if peer.in_tree and pid not in first:
-                    self._tree.insert(0, pid)
+                known = self._member.get(pid)
+            member = known if known is not None else _has_marker(pid, self.marker)
+            with self._lock:
+                self._member[pid] = member
+                self._peers[conn_id] = Peer(pid, member)
+                if pid in self._recent:
+                    self._recent.remove(pid)
+                self._recent.insert(0, pid)
+                del self._recent[32:]
         except Exception:  # noqa: BLE001 - attribution is best effort; the token rule remains
             return
 

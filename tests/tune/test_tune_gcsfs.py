@@ -171,3 +171,19 @@ def test_bad_gcsfs_options_are_one_line(args, needle, tmp_path):
     assert res.stderr.startswith("gcs-hook: error: ") and needle in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_builtin_gcsfs_workload_is_recorded_swept_and_measured(tmp_path):
+    out = tmp_path / "out"
+    res = _cli("tune", "--workload", "gcsfs-random", "--quick", "--json", "--out", str(out),
+               timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = json.loads(res.stdout)
+    assert sum(r["recommended"] for r in rows) == 1
+    measured = json.loads((out / "summary.json").read_text())["measurements"]
+    assert len(measured) >= 3
+    for m in measured:  # the real program with each configuration, through the front
+        assert (m["predicted_requests"], m["predicted_bytes"]) == (
+            m["real_requests"],
+            m["real_bytes"],
+        ), m
