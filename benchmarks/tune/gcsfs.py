@@ -44,6 +44,7 @@ __all__ = [
     "gcsfs_trace",
     "measure",
     "paste_line",
+    "recorded_configs",
     "report",
     "run_gcsfs_tune",
     "sweep",
@@ -96,11 +97,35 @@ def gcsfs_trace(opts: GcsfsTuneOptions, console: Any) -> tuple[Any, list[str]]:
 
 
 def sweep(opts: GcsfsTuneOptions, trace: Any) -> list[GcsfsRow]:
-    """Stage 2: every configuration (``--configs``, the grid, or both)."""
+    """Stage 2: every configuration (``--configs``, the grid, or both; without ``--configs``
+    also the ones the program ran with, so its own setting is a row of the table)."""
     configs = list(opts.configs or [])
     if opts.configs is None or opts.with_grid:
         configs += [c for c in default_grid(opts.quick) if c not in configs]
-    return sweep_gcsfs(gcsfs_ops(trace), configs, opts.timing)
+    ops = gcsfs_ops(trace)
+    if opts.configs is None:
+        configs += [c for c in recorded_configs(ops) if c not in configs]
+    return sweep_gcsfs(ops, configs, opts.timing)
+
+
+def recorded_configs(ops: list[dict[str, Any]]) -> list[FsspecCacheConfig]:
+    """The configurations the recorded program opened its gcsfs files with."""
+    out: list[FsspecCacheConfig] = []
+    for op in ops:
+        if op["op"] != "open":
+            continue
+        rec = op.get("recorded") or {}
+        ct, bs = rec.get("cache_type"), rec.get("block_size")
+        if not isinstance(ct, str) or not isinstance(bs, int) or bs <= 0:
+            continue
+        blocks = (rec.get("cache_options") or {}).get("maxblocks")
+        opts = (("maxblocks", blocks),) if isinstance(blocks, int) and blocks > 0 else ()
+        cfg = FsspecCacheConfig(ct, bs, opts)
+        if ct in ("blockcache", "background") and blocks == 32:
+            cfg = FsspecCacheConfig(ct, bs)  # 32 is the default: the same row as the grid's
+        if cfg not in out:
+            out.append(cfg)
+    return out
 
 
 def choose(rows: list[GcsfsRow], budget: int) -> tuple[GcsfsRow | None, str]:
