@@ -150,3 +150,28 @@ def test_tf_and_gcsfs_reads_in_one_program_are_tagged_by_client(data_dir, tmp_pa
     assert [c.op["op"] for c in loaded.client_ops] == ["open", "read", "close"]
     full = loaded.to_dict(with_clients=True)
     assert load_trace(full).to_dict(with_clients=True) == full
+
+
+def test_where_a_files_size_came_from_is_recorded(data_dir, tmp_path):
+    prog = (
+        "import gcsfs\n"
+        "fs = gcsfs.GCSFileSystem()\n"
+        "with fs.open('job/rec.bin', 'rb', cache_type='none') as f:\n"  # info asks GCS
+        "    f.read(10)\n"
+        "fs.ls('job')\n"
+        "with fs.open('job/seq.bin', 'rb', cache_type='none') as f:\n"  # from the listing
+        "    f.read(10)\n"
+        "with fs.open('job/foot.bin', 'rb', cache_type='none', size=1000) as f:\n"  # given
+        "    f.read(10)\n"
+    )
+    out = tmp_path / "t.json"
+    res = _cli("record", "--data", str(data_dir), "--out", str(out), "--",
+               sys.executable, "-c", prog, timeout=60)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    opens = [op for op in json.loads(out.read_text())["ops"] if op["op"] == "open"]
+    assert [(op["object"], op["info"]) for op in opens] == [
+        ("job/rec.bin", "request"),
+        ("job/seq.bin", "dircache"),
+        ("job/foot.bin", "given"),
+    ]
+    assert opens[2]["size"] == 1000

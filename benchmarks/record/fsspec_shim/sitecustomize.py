@@ -112,7 +112,7 @@ def _patch(module, emit, is_gcsfs, size_source, ids, local):
     def __init__(self, fs, path, mode="rb", *args, **kwargs):
         tracked = mode == "rb" and is_gcsfs(fs)
         if tracked:
-            size = kwargs.get("size", args[5] if len(args) > 5 else None)
+            size = kwargs.get("size", args[4] if len(args) > 4 else None)
             source = size_source(fs, str(path), size)
             t = time.monotonic()
         orig_init(self, fs, path, mode, *args, **kwargs)
