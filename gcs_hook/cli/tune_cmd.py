@@ -184,6 +184,8 @@ def _tune_other_client(client: str, args: dict[str, Any]) -> None:
     if client not in tune_gcsfs_cmd.CLIENTS:
         fail(f"--client must be one of {', '.join(tune_gcsfs_cmd.CLIENTS)}, got {client!r}")
     a = args
+    if not (a["workload"] or "").endswith(".json"):
+        _check_backend(a["backend"])  # a built-in gcsfs job is recorded on the fake
     tune_gcsfs_cmd.run(
         workload=a["workload"], budget=a["budget"], out=a["out"], quick=a["quick"],
         configs=a["configs"], with_grid=a["with_grid"], json_out=a["json_out"],

@@ -108,6 +108,12 @@ def run(
         fail("--with-grid goes with --configs (the grid is the default without it)")
     name = workload or "gcsfs-mixed"
     if name in WORKLOADS:
+        import importlib.util
+
+        if name == "gcsfs-parquet" and importlib.util.find_spec("pyarrow") is None:
+            fail(
+                "workload 'gcsfs-parquet' reads Parquet with pyarrow: pip install 'gcs-hook[parquet]'"
+            )
         opts.workload = name
     elif name.endswith(".json"):
         from emulator.replay.trace import TraceError, load_trace
@@ -121,7 +127,7 @@ def run(
     console = Console(stderr=json_out)
     try:
         outcome = run_gcsfs_tune(opts, console)
-    except ValueError as exc:
+    except (ValueError, RuntimeError) as exc:  # no gcsfs reads; a built-in job that failed
         fail(str(exc).splitlines()[0])
     console.print()
     if outcome.best is not None:
