@@ -206,6 +206,8 @@ class TraceFilesResult:
     metadata_requests: int = 0
     errors: int = 0  # see CountingFetcher.errors
     fetches: list[list[int]] = field(default_factory=list)  # see CountingFetcher.fetches
+    #: every media GET as (object, first byte, last byte inclusive), file by file
+    ranges: list[tuple[str, int, int]] = field(default_factory=list)
     peak_held: int = 0  # most bytes the open files' caches held at once
     exact: bool = True
 
@@ -218,9 +220,11 @@ def replay_trace_files(
     out = TraceFilesResult(exact=config.cache_type in EXACT_CACHE_TYPES)
     files: dict[str, tuple[Any, CountingFetcher]] = {}
     held: dict[str, int] = {}
+    names: dict[str, str] = {}
 
     def drop(handle: str) -> None:
         cache, fetcher = files.pop(handle)
+        out.ranges.extend((names[handle], a, b) for a, b, _ in fetcher.requests)
         held.pop(handle, None)
         close = getattr(cache, "close", None)
         if callable(close):
@@ -236,6 +240,7 @@ def replay_trace_files(
             if kind == "open":
                 fetcher = CountingFetcher(int(op["size"]), concurrency)
                 files[handle] = (_make_cache(config, fetcher, int(op["size"])), fetcher)
+                names[handle] = str(op["object"])
                 out.metadata_requests += 1 if op.get("info", "request") == "request" else 0
             elif kind == "read" and handle in files:
                 cache = files[handle][0]

@@ -67,8 +67,9 @@ def _predict(trace: str, configs: str, tmp_path) -> list[dict]:
     return json.loads(res.stdout)
 
 
-def _real(emu, mode: str, cache_type: str, block: int) -> tuple[int, int, int]:
-    """(media requests, bytes, exit code) of the real program with this configuration."""
+def _real(emu, mode: str, cache_type: str, block: int, ranges: list | None = None):
+    """(media requests, bytes, exit code) of the real program with this configuration;
+    ``ranges`` gets its GETs as (object, first, last)."""
     bucket = f"gj-{uuid.uuid4().hex[:12]}"
     emu.backend.create_bucket(bucket)
     for name, data in make_objects((mode,)).items():
@@ -80,6 +81,8 @@ def _real(emu, mode: str, cache_type: str, block: int) -> tuple[int, int, int]:
                           timeout=120)  # fmt: skip
     emu.ledger.wait_quiet(quiet_s=0.05, timeout=30)
     media = [r for r in emu.ledger.since(mark) if r.kind == "media" and r.bucket == bucket]
+    if ranges is not None:
+        ranges.extend((r.object, *r.range) for r in media)
     return len(media), sum(r.bytes_out for r in media), proc.returncode
 
 
@@ -103,6 +106,23 @@ def test_predicted_media_requests_and_bytes_equal_real_gcsfs(
     assert predicted == real
     # the configurations really differ (the check is not trivially equal)
     assert len({v for v in predicted.values()}) >= 5
+
+
+def test_request_for_request(mixed_trace, gcs_emulator):
+    """Every GET, not only the totals: the multiset of (object, range) per configuration
+    (the concurrent GETs of one fetch reach the front in any order)."""
+    from benchmarks.sweep.engine_fsspec import gcsfs_ops
+    from emulator.model.fsspec_cache import FsspecCacheConfig, replay_trace_files
+    from emulator.replay.trace import load_trace
+
+    ops = gcsfs_ops(load_trace(mixed_trace))
+    for cache_type in TYPES:
+        for block in BLOCKS:
+            model = replay_trace_files(ops, FsspecCacheConfig(cache_type, block))
+            real: list = []
+            _real(gcs_emulator, "mixed", cache_type, block, real)
+            predicted = [(obj.partition("/")[2], a, b) for obj, a, b in model.ranges]
+            assert sorted(predicted) == sorted(real), (cache_type, block)
 
 
 def test_a_failing_configuration_is_predicted_and_never_recommended(
