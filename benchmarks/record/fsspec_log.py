@@ -61,7 +61,7 @@ def _lines(log_dir: str) -> tuple[list[dict[str, Any]], int]:
                 except json.JSONDecodeError:
                     bad += 1
                     continue
-                if isinstance(d, dict) and isinstance(d.get("pid"), int):
+                if isinstance(d, dict) and isinstance(d.get("pid"), int) and "ev" in d:
                     out.append(d)
                 else:
                     bad += 1
@@ -82,10 +82,10 @@ def read_fsspec_log(log_dir: str | None) -> FileEvents:
     opens = sorted(
         (d for d in lines if d.get("ev") == "open"), key=lambda d: (d["t"], d["pid"], d["id"])
     )
-    handles: dict[tuple[int, int], str] = {}
+    handles: dict[str, str] = {}  # the shim's file id ("pid:n") -> handle
     last_t: dict[str, float] = {}
     for d in opens:
-        key = (d["pid"], d["id"])
+        key = str(d["id"])
         handles[key] = f"g{len(handles) + 1}"
         op = {
             "op": "open", "handle": handles[key], "object": d["path"], "client": "gcsfs",
@@ -101,7 +101,7 @@ def read_fsspec_log(log_dir: str | None) -> FileEvents:
     res.files = len(handles)
     closed: set[str] = set()
     for d in lines:
-        h = handles.get((d["pid"], d.get("id", -1)))
+        h = handles.get(str(d.get("id")))
         if h is None or h in closed:
             continue
         if d.get("ev") == "read" and int(d.get("n", 0)) > 0:

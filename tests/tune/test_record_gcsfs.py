@@ -175,3 +175,25 @@ def test_where_a_files_size_came_from_is_recorded(data_dir, tmp_path):
         ("job/foot.bin", "given"),
     ]
     assert opens[2]["size"] == 1000
+
+
+def test_files_opened_in_forked_workers_are_recorded(data_dir, tmp_path):
+    # a PyTorch DataLoader-style run: the workers (forked) open and read their own files
+    prog = (
+        "import multiprocessing as mp\n"
+        "def work(i):\n"
+        "    import gcsfs\n"
+        "    with gcsfs.GCSFileSystem().open('job/rec.bin', 'rb', cache_type='none') as f:\n"
+        "        f.seek(i * 65536); f.read(1000)\n"
+        "if __name__ == '__main__':\n"
+        "    for i in (1, 2):\n"
+        "        p = mp.get_context('fork').Process(target=work, args=(i,))\n"
+        "        p.start(); p.join(); assert p.exitcode == 0\n"
+    )
+    out = tmp_path / "t.json"
+    res = _cli("record", "--data", str(data_dir), "--out", str(out), "--",
+               sys.executable, "-c", prog, timeout=60)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    ops = json.loads(out.read_text())["ops"]
+    reads = [(op["handle"], op["offset"], op["n"]) for op in ops if op["op"] == "read"]
+    assert reads == [("g1", 65536, 1000), ("g2", 131072, 1000)]

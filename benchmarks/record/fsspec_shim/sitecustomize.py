@@ -19,7 +19,11 @@ so these events merge with the wire ledger of TensorFlow's requests in one trace
 Not seen: file-system calls that bypass file objects (``cat_file``/``cat_ranges``/``cat``,
 ``get``, ``pipe``/``put`` and other writes, ``open_files`` readers are seen since they open
 file objects), non-gcsfs filesystems, and C++ readers (pyarrow's own ``GcsFileSystem``).
-Reads from several threads are logged in the order they entered ``read``.
+Reads from several threads are logged in the order they entered ``read``. Each process logs
+the files it opens (a PyTorch ``DataLoader`` worker that opens its own files is recorded like
+the parent). A file opened before a fork and read successfully in the child (gcsfs 2026.10
+refuses: "not fork-safe") becomes the child's own file from that read on, logged as a new open
+whose cache starts empty.
 
 Invariants: never raises into the program (a failing log write is dropped); logs no bytes
 read, no credentials and no environment; chains to the ``sitecustomize`` it shadows.
@@ -117,19 +121,30 @@ def _patch(module, emit, is_gcsfs, size_source, ids, local):
             t = time.monotonic()
         orig_init(self, fs, path, mode, *args, **kwargs)
         if tracked:
-            self._gcs_hook_id = next(ids)
+            self._gcs_hook_id = f"{os.getpid()}:{next(ids)}"
             given = kwargs.get("cache_options", args[3] if len(args) > 3 else None)
             options = {
                 str(k): v
                 for k, v in (given if isinstance(given, dict) else {}).items()
                 if isinstance(v, int | float | str | bool) or v is None
             }
-            emit({
+            self._gcs_hook_open = {
                 "ev": "open", "id": self._gcs_hook_id, "t": t, "path": str(self.path),
                 "size": int(self.size),
                 "cache_type": getattr(getattr(self, "cache", None), "name", None),
                 "block_size": int(self.blocksize), "info": source, "cache_options": options,
-            })  # fmt: skip
+            }  # fmt: skip
+            emit(dict(self._gcs_hook_open))
+
+    def own(fid):
+        return fid.partition(":")[0] == str(os.getpid())
+
+    def adopt(self, t):
+        """A file opened before this process forked, read here for the first time: from now
+        on a file of its own (its cache is this process's copy), logged as opened at ``t``."""
+        fid = self._gcs_hook_id = f"{os.getpid()}:{next(ids)}"
+        emit({**self._gcs_hook_open, "id": fid, "t": t, "info": "given", "inherited": True})
+        return fid
 
     def read(self, length=-1):
         fid = getattr(self, "_gcs_hook_id", None)
@@ -146,6 +161,7 @@ def _patch(module, emit, is_gcsfs, size_source, ids, local):
         finally:
             local.depth = 0
         if n > 0:
+            fid = fid if own(fid) else adopt(self, t)  # only once a read there succeeded
             emit({"ev": "read", "id": fid, "t": t, "t_end": time.monotonic(),
                   "offset": loc, "n": n, "got": len(out)})  # fmt: skip
         return out
@@ -154,7 +170,7 @@ def _patch(module, emit, is_gcsfs, size_source, ids, local):
         fid = getattr(self, "_gcs_hook_id", None)
         was_closed = getattr(self, "closed", True)
         orig_close(self)
-        if fid is not None and not was_closed:
+        if fid is not None and not was_closed and own(fid):
             emit({"ev": "close", "id": fid, "t": time.monotonic()})
 
     cls.__init__, cls.read, cls.close = __init__, read, close
