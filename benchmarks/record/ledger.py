@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +65,7 @@ class LedgerTrace:
     handles: int = 0
     own_requests: int = 0
     other_writes: int = 0
+    files: Any = None  # benchmarks.record.fsspec_log.FileEvents of a fake-mode recording
 
 
 def load_ledger_jsonl(path: str | os.PathLike) -> list[Any]:
@@ -156,6 +157,23 @@ def _effect_time(rec: Any) -> float:
     return rec.t
 
 
+def _ownership(
+    recs: list[Any], own: str, peers: Mapping[int, Any] | None
+) -> tuple[Callable[[Any], bool], set[int]]:
+    """``mine(rec)`` and the pids of the program's readers (see :func:`ledger_to_trace`)."""
+
+    def mine(rec: Any) -> bool:
+        peer = peers.get(rec.conn_id) if peers else None
+        return peer.in_tree if peer is not None else rec.principal == own
+
+    readers = {
+        peers[r.conn_id].pid
+        for r in recs
+        if peers and r.conn_id in peers and r.kind in ("media", "metadata") and mine(r)
+    }
+    return mine, readers
+
+
 def ledger_to_trace(
     records: Iterable[Any],
     objects: Mapping[str, int] | None = None,
@@ -164,11 +182,24 @@ def ledger_to_trace(
     min_sleep_s: float = 0.001,
     start_t: float | None = None,
     comment: str = "",
+    peers: Mapping[int, Any] | None = None,
+    file_events: Iterable[tuple[float, dict[str, Any]]] = (),
+    fsspec_pids: set[int] | None = None,
 ) -> LedgerTrace:
     """The trace of ``records`` (see the module docstring). ``objects``: sizes at the start
     (None: :func:`infer_start_sizes`). ``own``: the program's principal (None:
     :func:`reader_principal`). ``start_t``: monotonic time the program started (a
-    leading ``sleep`` covers the time before its first request)."""
+    leading ``sleep`` covers the time before its first request).
+
+    ``peers`` (connection id → :class:`emulator.fakegcs.peers.Peer`): where the process behind
+    a connection is known, a request is the program's when that process is in the recorded
+    tree, whatever token it sent; a completed upload or delete is the program's own
+    (``write``/``remove``) when its process also read (its caches are the ones told), else
+    ``overwrite``/``delete``. Unknown connections fall back to the token rule (``own``).
+    ``file_events``: ``(monotonic time, op)`` of fsspec file objects
+    (:mod:`benchmarks.record.fsspec_log`), merged in by time; the program's plain-HTTP
+    requests from the processes in ``fsspec_pids`` are then those files' own wire traffic
+    (skipped as ``gcsfs-wire``: the model of each ``cache_type`` predicts it)."""
     recs = sorted(records, key=lambda r: (_effect_time(r), r.seq))
     if own is None:
         own = reader_principal(recs)
@@ -182,6 +213,9 @@ def ledger_to_trace(
     n_handles = 0
     last_t = start_t
     skipped = out.skipped
+    is_mine, reader_pids = _ownership(recs, own, peers)
+    events = sorted(file_events, key=lambda e: e[0])
+    next_event = 0
 
     def skip(kind: str) -> None:
         skipped[kind] = skipped.get(kind, 0) + 1
@@ -193,9 +227,29 @@ def ledger_to_trace(
         if last_t is None or t > last_t:
             last_t = t
 
+    def flush_events(until: float | None) -> None:
+        nonlocal next_event
+        while next_event < len(events) and (until is None or events[next_event][0] <= until):
+            t, op = events[next_event]
+            gap(t)
+            ops.append(op)
+            next_event += 1
+
+    def wire_of_files(rec: Any) -> bool:
+        if not fsspec_pids or rec.scheme != "http":
+            return False
+        peer = peers.get(rec.conn_id) if peers else None
+        return peer is None or peer.pid in fsspec_pids
+
     for rec in recs:
+        flush_events(_effect_time(rec))
         obj = _obj(rec)
-        mine = rec.principal == own
+        mine = is_mine(rec)
+        if mine and rec.kind in ("media", "metadata", "list") and wire_of_files(rec):
+            skip("gcsfs-wire")
+            continue
+        if mine and rec.kind in ("upload", "delete") and peers and rec.conn_id in peers:
+            mine = peers[rec.conn_id].pid in reader_pids
         if rec.kind == "media" and obj and mine and rec.method == "GET":
             if rec.range is None or rec.range[1] < 0:
                 skip("media-without-range")
@@ -235,6 +289,7 @@ def ledger_to_trace(
                 out.other_writes += 1
         else:
             skip(rec.kind if mine or rec.kind not in ("media", "metadata") else "other-clients")
+    flush_events(None)
     for obj in sorted(handles, key=lambda o: int(handles[o][1:])):
         ops.append({"op": "close", "handle": handles[obj]})
     out.handles = n_handles
@@ -244,4 +299,40 @@ def ledger_to_trace(
         "ops": ops,
         "comment": comment or f"recorded by gcs-hook record; handles: {HANDLE_RULE}",
     }
+    return out
+
+
+#: Why a ledger record of the run did not become an op, for ``record``'s warnings.
+SKIP_REASONS = {
+    "other-clients": "reads/stats by processes outside the recorded program (or, where the "
+    "process could not be found, without the program's token): not the program's",
+    "gcsfs-wire": "gcsfs's own GETs: recorded as its file reads instead (client gcsfs; "
+    "tune --client gcsfs predicts them for every cache_type)",
+    "list": "listings (they do not depend on TF's block cache)",
+    "bucket": "bucket requests",
+    "token": "token requests",
+    "upload": "upload session starts and parts (a completed upload is a write op)",
+    "media-without-range": "whole-object GETs without a Range (not TF's read path: was the "
+    "recording setting GCS_READ_CACHE_BLOCK_SIZE_MB=0 overridden?)",
+}
+
+
+def recording_warnings(result: LedgerTrace, n_records: int) -> list[str]:
+    """The lines ``record`` prints on stderr when the trace is empty or requests were skipped,
+    each with its reason (empty list: nothing to say)."""
+    ops = result.trace.get("ops", [])
+    reads = sum(1 for op in ops if op.get("op") in ("read", "stat", "tail"))
+    out: list[str] = []
+    if not reads:
+        if n_records == 0:
+            why = (
+                "the program sent no request to the fake GCS (does it read gs:// paths of the "
+                "seeded buckets, with the environment record gave it?)"
+            )
+        else:
+            why = f"none of the run's {n_records} requests was a read of the program"
+        out.append(f"the trace has no reads: {why}")
+    for kind, n in sorted(result.skipped.items()):
+        reason = SKIP_REASONS.get(kind, "not a read, stat, write or delete")
+        out.append(f"skipped {n} {kind} request{'s' if n != 1 else ''}: {reason}")
     return out

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 __all__ = ["STOP_GRACE_S", "end_group", "run_limited"]
 
@@ -35,13 +36,15 @@ def run_limited(
     max_seconds: float | None = None,
     max_requests: int | None = None,
     poll_s: float = 0.05,
+    stdout: Any = None,
 ) -> tuple[int, float, str | None]:
     """Run ``cmd``; stop it at a limit. Returns (exit code, seconds, what stopped it or None).
 
-    ``count()`` is the number of requests so far. FileNotFoundError if ``cmd[0]`` is missing.
+    ``count()`` is the number of requests so far; ``stdout`` is the program's (default: ours).
+    FileNotFoundError if ``cmd[0]`` is missing.
     """
     t0 = time.monotonic()
-    proc = subprocess.Popen(list(cmd), env=env, start_new_session=True)
+    proc = subprocess.Popen(list(cmd), env=env, start_new_session=True, stdout=stdout)
     stopped_by: str | None = None
     try:
         while proc.poll() is None:

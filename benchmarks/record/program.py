@@ -20,18 +20,29 @@ only where the front forwards to changes.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+import secrets
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from benchmarks.record.fsspec_log import FSSPEC_LOG_ENV, SHIM_DIR, read_fsspec_log
 from benchmarks.record.ledger import LedgerTrace, ledger_to_trace
 from benchmarks.record.process import run_limited
 from benchmarks.record.settings import PROGRAM_RECORDING_ENV
 from benchmarks.record.sharing import trace_comment
 from benchmarks.record.writer import write_ledger
 
-__all__ = ["ProgramRecording", "record_program", "recording_env", "seed_objects"]
+__all__ = [
+    "ProgramRecording",
+    "TreeRecording",
+    "record_program",
+    "recording_env",
+    "seed_objects",
+    "tree_recording",
+]
 
 
 @dataclass
@@ -71,10 +82,12 @@ def record_program(
     min_sleep_s: float = 0.001,
     emulator: Any = None,
     keep_command: bool = False,
+    stdout: Any = None,
 ) -> ProgramRecording:
     """Run ``cmd`` against a fresh fake GCS (or ``emulator``) and convert what it sent; the
     run's ledger records go to ``ledger_path`` (atomically) when it ends; the comment names
-    the program's base name only unless ``keep_command``."""
+    the program's base name only unless ``keep_command``. ``stdout``: the program's (default:
+    ours; ``tune`` records built-ins with DEVNULL)."""
     from emulator.fakegcs.session import GcsEmulator
     from emulator.fakegcs.tempdirs import remove_dead_leftovers
 
@@ -84,20 +97,71 @@ def record_program(
     emu = GcsEmulator(backend) if own else emulator
     try:
         objects = seed_objects(emu, data_dir)
-        env = recording_env(emu, extra_env)
-        mark = emu.ledger.mark()
-        returncode, seconds, _ = run_limited(cmd, env)  # the whole process group, ended
-        emu.ledger.wait_quiet(quiet_s=0.05, timeout=30.0)
-        records = emu.ledger.since(mark)
-        result = ledger_to_trace(
-            records,
-            objects,
-            min_sleep_s=min_sleep_s,
-            comment=trace_comment("recorded by gcs-hook record", cmd, keep_command=keep_command),
-        )
+        with tree_recording(emu) as tree:
+            env = recording_env(emu, {**tree.env, **(extra_env or {})})
+            mark = emu.ledger.mark()
+            # the whole process group, ended
+            returncode, seconds, _ = run_limited(cmd, env, stdout=stdout)
+            emu.ledger.wait_quiet(quiet_s=0.05, timeout=30.0)
+            records = emu.ledger.since(mark)
+            result = tree.to_trace(
+                records,
+                objects,
+                min_sleep_s=min_sleep_s,
+                comment=trace_comment(
+                    "recorded by gcs-hook record", cmd, keep_command=keep_command
+                ),
+            )
         if ledger_path is not None:
             write_ledger(ledger_path, records)
         return ProgramRecording(result, returncode, seconds, len(records))
     finally:
         if own:
             emu.close()
+
+
+class TreeRecording:
+    """What a fake-mode recording adds to the program's run (see :func:`tree_recording`)."""
+
+    def __init__(self, emu: Any, log_dir: str) -> None:
+        from emulator.fakegcs.peers import MARKER_ENV, PeerAttribution
+
+        record_id = secrets.token_hex(8)
+        self.attribution = PeerAttribution(record_id)
+        self.log_dir = log_dir
+        path = os.environ.get("PYTHONPATH", "")
+        self.env = {
+            MARKER_ENV: record_id,
+            FSSPEC_LOG_ENV: log_dir,
+            "PYTHONPATH": SHIM_DIR + (os.pathsep + path if path else ""),
+        }
+
+    def to_trace(self, records: list[Any], objects: dict[str, int], **kw: Any) -> LedgerTrace:
+        """The trace: the tree's requests are the program's whatever token they carry, gcsfs
+        file reads come from the shim's log (tagged ``client: gcsfs``)."""
+        files = read_fsspec_log(self.log_dir)
+        result = ledger_to_trace(
+            records, objects, peers=self.attribution.peers(), file_events=files.events,
+            fsspec_pids=files.pids, **kw,
+        )  # fmt: skip
+        if files.files:
+            result.trace["clients"] = {
+                "gcsfs": {**files.versions, "files": files.files, "reads": files.reads}
+            }
+        result.files = files
+        return result
+
+
+@contextlib.contextmanager
+def tree_recording(emu: Any) -> Iterator[TreeRecording]:
+    """Attribute the front's connections to processes, and log fsspec file reads, while the
+    program runs: ``tree.env`` goes into its environment, ``tree.to_trace`` converts."""
+    with tempfile.TemporaryDirectory(prefix="gcs-hook-fsspec-") as log_dir:
+        os.chmod(log_dir, 0o700)
+        tree = TreeRecording(emu, log_dir)
+        emu.front.connection_observers.append(tree.attribution.observe)
+        try:
+            yield tree
+        finally:
+            with contextlib.suppress(ValueError):
+                emu.front.connection_observers.remove(tree.attribution.observe)

@@ -208,18 +208,18 @@ def record_fake_limited(
 ) -> UpstreamRecording:
     """The fake mode (:func:`benchmarks.record.program.record_program`) with the limits and
     name redaction of :func:`record_upstream`: same environment, same conversion."""
-    from benchmarks.record.program import recording_env, seed_objects
+    from benchmarks.record.program import recording_env, seed_objects, tree_recording
     from emulator.fakegcs.session import GcsEmulator
     from emulator.fakegcs.tempdirs import remove_dead_leftovers
 
     remove_dead_leftovers()  # key material and backend dirs of records that were SIGKILLed
-    with GcsEmulator(backend) as emu:
+    comment = trace_comment("recorded by gcs-hook record", cmd, keep_command=keep_command)
+    with GcsEmulator(backend) as emu, tree_recording(emu) as tree:
         objects = seed_objects(emu, data_dir)
-        env = recording_env(emu)
+        env = recording_env(emu, tree.env)
         code, seconds, stopped_by, records = _run_and_collect(
             cmd, env, emu.ledger, max_seconds, max_requests
         )
-    comment = trace_comment("recorded by gcs-hook record", cmd, keep_command=keep_command)
-    result = ledger_to_trace(records, objects, min_sleep_s=min_sleep_s, comment=comment)
+        result = tree.to_trace(records, objects, min_sleep_s=min_sleep_s, comment=comment)
     _finish_files(result, records, ledger_path, redact_names)
     return UpstreamRecording(result, code, seconds, len(records), stopped_by, 0, 0)

@@ -162,8 +162,13 @@ class Trace:
     ops: tuple[Op, ...]
     config: CacheConfig | None = None
     stat_cache_max_age: int | None = None
+    #: other clients' ops (gcsfs files), out of ``ops`` (emulator.replay.client_ops)
+    client_ops: tuple[Any, ...] = ()
+    clients: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, with_clients: bool = False) -> dict[str, Any]:
+        """The JSON form TF's engines walk: TF's ops only, unless ``with_clients`` (then the
+        other clients' ops are back at their places, and ``clients`` is kept)."""
         out: dict[str, Any] = {"config": self.config.as_dict() if self.config else None}
         if self.stat_cache_max_age is not None:
             out["stat_cache_max_age"] = self.stat_cache_max_age
@@ -175,6 +180,11 @@ class Trace:
                 if k != "op":
                     d[k] = v.as_dict() if isinstance(v, CacheConfig) else v
             ops.append(d)
+        if with_clients:
+            for c in self.client_ops:  # back at their places (they kept their indices)
+                ops.insert(c.index, dict(c.op))
+            if self.clients:
+                out["clients"] = dict(self.clients)
         out["ops"] = ops
         return out
 
@@ -369,7 +379,9 @@ def load_trace(source: str | os.PathLike | dict | Trace) -> Trace:
             doc = _parse_json(text)
     if not isinstance(doc, dict):
         raise TraceError("a trace must be a JSON object")
-    unknown = set(doc) - {"config", "stat_cache_max_age", "objects", "ops", "comment", "name"}
+    unknown = set(doc) - {
+        "config", "stat_cache_max_age", "objects", "ops", "comment", "name", "clients"
+    }  # fmt: skip
     if unknown:
         raise TraceError(f"trace: unknown top-level keys {sorted(unknown)}")
     config = _config(doc.get("config"), "config")
@@ -386,14 +398,26 @@ def load_trace(source: str | os.PathLike | dict | Trace) -> Trace:
     ops_raw = doc.get("ops")
     if not isinstance(ops_raw, list):
         raise TraceError("trace: 'ops' must be a list")
-    ops = tuple(_op(raw, f"ops[{i}]") for i, raw in enumerate(ops_raw))
+    from emulator.replay.client_ops import ClientOpError, split_client_ops
+
+    try:
+        tf_raw, client_ops = split_client_ops(ops_raw)
+    except ClientOpError as e:
+        raise TraceError(str(e)) from None
+    clients = doc.get("clients", {})
+    if not isinstance(clients, dict):
+        raise TraceError("trace: 'clients' must be an object")
+    ops = tuple(_op(raw, f"ops[{i}]") for i, raw in enumerate(tf_raw))
     _check_handles(ops)
-    return Trace(objects=objects, ops=ops, config=config, stat_cache_max_age=age)
+    return Trace(
+        objects=objects, ops=ops, config=config, stat_cache_max_age=age,
+        client_ops=client_ops, clients=dict(clients),
+    )  # fmt: skip
 
 
 def dump_trace(trace: Trace) -> str:
     """JSON text of a trace (round-trips through :func:`load_trace`)."""
-    return json.dumps(trace.to_dict(), indent=1)
+    return json.dumps(trace.to_dict(with_clients=True), indent=1)
 
 
 def digest_chain(seed: str, size: int) -> bytes:

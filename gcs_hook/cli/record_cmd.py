@@ -230,6 +230,16 @@ def _summary(console, result, n_records: int) -> None:  # noqa: ANN001
         f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}); {result.handles} "
         f"inferred handles; {n_records} ledger records, skipped {result.skipped or 'none'}"
     )
+    for client, info in sorted(result.trace.get("clients", {}).items()):
+        versions = ", ".join(f"{k} {info[k]}" for k in ("fsspec", "gcsfs") if k in info)
+        console.print(
+            f"{client}: {info.get('files', 0)} files, {info.get('reads', 0)} reads at the file "
+            f"level ({versions}); tune them with: gcs-hook tune --client {client} --workload TRACE"
+        )
+    from benchmarks.record.ledger import recording_warnings
+
+    for line in recording_warnings(result, n_records):
+        console.print(f"[bold yellow]gcs-hook: warning:[/bold yellow] {line}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -99,6 +99,10 @@ def tune(
         float | None,
         typer.Option("--sample-rate", help="sampling rate R in (0, 1] [default: chosen by time]"),
     ] = None,
+    client: Annotated[
+        str,
+        typer.Option("--client", help="whose cache to tune: tf (BlockCacheParams) or gcsfs"),
+    ] = "tf",
 ) -> None:
     """Recommend BlockCacheParams for a training workload (sweep + measured runs, plots)."""
     given = dict(locals())  # exactly the options above, one TuneArgs field each
@@ -106,8 +110,11 @@ def tune(
 
     from benchmarks.tune import run_tune
     from emulator.fakegcs.backend import BackendError
-    from gcs_hook.cli.tune_options import TuneArgs
+    from gcs_hook.cli.tune_options import TuneArgs, tune_other_client
 
+    client = given.pop("client")
+    if client != "tf" or (workload or "").startswith("gcsfs-"):
+        return tune_other_client(client, given)  # tune --client gcsfs: its own pipeline
     opts = TuneArgs(**given).parse()  # every option checked here, before anything runs
     console = Console(stderr=json_out)
     try:

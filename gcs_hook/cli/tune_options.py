@@ -273,4 +273,34 @@ def _load_trace(path: Path, shown: str) -> Any:
         fail(f"{shown} is not a valid trace: {exc}")
     if isinstance(loaded, dict):  # a fault case's injected errors are not swept
         loaded.pop("faults", None)
+    if path.suffix == ".json":  # a trace of gcsfs reads only is tune --client gcsfs's
+        from gcs_hook.cli.tune_gcsfs_cmd import check_tf_trace
+
+        check_tf_trace(str(path), loaded)
     return loaded
+
+
+def tune_other_client(client: str, given: dict[str, Any]) -> None:
+    """``tune --client gcsfs`` (or a ``gcsfs-*`` workload): ``given`` are the :class:`TuneArgs`
+    fields as typer gave them; the pipeline and its checks are :mod:`gcs_hook.cli.tune_gcsfs_cmd`'s."""
+    from gcs_hook.cli import tune_gcsfs_cmd
+
+    a = given
+    budget = option("--memory-budget", parse_size, a["memory_budget"], minimum=MIN_MEMORY_BUDGET)
+    _check_out_dir(a["out"])
+    if client not in tune_gcsfs_cmd.CLIENTS:
+        fail(f"--client must be one of {', '.join(tune_gcsfs_cmd.CLIENTS)}, got {client!r}")
+    if not (a["workload"] or "").endswith(".json"):
+        check_backend(a["backend"])  # a built-in gcsfs job is recorded on the fake
+    tune_gcsfs_cmd.run(
+        workload=a["workload"], budget=budget, out=a["out"], quick=a["quick"],
+        configs=a["configs"], with_grid=a["with_grid"], json_out=a["json_out"],
+        measure=not a["no_measure"], backend=a["backend"],
+        timing=_timing_from_flags(
+            a["latency_ms"], a["overhead_ms"], a["bandwidth"], a["bandwidth_mibps"]
+        ),
+        tf_only={"--param": bool(a["param"]), "--allow-stale": a["allow_stale"],
+                 "--stat-cache-max-age": a["stat_cache_max_age"] is not None,
+                 "--exact": a["exact"], "--sample-rate": a["sample_rate"] is not None,
+                 "--workers": a["workers"] is not None, "--scheduler": bool(a["scheduler"])},
+    )  # fmt: skip

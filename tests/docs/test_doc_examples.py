@@ -199,6 +199,31 @@ def run_columnar_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert Path(ns["path"]).is_file() and Path(ns["path"]).is_relative_to(tmp_path)
 
 
+def run_gcsfs_loader_example(tmp_path: Path) -> None:
+    """The README's gcsfs loader, end to end as the README runs it: record it unchanged, then
+    ``tune --client gcsfs`` with the README's configurations; the README's numbers hold."""
+    (tmp_path / "DATA" / "my-bucket").mkdir(parents=True)
+    (tmp_path / "DATA" / "my-bucket" / "train.bin").write_bytes(os.urandom(16 << 20))
+    (tmp_path / "loader.py").write_text(block("README.md#7"), "utf-8")
+    cli = [sys.executable, "-c", "from gcs_hook.cli import main; main()"]
+    env = {**os.environ, "COLUMNS": "200"}
+    rec = subprocess.run(
+        [*cli, "record", "--data", "DATA", "--out", "loader.json", "--", sys.executable,
+         "loader.py"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert rec.returncode == 0, rec.stderr[-2000:]
+    assert "gcsfs: 1 files, 65 reads at the file level" in rec.stderr
+    tune = subprocess.run(
+        [*cli, "tune", "--client", "gcsfs", "--workload", "loader.json", "--configs",
+         "readahead/5MiB,blockcache/64KiB,none", "--json", "--out", "out"],
+        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert tune.returncode == 0, tune.stderr[-2000:]
+    best = [r for r in json.loads(tune.stdout) if r["recommended"]]
+    assert [r["config"]["cache_type"] for r in best] == ["none"]
+    assert 'fs.open(path, "rb", cache_type="none", block_size=5 * 2**20)' in tune.stderr
+
+
 RUNNERS: dict[str, Callable[..., None]] = {
     "README.md#1": lambda emu, tmp_path, mp: None,  # the shared setup; run by the next three
     "README.md#2": lambda emu, tmp_path, mp: run_hook_monitored_session(emu, tmp_path),
@@ -206,6 +231,7 @@ RUNNERS: dict[str, Callable[..., None]] = {
     "README.md#4": lambda emu, tmp_path, mp: run_hook_keras(emu, tmp_path),
     "README.md#5": lambda emu, tmp_path, mp: run_emulator_example(emu, tmp_path),
     "README.md#6": lambda emu, tmp_path, mp: run_fsspec_example(emu, tmp_path),
+    "README.md#7": lambda emu, tmp_path, mp: run_gcsfs_loader_example(tmp_path),
     "docs/model.md#1": run_model_doc_example,
     "docs/trace-format.md#1": lambda emu, tmp_path, mp: run_columnar_example(tmp_path, mp),
 }

@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from emulator.fakegcs.certs import LocalCA
@@ -174,6 +174,10 @@ class Front:
         self._turned_away: list[tuple[socket.socket, float]] = []  # acceptor thread only
         self._test_tokens: set[str] = set()
         self._conn_ids = itertools.count(1)
+        #: Callables ``f(conn_id, client_socket)`` run in each connection's thread before its
+        #: first request is read (``gcs-hook record`` finds the process behind it; see
+        #: :mod:`emulator.fakegcs.peers`). They must not raise or block.
+        self.connection_observers: list[Callable[[int, socket.socket], None]] = []
         self._lock = threading.Lock()
         self._clients: set[socket.socket] = set()
         self._threads: set[threading.Thread] = set()
@@ -373,6 +377,8 @@ class Front:
     def _serve_client(self, client: socket.socket, conn_id: int) -> None:
         session = ClientConnection(self, client, conn_id)
         try:
+            for observe in list(self.connection_observers):
+                observe(conn_id, client)
             session.run()
         except Exception:  # never let one connection's failure escape its thread
             log.debug("connection %d failed", conn_id, exc_info=True)
