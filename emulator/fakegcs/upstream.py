@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING
 
 import h11
 
+from emulator.fakegcs.front.errors import ClientGone
 from emulator.fakegcs.front.forward import HOP_BY_HOP
 from emulator.fakegcs.upstream_record import (
     METADATA_LIMIT,
@@ -229,8 +230,6 @@ class UpstreamForwarder:
 
     def forward(self, ex: Exchange) -> None:
         """Forward one request upstream and stream the answer back; record it once."""
-        from emulator.fakegcs.front.connection import ClientGone
-
         conn, h, rec, hmap = self.conn, ex.h, ex.rec, ex.hmap
         host = conn.tunnel_host or DEFAULT_HOST
         redact_capabilities(rec)
@@ -318,8 +317,6 @@ class UpstreamForwarder:
         extra: dict[str, object],
         tee: bool,
     ) -> None:
-        from emulator.fakegcs.front.connection import ClientGone
-
         conn = self.conn
         mv = memoryview(self.buf)
         bytes_out = 0

@@ -26,7 +26,9 @@ Modules, one job each (a request flows top to bottom):
 - ``tokens``: the token endpoint route;
 - ``forward``: forwarding one request to the backend and streaming the answer back, network
   faults; ``splice``: large plain-path answers moved with ``splice(2)``;
-- ``recording``: the one ledger record each request gets.
+- ``recording``: the one ledger record each request gets;
+- ``errors`` (``ClientGone``, ``RequestTimeout``) and ``notices`` (one-line warnings): shared by
+  the modules above, importing none of them, so the package has no import circle.
 
 Invariants:
 - Binds 127.0.0.1 only (``ValueError`` for any other host).

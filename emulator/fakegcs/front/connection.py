@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 import h11
 
 from emulator.fakegcs.certs import GOOGLE_HOSTS
+from emulator.fakegcs.front.errors import ClientGone, RequestTimeout
+from emulator.fakegcs.front.exchange import Exchange
 from emulator.fakegcs.front.forward import Forwarder
 from emulator.fakegcs.front.recording import record_connect, record_refused
 
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from emulator.fakegcs.front.server import Front
 
 log = logging.getLogger(__name__)
+__all__ = ["ClientConnection", "ClientGone", "RequestTimeout"]  # the errors live in .errors
 
 _RECV = 64 * 1024  # one recv for a body (allocated only while a recv is waiting)
 _RECV_HEAD = 8 * 1024  # one recv while waiting for a request: idle connections hold only this
@@ -47,14 +50,6 @@ _TE_IDENTITY = re.compile(rb"(?i)^transfer-encoding[ \t]*:[ \t]*identity[ \t]*$"
 _LINGER_S = 1.0
 _LINGER_BYTES = 16 << 20
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
-
-
-class ClientGone(Exception):
-    """The client closed its connection or sent garbage; stop serving it."""
-
-
-class RequestTimeout(ClientGone):
-    """The request (head + body) did not arrive within ``request_timeout``."""
 
 
 class ClientConnection:
@@ -83,8 +78,6 @@ class ClientConnection:
 
     # -- HTTP loop --------------------------------------------------------------------------
     def run(self) -> None:
-        from emulator.fakegcs.front.exchange import Exchange
-
         h = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
         while True:
             self.deadline = None

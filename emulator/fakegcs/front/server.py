@@ -23,7 +23,6 @@ import json
 import logging
 import socket
 import ssl
-import sys
 import threading
 import time
 import urllib.parse
@@ -35,6 +34,7 @@ from emulator.fakegcs.faults import FaultPlan
 from emulator.fakegcs.front.body import DEFAULT_MAX_BYTES, DEFAULT_MEMORY_LIMIT
 from emulator.fakegcs.front.connection import ClientConnection
 from emulator.fakegcs.front.forward import CHUNK
+from emulator.fakegcs.front.notices import warn
 from emulator.fakegcs.ledger import Ledger
 from emulator.fakegcs.oauth import TokenIssuer
 from emulator.fakegcs.shaping import Shaping
@@ -285,7 +285,7 @@ class Front:
                 self._admit(client)
             except Exception as exc:  # never let one connection stop the acceptor
                 self._turn_away(client, f"cannot serve this connection: {exc}")
-                _warn(f"front: connection failed to start: {exc}")
+                warn(f"front: connection failed to start: {exc}")
             if self._closed:
                 return
 
@@ -399,9 +399,3 @@ class Front:
             return "invalid", False
         principal, valid = found
         return principal, valid
-
-
-def _warn(message: str) -> None:
-    """One line on stderr (a service failing must say so, not only in debug logs)."""
-    with contextlib.suppress(Exception):
-        print(f"gcs-hook: warning: {message}", file=sys.stderr, flush=True)
