@@ -206,7 +206,6 @@ class UpstreamForwarder:
         self.upstream = upstream
         self.conn = conn
         self.current: http.client.HTTPSConnection | None = None  # in use by this request
-        self.buf = bytearray(CHUNK)
 
     def close(self) -> None:
         if self.current is not None:
@@ -317,13 +316,26 @@ class UpstreamForwarder:
         extra: dict[str, object],
         tee: bool,
     ) -> None:
+        with self.conn.front.buffers.borrow() as buf:  # per request: idle connections hold none
+            self._stream_through(h, resp, rec, bytes_in, extra, tee, buf)
+
+    def _stream_through(
+        self,
+        h: h11.Connection,
+        resp: http.client.HTTPResponse,
+        rec: Recorder,
+        bytes_in: int,
+        extra: dict[str, object],
+        tee: bool,
+        buf: bytearray,
+    ) -> None:
         conn = self.conn
-        mv = memoryview(self.buf)
+        mv = memoryview(buf)
         bytes_out = 0
         seen = bytearray()  # a metadata answer, for its size and generation only
         try:
             while True:
-                n = resp.readinto(self.buf)
+                n = resp.readinto(buf)
                 if not n:
                     break
                 if tee and len(seen) + n <= METADATA_LIMIT:
