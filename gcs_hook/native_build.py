@@ -277,13 +277,39 @@ def build(*, force: bool = False) -> Path:
     return out
 
 
+def compile_and_link(
+    p: BuildPlan, out: Path, objdir: Path
+) -> tuple[list[str], subprocess.CompletedProcess[str]]:
+    """Compile every source to an object in ``objdir``, as many at once as there are cores (each
+    parses TensorFlow's headers: most of the build), then link them into ``out``. Returns the
+    first failing command and its result, else the link's."""
+    jobs = max(1, min(len(p.sources), os.cpu_count() or 1))
+    compile_cmds = [
+        [p.compiler, *p.command_flags, "-c", str(src), "-o", str(objdir / f"{i}-{src.stem}.o")]
+        for i, src in enumerate(p.sources)
+    ]
+    for start in range(0, len(compile_cmds), jobs):
+        batch = compile_cmds[start : start + jobs]
+        procs = [
+            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for cmd in batch
+        ]
+        done = [(cmd, proc, *proc.communicate()) for cmd, proc in zip(batch, procs, strict=True)]
+        for cmd, proc, stdout, stderr in done:
+            if proc.returncode != 0:
+                return cmd, subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    objects = [cmd[-1] for cmd in compile_cmds]
+    link = [p.compiler, *p.command_flags, *objects, "-o", str(out), *p.link_flags]
+    return link, subprocess.run(link, capture_output=True, text=True, check=False)
+
+
 def _compile(p: BuildPlan, out: Path) -> None:
     fd, tmp_name = tempfile.mkstemp(prefix=".build-", suffix=".so", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        cmd = p.command(tmp)
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        with tempfile.TemporaryDirectory(prefix="gcs-hook-build-") as objdir:
+            cmd, proc = compile_and_link(p, tmp, Path(objdir))
         if proc.returncode != 0:
             lines = proc.stderr.strip().splitlines()
             errors = [line for line in lines if "error" in line]

@@ -20,11 +20,10 @@ from __future__ import annotations
 import operator
 from typing import Any
 
-MiB = 1024 * 1024
-DEFAULT_BLOCK_SIZE = 128 * MiB
-UINT64_MAX = 2**64 - 1
+from gcs_hook.tf_defaults import R1_12_DEFAULT_BLOCK_SIZE
+from gcs_hook.units import UINT64_MAX
 
-__all__ = ["BlockCacheParams", "DEFAULT_BLOCK_SIZE", "UINT64_MAX"]
+__all__ = ["BlockCacheParams", "R1_12_DEFAULT_BLOCK_SIZE", "UINT64_MAX"]
 
 
 def _as_uint64(name: str, value: Any, *, allow_zero: bool) -> int:
@@ -61,7 +60,7 @@ class BlockCacheParams:
         max_staleness: int | None = None,
     ) -> None:
         bs = (
-            DEFAULT_BLOCK_SIZE
+            R1_12_DEFAULT_BLOCK_SIZE
             if block_size is None
             else _as_uint64("block_size", block_size, allow_zero=False)
         )

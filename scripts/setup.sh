@@ -5,7 +5,8 @@
 #   - a project virtual environment `.venv` (PEP 668: a stock Debian/Ubuntu system Python refuses
 #     `pip install` outside one), made with `python3 -m venv`; python3-venv is installed with apt
 #     when the interpreter cannot make one;
-#   - the project itself into it, with TensorFlow, TensorBoard, the test tools and the extras.
+#   - the project itself into it, with TensorFlow, TensorBoard, the test tools and the extras;
+#   - ahead of time, the native ops (g++) and numba's kernels (scripts/prebuild.py).
 # Run inside an activated virtual environment, it installs there instead and points `.venv` at it,
 # so that `.venv/bin/gcs-hook` is always the command. Safe to run again.
 # PYTHON=... chooses the interpreter the venv is made from (default: python3 on PATH).
@@ -16,6 +17,10 @@ SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 apt_updated=""
 apt_install() {
+    if [ -n "$SUDO" ] && ! command -v sudo >/dev/null 2>&1; then
+        echo "setup.sh: needs $* from apt-get: run as root, or install sudo" >&2
+        exit 1
+    fi
     if [ -z "$apt_updated" ]; then $SUDO apt-get update -qq; apt_updated=1; fi
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
 }
@@ -28,7 +33,8 @@ PYTHON="${PYTHON:-python3}"
 if [ -n "${VIRTUAL_ENV:-}" ] && [ -x "$VIRTUAL_ENV/bin/python" ]; then
     # already inside a venv: use it, and let .venv name it (unless .venv is a real venv already)
     if [ ! -e .venv ] || [ -L .venv ]; then ln -sfn "$VIRTUAL_ENV" .venv; fi
-elif [ ! -x .venv/bin/python ]; then
+elif [ ! -x .venv/bin/python ] || ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
+    # no venv yet, or a broken one (e.g. made by hand while python3-venv was missing: no pip)
     if ! "$PYTHON" -m venv --help >/dev/null 2>&1 || ! "$PYTHON" -c 'import ensurepip' >/dev/null 2>&1; then
         ver=$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
         apt_install "python${ver}-venv" || apt_install python3-venv
@@ -40,3 +46,5 @@ fi
 VPY=.venv/bin/python
 "$VPY" -m pip install --quiet --disable-pip-version-check --upgrade pip
 "$VPY" -m pip install --quiet --disable-pip-version-check -e '.[tf,tensorboard,dev,bench,docker,dask,parquet]'
+# ahead of time: the native ops and numba's kernels, so the first `gcs-hook tune` is not cold
+"$VPY" scripts/prebuild.py

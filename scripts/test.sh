@@ -13,7 +13,25 @@ PY=.venv/bin/python
 "$PY" -m ruff check . || exit 1
 "$PY" -m ruff format --check . || exit 1
 
-"$PY" -m pytest -n 2 --dist loadfile -p no:cacheprovider -ra "$@"
+# The container backend's tests (-m docker) need an engine: use a reachable one, else start a private
+# one with scripts/docker-engine.sh where that can work (root with dockerd or apt-get), stopped at
+# exit; otherwise they skip, each with the reason (gcs-hook doctor: "container tests").
+engine_was_up=""
+bash scripts/docker-engine.sh status 2>/dev/null && engine_was_up=1
+if "$PY" -c 'from emulator.fakegcs.backend import docker_engine_error as e; raise SystemExit(e() is not None)' \
+    || { [ "$(id -u)" = "0" ] && { command -v dockerd || command -v apt-get; } >/dev/null 2>&1; }; then
+    if exports=$(bash scripts/docker-engine.sh start); then
+        eval "$exports"
+        [ -n "$engine_was_up" ] || trap 'bash scripts/docker-engine.sh stop' EXIT
+    else
+        echo "test.sh: no Docker engine could be started: the docker-marked tests skip" >&2
+    fi
+else
+    echo "test.sh: no Docker engine and not root with apt-get: the docker-marked tests skip" >&2
+fi
+
+# GCS_HOOK_TEST_WORKERS: xdist workers (default 2: the cores of the machine the suite is sized for)
+"$PY" -m pytest -n "${GCS_HOOK_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder -p no:cacheprovider -ra "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
     echo "error: pytest collected no tests" >&2

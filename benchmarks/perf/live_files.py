@@ -26,8 +26,7 @@ import uuid
 from emulator.fakegcs.session import GcsEmulator
 from emulator.replay.tf_worker import TfWorker
 from emulator.replay.trace import digest_chain
-
-MiB = 1024 * 1024
+from gcs_hook.units import MiB
 
 CASES = [
     ("cache 1MiB/8MiB, stat cache 5 s (default)", {"GCS_READ_CACHE_BLOCK_SIZE_MB": "1",

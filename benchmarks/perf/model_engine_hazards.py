@@ -1,6 +1,6 @@
 """Benchmark: what the model engine's live-file bookkeeping costs, side by side in one run.
 
-The sweep's model engine (``benchmarks.sweep.engines.simulate_model``) runs
+The sweep's model engine (``benchmarks.sweep.engine_model.simulate_model``) runs
 ``emulator.replay.simulation.simulate`` with ``cost=`` (each request moves the virtual clock)
 and ``count_hazards=True`` (every read's bytes classified by generation). This times the same
 trace and configuration with and without them and prints the ratio. Target: the bookkeeping
@@ -17,8 +17,7 @@ import time
 from benchmarks.sweep.timing import DEFAULT_TIMING
 from benchmarks.workloads import get_workload
 from emulator.replay.simulation import simulate
-
-MiB = 1024 * 1024
+from gcs_hook.units import MiB
 
 
 def main() -> None:

@@ -37,9 +37,7 @@ from emulator.replay.simulation import (
     write_oracle_general,
 )
 from emulator.replay.trace import CacheConfig
-
-MiB = 1024 * 1024
-GiB = 1024 * MiB
+from gcs_hook.units import GiB, MiB
 
 
 def ordered_dict_lru(keys: list, capacity: int) -> int:

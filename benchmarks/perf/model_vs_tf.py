@@ -21,7 +21,8 @@ import subprocess
 import sys
 import time
 
-MiB = 1024 * 1024
+from gcs_hook.units import MiB
+
 CHUNK = MiB
 
 CONFIGS = {

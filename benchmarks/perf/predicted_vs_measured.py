@@ -21,8 +21,7 @@ from benchmarks.sweep import CacheConfig
 from benchmarks.tune import MEASURE_TIMING
 from benchmarks.tune.measure import measure_configs
 from benchmarks.workloads import MEASURE_SCALE, get_workload
-
-KiB, MiB, GiB = 1024, 1024**2, 1024**3
+from gcs_hook.units import GiB, KiB, MiB
 
 CONFIGS = {
     "tfrecord-epochs": [

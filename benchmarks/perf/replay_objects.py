@@ -25,9 +25,9 @@ from emulator.model.transport import MemoryTransport
 from emulator.replay import replay
 from emulator.replay.objects import content_range
 from emulator.replay.simulation import run_trace
+from gcs_hook.units import MiB
 
 TRACE_DIR = Path(__file__).resolve().parent.parent / "tests" / "replay" / "traces"
-MiB = 1 << 20
 
 
 def _eager(trace: dict) -> None:

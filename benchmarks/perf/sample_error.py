@@ -17,7 +17,7 @@ import argparse
 import math
 import time
 
-KiB, MiB, GiB = 1024, 1024**2, 1024**3
+from gcs_hook.units import GiB, KiB, MiB
 
 
 def workloads(gib: float):

@@ -27,7 +27,8 @@ import subprocess
 import sys
 import time
 
-KiB, MiB, GiB, TiB = 1024, 1024**2, 1024**3, 1024**4
+from gcs_hook.units import GiB, KiB, MiB
+
 SHARD = 656 * (256 * KiB + 16)
 
 

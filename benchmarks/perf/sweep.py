@@ -15,8 +15,7 @@ import time
 from benchmarks.sweep import CacheConfig, run_sweep
 from benchmarks.sweep.timing import GcsTiming
 from benchmarks.workloads import SequentialShards
-
-KiB, MiB, GiB = 1024, 1024**2, 1024**3
+from gcs_hook.units import GiB, KiB, MiB
 
 
 def grid_100() -> list[CacheConfig]:

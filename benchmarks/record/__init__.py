@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmarks.record.settings import PROGRAM_RECORDING_ENV, RECORDING_CONFIG, RECORDING_ENV
 from benchmarks.workloads import CheckpointRestore, RandomRecords, Workload
 
 __all__ = [
@@ -44,15 +45,6 @@ __all__ = [
     "record_workload",
     "upload_objects",
 ]
-
-#: Environment that makes every RandomAccessFile::Read exactly one ranged GET.
-RECORDING_ENV = {"GCS_READ_CACHE_BLOCK_SIZE_MB": "0", "GCS_READ_CACHE_MAX_SIZE_MB": "0"}
-#: For programs whose files change (``gcs-hook record``, live workloads): also every stat is
-#: one metadata request (TF's stat cache off), so the trace has a ``stat`` op for each and the
-#: model applies the stat cache of the configuration swept (a stale size shows there).
-PROGRAM_RECORDING_ENV = {**RECORDING_ENV, "GCS_STAT_CACHE_MAX_AGE": "0"}
-#: The block cache in force while recording (bytes, bytes, seconds).
-RECORDING_CONFIG = {"block_size": 0, "max_bytes": 0, "max_staleness": 0}
 
 
 @dataclass
@@ -147,7 +139,8 @@ def record_workload(
     started and closed here if not given). Returns the recording and the workload (for the
     checkpoint workload, with the written object sizes filled in).
     """
-    from benchmarks.workloads.live import LIVE, record_live
+    from benchmarks.record.live import record_live
+    from benchmarks.workloads.live import LIVE
     from emulator.replay.tf_worker import TfWorker
 
     if isinstance(workload, LIVE):  # files change while read: recorded like a user's program

@@ -70,13 +70,20 @@ class LedgerTrace:
 def load_ledger_jsonl(path: str | os.PathLike) -> list[Any]:
     """The records of a ledger JSONL file (``Ledger(jsonl_path=...)``), in seq order.
 
-    ValueError naming the line for a malformed file."""
+    ValueError naming the file and line for a malformed file (not UTF-8, not JSON lines)."""
     from emulator.fakegcs.ledger import RequestRecord
 
     fields = set(RequestRecord.__dataclass_fields__)
     out = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(
+                    f"{path}:{lineno}: not a ledger (not UTF-8 text; expected the JSON lines "
+                    "of gcs-hook serve --ledger)"
+                ) from None
             if not line.strip():
                 continue
             try:
@@ -84,7 +91,7 @@ def load_ledger_jsonl(path: str | os.PathLike) -> list[Any]:
                 d = {k: v for k, v in d.items() if k in fields}
                 d["range"] = tuple(d["range"]) if d.get("range") else None
                 out.append(RequestRecord(**d))
-            except (json.JSONDecodeError, TypeError, KeyError, ValueError) as e:
+            except (json.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError) as e:
                 raise ValueError(f"{path}:{lineno}: not a ledger record ({e})") from None
     return sorted(out, key=lambda r: r.seq)
 

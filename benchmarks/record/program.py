@@ -9,7 +9,8 @@ stat cache), waits for it, converts the ledger with
 :func:`benchmarks.record.ledger.ledger_to_trace` and returns the trace and the program's exit
 code.
 
-Invariants: the emulator is stopped before :func:`record_program` returns or raises; the
+Invariants: the emulator is stopped before :func:`record_program` returns or raises, and no
+process of the program's process group is left (:mod:`benchmarks.record.process`); the
 program's environment holds no credential other than the front's test token; stdin, stdout
 and stderr of the program are the caller's.
 
@@ -20,14 +21,15 @@ only where the front forwards to changes.
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.record import PROGRAM_RECORDING_ENV
 from benchmarks.record.ledger import LedgerTrace, ledger_to_trace
+from benchmarks.record.process import run_limited
+from benchmarks.record.settings import PROGRAM_RECORDING_ENV
+from benchmarks.record.sharing import trace_comment
+from benchmarks.record.writer import write_ledger
 
 __all__ = ["ProgramRecording", "record_program", "recording_env", "seed_objects"]
 
@@ -68,28 +70,34 @@ def record_program(
     extra_env: dict[str, str] | None = None,
     min_sleep_s: float = 0.001,
     emulator: Any = None,
+    keep_command: bool = False,
 ) -> ProgramRecording:
-    """Run ``cmd`` against a fresh fake GCS (or ``emulator``) and convert what it sent."""
+    """Run ``cmd`` against a fresh fake GCS (or ``emulator``) and convert what it sent; the
+    run's ledger records go to ``ledger_path`` (atomically) when it ends; the comment names
+    the program's base name only unless ``keep_command``."""
     from emulator.fakegcs.session import GcsEmulator
+    from emulator.fakegcs.tempdirs import remove_dead_leftovers
 
     own = emulator is None
-    emu = GcsEmulator(backend, ledger_path=ledger_path) if own else emulator
+    if own:
+        remove_dead_leftovers()  # key material and backend dirs of records that were SIGKILLed
+    emu = GcsEmulator(backend) if own else emulator
     try:
         objects = seed_objects(emu, data_dir)
         env = recording_env(emu, extra_env)
         mark = emu.ledger.mark()
-        t0 = time.monotonic()
-        proc = subprocess.run(list(cmd), env=env, check=False)
-        seconds = time.monotonic() - t0
+        returncode, seconds, _ = run_limited(cmd, env)  # the whole process group, ended
         emu.ledger.wait_quiet(quiet_s=0.05, timeout=30.0)
         records = emu.ledger.since(mark)
         result = ledger_to_trace(
             records,
             objects,
             min_sleep_s=min_sleep_s,
-            comment=f"recorded by gcs-hook record: {' '.join(cmd)[:200]}",
+            comment=trace_comment("recorded by gcs-hook record", cmd, keep_command=keep_command),
         )
-        return ProgramRecording(result, proc.returncode, seconds, len(records))
+        if ledger_path is not None:
+            write_ledger(ledger_path, records)
+        return ProgramRecording(result, returncode, seconds, len(records))
     finally:
         if own:
             emu.close()

@@ -11,11 +11,16 @@ with
 - Object sizes at the start come from the upstream's answers (``Content-Range`` totals and
   metadata ``size``, kept in the ledger's ``extra``) before the object was first written;
   objects never answered for fall back to :func:`benchmarks.record.ledger.infer_start_sizes`.
-- :func:`run_limited` ends the program after ``max_seconds`` or once ``max_requests`` requests
-  went through the front (SIGTERM, then SIGKILL after a grace period); the trace then holds
-  the first ``max_requests`` requests.
+- :func:`run_limited` (:mod:`benchmarks.record.process`) ends the program's process group
+  after ``max_seconds`` or once ``max_requests`` requests went through the front (SIGTERM,
+  then SIGKILL after a grace period), and at its end in any case; the trace then holds the
+  first ``max_requests`` requests.
 - :func:`redact_trace` replaces bucket and object names by keyed hashes (a per-run random key
-  that is never written), keeping which ops touch the same object.
+  that is never written), keeping which ops touch the same object; ``--ledger`` gets the same
+  hashes (:func:`benchmarks.record.sharing.redact_records`).
+- The ledger (``ledger_path``) is written when the run ends, atomically
+  (:mod:`benchmarks.record.writer`); the trace's comment names the program by its base name
+  only unless ``keep_command`` (:func:`benchmarks.record.sharing.trace_comment`).
 
 Invariants: the front and the CA material are gone when :func:`record_upstream` returns or
 raises; the trace holds only object names (or their hashes), sizes and ops; credentials pass
@@ -28,17 +33,18 @@ import hashlib
 import hmac
 import os
 import secrets
-import signal
-import subprocess
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.record import PROGRAM_RECORDING_ENV
 from benchmarks.record.ledger import LedgerTrace, infer_start_sizes, ledger_to_trace
+from benchmarks.record.process import STOP_GRACE_S, run_limited
+from benchmarks.record.settings import PROGRAM_RECORDING_ENV
+from benchmarks.record.sharing import trace_comment
+from benchmarks.record.writer import write_ledger
 
 __all__ = [
+    "STOP_GRACE_S",
     "UpstreamRecording",
     "record_fake_limited",
     "record_upstream",
@@ -46,9 +52,6 @@ __all__ = [
     "run_limited",
     "start_sizes",
 ]
-
-#: Seconds between SIGTERM and SIGKILL when a limit stops the program.
-STOP_GRACE_S = 5.0
 
 
 @dataclass
@@ -60,49 +63,6 @@ class UpstreamRecording:
     stopped_by: str | None  # "max-seconds", "max-requests" or None (the program exited)
     upstream_errors: int  # forwarded requests answered with an error (or unreachable)
     tunnels: int  # blind CONNECT tunnels
-
-
-def run_limited(
-    cmd: Sequence[str],
-    env: dict[str, str],
-    count: Callable[[], int],
-    *,
-    max_seconds: float | None = None,
-    max_requests: int | None = None,
-    poll_s: float = 0.05,
-) -> tuple[int, float, str | None]:
-    """Run ``cmd``; stop it at a limit. Returns (exit code, seconds, what stopped it or None).
-
-    ``count()`` is the number of requests so far. FileNotFoundError if ``cmd[0]`` is missing.
-    """
-    t0 = time.monotonic()
-    proc = subprocess.Popen(list(cmd), env=env)
-    stopped_by: str | None = None
-    try:
-        while proc.poll() is None:
-            if max_seconds is not None and time.monotonic() - t0 >= max_seconds:
-                stopped_by = "max-seconds"
-            elif max_requests is not None and count() >= max_requests:
-                stopped_by = "max-requests"
-            if stopped_by is not None:
-                _stop(proc)
-                break
-            time.sleep(poll_s)
-    except BaseException:
-        _stop(proc)
-        raise
-    return proc.wait(), time.monotonic() - t0, stopped_by
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _obj(rec: Any) -> str | None:
@@ -142,7 +102,7 @@ def redact_trace(trace: dict[str, Any], key: bytes | None = None) -> dict[str, A
 
     def name(full: str) -> str:
         bucket, _, obj = full.partition("/")
-        return f"{_keyed(key, 'b', bucket, 12)}/{_keyed(key, 'o', obj, 24)}"
+        return f"{_keyed(key, 'b', bucket, 12)}/{_keyed(key, 'o', obj, 24)}"  # = name_hasher
 
     out = dict(trace)
     out["objects"] = {name(k): v for k, v in trace["objects"].items()}
@@ -169,6 +129,7 @@ def record_upstream(
     extra_env: dict[str, str] | None = None,
     on_start: Callable[[Any], None] | None = None,
     curl_per_run_ca: bool = False,
+    keep_command: bool = False,
 ) -> UpstreamRecording:
     """Run ``cmd`` through a pass-through front to ``upstream`` (an
     :class:`~emulator.fakegcs.upstream.UpstreamConfig`; None: real GCS) and convert its
@@ -179,7 +140,7 @@ def record_upstream(
     from emulator.fakegcs.upstream import PRINCIPAL
 
     remove_dead_leftovers()  # CA/bundle directories of runs that were killed (SIGKILL)
-    with PassThrough(upstream, connect_to=connect_to, ledger_path=ledger_path) as pt:
+    with PassThrough(upstream, connect_to=connect_to) as pt:
         if on_start is not None:
             on_start(pt)
         env = dict(os.environ)
@@ -189,12 +150,13 @@ def record_upstream(
         code, seconds, stopped_by, records = _run_and_collect(
             cmd, env, pt.ledger, max_seconds, max_requests
         )
-    comment = _comment("recorded by gcs-hook record --upstream", cmd, redact_names)
+    comment = trace_comment(
+        "recorded by gcs-hook record --upstream", cmd, keep_command=keep_command
+    )
     result = ledger_to_trace(
         records, start_sizes(records), own=PRINCIPAL, min_sleep_s=min_sleep_s, comment=comment
     )
-    if redact_names:
-        result.trace = redact_trace(result.trace)
+    _finish_files(result, records, ledger_path, redact_names)
     errors = sum(1 for r in records if (r.extra or {}).get("upstream_error") is not None)
     tunnels = sum(1 for r in records if (r.extra or {}).get("tunnel"))
     return UpstreamRecording(result, code, seconds, len(records), stopped_by, errors, tunnels)
@@ -221,9 +183,15 @@ def _run_and_collect(
     return code, seconds, stopped_by, records
 
 
-def _comment(base: str, cmd: Sequence[str], redact_names: bool) -> str:
-    """The trace's comment: the command line is left out when names are redacted."""
-    return base if redact_names else f"{base}: {' '.join(cmd)[:200]}"
+def _finish_files(
+    result: LedgerTrace, records: list[Any], ledger_path: str | None, redact_names: bool
+) -> None:
+    """Redact the trace (``redact_names``) and write the ledger, both with one run key."""
+    key = secrets.token_bytes(32) if redact_names else None
+    if key is not None:
+        result.trace = redact_trace(result.trace, key)
+    if ledger_path is not None:
+        write_ledger(ledger_path, records, redact_key=key)
 
 
 def record_fake_limited(
@@ -236,20 +204,22 @@ def record_fake_limited(
     max_seconds: float | None = None,
     max_requests: int | None = None,
     redact_names: bool = False,
+    keep_command: bool = False,
 ) -> UpstreamRecording:
     """The fake mode (:func:`benchmarks.record.program.record_program`) with the limits and
     name redaction of :func:`record_upstream`: same environment, same conversion."""
     from benchmarks.record.program import recording_env, seed_objects
     from emulator.fakegcs.session import GcsEmulator
+    from emulator.fakegcs.tempdirs import remove_dead_leftovers
 
-    with GcsEmulator(backend, ledger_path=ledger_path) as emu:
+    remove_dead_leftovers()  # key material and backend dirs of records that were SIGKILLed
+    with GcsEmulator(backend) as emu:
         objects = seed_objects(emu, data_dir)
         env = recording_env(emu)
         code, seconds, stopped_by, records = _run_and_collect(
             cmd, env, emu.ledger, max_seconds, max_requests
         )
-    comment = _comment("recorded by gcs-hook record", cmd, redact_names)
+    comment = trace_comment("recorded by gcs-hook record", cmd, keep_command=keep_command)
     result = ledger_to_trace(records, objects, min_sleep_s=min_sleep_s, comment=comment)
-    if redact_names:
-        result.trace = redact_trace(result.trace)
+    _finish_files(result, records, ledger_path, redact_names)
     return UpstreamRecording(result, code, seconds, len(records), stopped_by, 0, 0)

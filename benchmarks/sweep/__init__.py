@@ -2,11 +2,15 @@
 
 The pieces live in their own modules and are re-exported here:
 
-- :mod:`benchmarks.sweep.grid`: :class:`CacheConfig`, :class:`PointResult`, :func:`default_grid`;
-- :mod:`benchmarks.sweep.engines`: the reference engines (:func:`simulate_fast`, pure Python,
-  and :func:`simulate_model`, the project's model);
-- :mod:`benchmarks.sweep.engine_compiled`: the exact compiled columnar engine
-  (:func:`simulate_columnar`, what sweeps use) and :func:`fast_engine_covers`;
+- :mod:`emulator.model.cache_config`: :class:`CacheConfig`, the one config type (validated there);
+- :mod:`benchmarks.sweep.grid`: :class:`PointResult`, :func:`default_grid`;
+- one module per engine, each ``(trace, CacheConfig, timing=…) -> PointResult``:
+  :mod:`benchmarks.sweep.engine_compiled` (``"fast"``: :func:`simulate_columnar`, the exact compiled
+  columnar engine sweeps use), :mod:`benchmarks.sweep.engine_python` (``"python"``:
+  :func:`simulate_fast`, the pure-Python reference, :func:`compile_ops`,
+  :func:`fast_engine_covers`) and :mod:`benchmarks.sweep.engine_model` (``"model"``:
+  :func:`simulate_model`, the project's model, every trace);
+- :mod:`benchmarks.sweep.timing`: :class:`~benchmarks.sweep.timing.GcsTiming`, seconds per request;
 - :mod:`benchmarks.sweep.parallel`: tasks over local processes (trace by memory map) or dask;
 - :mod:`benchmarks.sweep.choice`: :func:`best_under_budget`.
 
@@ -24,21 +28,16 @@ from typing import Any
 
 from benchmarks.sweep.choice import best_under_budget
 from benchmarks.sweep.engine_compiled import fast_engine_covers, simulate_columnar, to_columnar
-from benchmarks.sweep.engines import compile_ops, simulate_fast, simulate_model
-from benchmarks.sweep.grid import (
-    TF_DEFAULT_BUFFER,
-    TF_STAT_CACHE_MAX_AGE,
-    CacheConfig,
-    PointResult,
-    default_grid,
-)
+from benchmarks.sweep.engine_model import simulate_model
+from benchmarks.sweep.engine_python import compile_ops, simulate_fast
+from benchmarks.sweep.grid import PointResult, default_grid
 from benchmarks.sweep.parallel import Task, execute
 from benchmarks.sweep.timing import DEFAULT_TIMING, GcsTiming
+from emulator.model.cache_config import CacheConfig
 from emulator.replay.columnar import ColumnarTrace, to_dict
+from gcs_hook.tf_defaults import TF_STAT_CACHE_MAX_AGE
 
 __all__ = [
-    "TF_DEFAULT_BUFFER",
-    "TF_STAT_CACHE_MAX_AGE",
     "best_under_budget",
     "compile_ops",
     "CacheConfig",

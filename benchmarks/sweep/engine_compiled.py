@@ -1,6 +1,6 @@
 """The exact columnar engine: :func:`simulate_fast`'s semantics over a columnar trace, compiled.
 
-Same requests, bytes, clock and peak as :func:`benchmarks.sweep.engines.simulate_fast` (and so
+Same requests, bytes, clock and peak as :func:`benchmarks.sweep.engine_python.simulate_fast` (and so
 as the model engine, ``emulator.replay.simulation``), proven by property tests
 (``tests/tune/test_sweep_compiled.py``). Why it is fast:
 
@@ -20,7 +20,7 @@ as the model engine, ``emulator.replay.simulation``), proven by property tests
 - **Compiled.** The loop is one ``numba.njit`` function (``cache=True``: compiled once per
   machine, ~2 s, then loaded from ``__pycache__``). Numba was chosen over Cython or a C
   extension because it needs no compiler at install time, is a wheel on PyPI, and keeps the
-  engine readable Python that mirrors :func:`~benchmarks.sweep.engines.simulate_fast` line for
+  engine readable Python that mirrors :func:`~benchmarks.sweep.engine_python.simulate_fast` line for
   line; over vectorized numpy because an LRU is inherently sequential.
 
 Length: a little over 400 lines because the kernel is one compiled loop on purpose (splitting
@@ -39,10 +39,12 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from benchmarks.sweep.engines import fast_engine_covers
-from benchmarks.sweep.grid import TF_DEFAULT_BUFFER, TF_STAT_CACHE_MAX_AGE, CacheConfig, PointResult
+from benchmarks.sweep.engine_python import fast_engine_covers
+from benchmarks.sweep.grid import PointResult
 from benchmarks.sweep.timing import DEFAULT_TIMING, METADATA_RESPONSE_BYTES, GcsTiming
+from emulator.model.cache_config import CacheConfig
 from emulator.replay.columnar import ColumnarTrace, from_dict
+from gcs_hook.tf_defaults import TF_DEFAULT_BLOCK_SIZE, TF_STAT_CACHE_MAX_AGE
 
 __all__ = ["EngineRun", "fast_engine_covers", "simulate_columnar", "to_columnar"]
 
@@ -354,7 +356,7 @@ def simulate_columnar(
     *,
     timing: GcsTiming = DEFAULT_TIMING,
     stat_cache_max_age: int | None = None,
-    buffer_size: int = TF_DEFAULT_BUFFER,
+    buffer_size: int = TF_DEFAULT_BLOCK_SIZE,
     epochs: int = 1,
     keep_requests: bool = False,
     open_gaps: bool = False,

@@ -1,8 +1,7 @@
-"""The points of a sweep: :class:`CacheConfig`, what one costs (:class:`PointResult`), and the
-default grid.
+"""The points of a sweep: what one costs (:class:`PointResult`), and the default grid of
+:class:`~emulator.model.cache_config.CacheConfig` points (the one config type, re-exported here).
 
-Invariants: a :class:`CacheConfig` holds non-negative ints in BlockCacheParams units (bytes,
-bytes, seconds); the cache is on iff ``block_size > 0 and max_bytes > 0``; :func:`default_grid`
+Invariants: :func:`default_grid`
 starts with cache off ``(0, 0, 0)`` and never holds a point with ``0 < max_bytes < block_size``.
 """
 
@@ -12,42 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.sweep.timing import METADATA_RESPONSE_BYTES
-from emulator.replay import trace as trace_mod
+from emulator.model.cache_config import CacheConfig
+from gcs_hook.units import KiB, MiB
 
 __all__ = [
-    "TF_DEFAULT_BUFFER",
-    "TF_STAT_CACHE_MAX_AGE",
     "CacheConfig",
     "PointResult",
     "default_grid",
 ]
-
-KiB = 1024
-MiB = 1024 * 1024
-GiB = 1024 * MiB
-#: TF 2.21's default filesystem block size = the cache-off read-ahead buffer.
-TF_DEFAULT_BUFFER = 64 * MiB
-#: TF's default stat cache max age (seconds).
-TF_STAT_CACHE_MAX_AGE = 5
-
-
-@dataclass(frozen=True, order=True)
-class CacheConfig(trace_mod.CacheConfig):
-    """One point of the grid, in BlockCacheParams units: bytes, bytes, seconds.
-
-    The trace format's :class:`emulator.replay.trace.CacheConfig` (same fields, ``as_dict``), plus
-    validation, ordering and :attr:`cache_on`.
-    """
-
-    def __post_init__(self) -> None:
-        for name in ("block_size", "max_bytes", "max_staleness"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {v!r}")
-
-    @property
-    def cache_on(self) -> bool:
-        return self.block_size > 0 and self.max_bytes > 0
 
 
 @dataclass(frozen=True)

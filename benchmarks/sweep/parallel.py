@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.sweep.grid import CacheConfig, PointResult
+from benchmarks.sweep.grid import PointResult
+from emulator.model.cache_config import CacheConfig
 from emulator.replay.columnar import ColumnarTrace, load_columnar, save_columnar
 
 __all__ = ["Task", "TaskOut", "execute", "max_workers", "spilled"]
@@ -106,7 +107,8 @@ def _unit_sums(obj_reqs: np.ndarray, obj_bytes: np.ndarray) -> Any:
 
 def _run(tasks: list[Task], engine: str) -> list[TaskOut]:
     from benchmarks.sweep.engine_compiled import simulate_columnar
-    from benchmarks.sweep.engines import compile_ops, simulate_fast, simulate_model
+    from benchmarks.sweep.engine_model import simulate_model
+    from benchmarks.sweep.engine_python import compile_ops, simulate_fast
 
     out = []
     for task in tasks:

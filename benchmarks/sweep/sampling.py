@@ -45,10 +45,12 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.sweep.grid import TF_STAT_CACHE_MAX_AGE, CacheConfig, PointResult
+from benchmarks.sweep.grid import PointResult
 from benchmarks.sweep.parallel import Task, TaskOut, execute, max_workers, spilled
 from benchmarks.sweep.timing import DEFAULT_TIMING, GcsTiming
+from emulator.model.cache_config import CacheConfig
 from emulator.replay.columnar import READ, ColumnarTrace
+from gcs_hook.tf_defaults import TF_STAT_CACHE_MAX_AGE
 
 __all__ = [
     "ENGINE_READS_PER_S",
@@ -291,7 +293,7 @@ def run_sampled_sweep(
 def workload_sweep_inputs(workload: Any) -> dict[str, Any]:
     """For a synthesizable built-in workload: ``columns_for``, ``names``, ``unit_size``,
     ``weights`` and ``total_reads`` for :func:`run_sampled_sweep`, without synthesizing it."""
-    from benchmarks.workloads import InterleavedShards
+    from benchmarks.workloads.builtin import InterleavedShards
     from benchmarks.workloads.columns import estimated_reads, synthesize_columns
 
     objects = workload.objects()

@@ -1,6 +1,6 @@
-"""Inputs of the ``gcs-hook tune`` sweep: which configurations (:func:`_grid`), which engine
-covers a trace (:func:`_choose_engine`), and the model check of a synthesized trace against a
-recording (:func:`_same_reads`). Kept apart from :mod:`benchmarks.tune` (the pipeline).
+"""Inputs of the ``gcs-hook tune`` sweep: which configurations (:func:`config_grid`), which engine
+covers a trace (:func:`choose_engine`), and the model check of a synthesized trace against a
+recording (:func:`same_reads`). Kept apart from :mod:`benchmarks.tune.pipeline`.
 """
 
 from __future__ import annotations
@@ -8,12 +8,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from benchmarks.sweep import CacheConfig, default_grid
+from benchmarks.sweep.grid import default_grid
+from emulator.model.cache_config import CacheConfig
 
-__all__ = ["_choose_engine", "_grid", "_read_ops", "_same_reads"]
+__all__ = ["choose_engine", "config_grid", "read_ops", "same_reads"]
 
 
-def _grid(opts: Any) -> list[CacheConfig]:
+def config_grid(opts: Any) -> list[CacheConfig]:
     """``--configs`` exactly (plus the default grid with ``with_grid``), else the grid."""
     if not opts.configs:
         return default_grid(opts.memory_budget, quick=opts.quick)
@@ -23,7 +24,7 @@ def _grid(opts: Any) -> list[CacheConfig]:
     return grid
 
 
-def _choose_engine(trace: Mapping[str, Any]) -> tuple[str, str]:
+def choose_engine(trace: Mapping[str, Any]) -> tuple[str, str]:
     """("fast", "") when the compiled engine covers the trace, else ("model", why)."""
     from benchmarks.sweep import fast_engine_covers
 
@@ -36,13 +37,13 @@ def _choose_engine(trace: Mapping[str, Any]) -> tuple[str, str]:
 _FAST_OPS = {"open", "read", "close", "stat", "sleep"}
 
 
-def _same_reads(rec: Any, synthesized: Mapping[str, Any]) -> bool:
+def same_reads(rec: Any, synthesized: Mapping[str, Any]) -> bool:
     """Does the synthesized trace make TF's recorded reads? Read ops compared one to one; for
     traces with ``tail`` ops (reads that depend on what earlier reads returned), the requests
     the model sends for it with the recording settings against the recorded requests."""
     if not any(op["op"] == "tail" for op in synthesized["ops"]):
-        return _read_ops(rec.trace) == _read_ops(synthesized)
-    from benchmarks.record import RECORDING_CONFIG
+        return read_ops(rec.trace) == read_ops(synthesized)
+    from benchmarks.record.settings import RECORDING_CONFIG
     from emulator.replay.simulation import simulate
 
     sim = simulate(  # live workloads record with TF's stat cache off (PROGRAM_RECORDING_ENV)
@@ -53,7 +54,7 @@ def _same_reads(rec: Any, synthesized: Mapping[str, Any]) -> bool:
     return predicted == recorded
 
 
-def _read_ops(trace: Mapping[str, Any]) -> list[tuple]:
+def read_ops(trace: Mapping[str, Any]) -> list[tuple]:
     handle_obj = {o["handle"]: o["object"] for o in trace["ops"] if o["op"] == "open"}
     return [
         (o["op"], o.get("object") or handle_obj.get(o.get("handle")), o.get("offset"), o.get("n"))

@@ -1,12 +1,12 @@
 """Measured runs: real TensorFlow reads a workload through the front with traffic shaping on.
 
-For each configuration one fresh TF process (``TfWorker``) runs ``repeats`` pairs of passes over
-the workload: one unshaped (this machine's own cost: TF, a new CONNECT + TLS handshake through the
+One TF process (``TfWorker``) runs, for each configuration in turn, ``repeats`` pairs of passes
+over the workload: one unshaped (this machine's own cost: TF, a new CONNECT + TLS handshake through the
 Python front per request, fake-gcs-server) and one with the front's
 :class:`~emulator.fakegcs.shaping.Shaping` set to the same first-byte latency / bandwidth / per-request
 overhead as the :class:`~benchmarks.sweep.timing.GcsTiming` used for the prediction. Before each
-pass the block cache is set (and emptied) with the project's ``gcs_configure_block_cache`` op,
-and each pass reads its own copy of the objects, so TF's stat cache and block cache never carry
+pass the block cache is set (and emptied) through the hook's public API (``configure_gcs`` with
+the config's ``BlockCacheParams``, :mod:`benchmarks.tune.hook_params`), and each pass reads its own copy of the objects, so TF's stat cache and block cache never carry
 over between passes. A pass is timed inside the TF process from the start of the epoch code to
 the delivery of its last element.
 
@@ -27,13 +27,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from benchmarks.record import upload_objects
-from benchmarks.sweep import CacheConfig, simulate_fast
+from benchmarks.sweep import simulate_fast
 from benchmarks.sweep.timing import GcsTiming
+from benchmarks.tune.hook_params import block_cache_params
 from benchmarks.workloads import RandomRecords, Workload
+from emulator.model.cache_config import TF_DEFAULT_CONFIG, CacheConfig
 
 __all__ = ["Measurement", "measure_configs"]
 
-MiB = 1024 * 1024
 
 _TIMED = """
 import time as _time
@@ -94,17 +95,16 @@ def _label(c: CacheConfig) -> str:
     return s + (f" / {c.max_staleness}s" if c.max_staleness else "")
 
 
+#: Run in the worker with ``params`` = (block_size, max_bytes, max_staleness) of a validated
+#: ``BlockCacheParams``, or None for cache off (TF's default, left as it is: one worker per config).
 _CONFIGURE = """
-from gcs_hook import native_ops
-_ops = native_ops.load()
-def _configure(mb, bs, st):
-    _ops.gcs_configure_block_cache(
-        max_cache_size=tf.constant(mb, tf.uint64), block_size=tf.constant(bs, tf.uint64),
-        max_staleness=tf.constant(st, tf.uint64))
-# the op skips identical values, so go through a different staleness to get an empty cache
-_configure(mb, bs, st + 1)
-_configure(mb, bs, st)
-result = [int(v) for v in _ops.gcs_block_cache_params()]
+from gcs_hook import BlockCacheParams, configure_gcs, current_block_cache
+if params is not None:
+    _bs, _mb, _st = params
+    # identical values are a no-op, so go through a different staleness to get an empty cache
+    configure_gcs(block_cache=BlockCacheParams(_bs, _mb, _st + 1))
+    configure_gcs(block_cache=BlockCacheParams(_bs, _mb, _st))
+result = list(current_block_cache())
 """
 
 
@@ -130,9 +130,9 @@ def measure_configs(
 ) -> list[Measurement]:
     """Measure ``configs`` on ``workload``.
 
-    One TF process per configuration runs ``repeats`` pairs of (unshaped, shaped) passes over
+    One TF process runs, per configuration, ``repeats`` pairs of (unshaped, shaped) passes over
     the workload, alternating, each pass on its own copy of the objects (bucket
-    ``<bucket>-c<i>``, copied from ``<bucket>``; ``upload`` writes ``<bucket>`` first — pass
+    ``<bucket>-c<n>-<i>``, copied from ``<bucket>``; ``upload`` writes ``<bucket>`` first — pass
     False when the recording already did) and after emptying the block cache with the configure op,
     so no pass sees another's cached blocks or stat entries. The minimum over the repeats is
     kept for both (contention from other processes only ever adds time).
@@ -145,9 +145,7 @@ def measure_configs(
     if upload:
         emulator.backend.create_bucket(workload.bucket)
         upload_objects(emulator, workload)
-    copies = [workload.with_params(bucket=f"{workload.bucket}-c{i}") for i in range(2 * repeats)]
-    for copy in copies:
-        _copy_bucket(emulator, workload.bucket, copy.bucket)
+    copies: list[Workload] = []  # the current configuration's copies (deleted after it)
     shaping = Shaping(
         first_byte_latency_s=timing.first_byte_latency_s,
         bandwidth_bytes_per_s=timing.bandwidth_bytes_per_s,
@@ -156,15 +154,14 @@ def measure_configs(
     before = emulator.front.shaping
 
     def one_pass(worker: Any, copy: Workload, config: CacheConfig, shaped: Any) -> tuple:
+        hook_params = block_cache_params(config)
         params = worker.run(
             _CONFIGURE,
-            mb=config.max_bytes,
-            bs=config.block_size if config.cache_on else 64 * MiB,
-            st=config.max_staleness,
+            params=None if hook_params is None else list(hook_params.as_tuple()),
             timeout=timeout,
         )
-        expect = [config.block_size, config.max_bytes, config.max_staleness]
-        if config.cache_on and params != expect:
+        expect = list((hook_params or TF_DEFAULT_CONFIG).as_tuple())
+        if params != expect:
             raise RuntimeError(f"TF block cache is {params}, wanted {expect}")
         emulator.front.shaping = shaped
         mark = emulator.ledger.mark()
@@ -189,21 +186,28 @@ def measure_configs(
         return seconds, n_requests
 
     out = []
+    env = dict(emulator.tf_env())
+    if stat_cache_max_age != 5:
+        env["GCS_STAT_CACHE_MAX_AGE"] = str(stat_cache_max_age)
+    worker = TfWorker(env)
     try:
+        # warm-up outside the timing: TF's GCS filesystem, auth, the op library
+        worker.run("result = tf.io.gfile.exists('gs://' + b + '/nothing')", b=workload.bucket)
         for n, config in enumerate(configs):
-            env = dict(emulator.tf_env())
-            if stat_cache_max_age != 5:
-                env["GCS_STAT_CACHE_MAX_AGE"] = str(stat_cache_max_age)
-            with TfWorker(env) as worker:
-                # warm-up outside the timing: TF's GCS filesystem, auth, the op library
-                worker.run(
-                    "result = tf.io.gfile.exists('gs://' + b + '/nothing')", b=copies[0].bucket
-                )
-                base, shaped_s, n_req = [], [], 0
-                for r in range(repeats):
-                    base.append(one_pass(worker, copies[2 * r], config, None)[0])
-                    secs, n_req = one_pass(worker, copies[2 * r + 1], config, shaping)
-                    shaped_s.append(secs)
+            copies[:] = [
+                workload.with_params(bucket=f"{workload.bucket}-c{n}-{i}")
+                for i in range(2 * repeats)
+            ]
+            for copy in copies:
+                _copy_bucket(emulator, workload.bucket, copy.bucket)
+            base, shaped_s, n_req = [], [], 0
+            for r in range(repeats):
+                base.append(one_pass(worker, copies[2 * r], config, None)[0])
+                secs, n_req = one_pass(worker, copies[2 * r + 1], config, shaping)
+                shaped_s.append(secs)
+            for copy in copies:
+                with contextlib.suppress(Exception):
+                    emulator.backend.delete_bucket(copy.bucket)
             predicted, _ = simulate_fast(
                 trace,
                 config,
@@ -226,6 +230,7 @@ def measure_configs(
             if progress:
                 progress(n + 1, len(configs))
     finally:
+        worker.close()
         emulator.front.shaping = before
         for copy in copies:
             with contextlib.suppress(Exception):

@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from benchmarks.sweep import PointResult, best_under_budget
+from benchmarks.tune.hook_params import block_cache_params
+from emulator.atomic_files import atomic_writer
 
 __all__ = [
     "format_bytes",
@@ -56,8 +58,8 @@ def recommendation_line(result: PointResult | None) -> str:
     """The Python line to paste for ``result``'s configuration."""
     if result is None:
         return "# no configuration fits the memory budget"
-    c = result.config
-    if not c.cache_on:
+    c = block_cache_params(result.config)
+    if c is None:
         return "ConfigureGcsHook()  # keep TF 2.21's default: block cache off"
     return (
         "ConfigureGcsHook(block_cache=BlockCacheParams("
@@ -204,7 +206,8 @@ def heatmap_png(
         "Cache off = TF 2.21 default (64 MiB read-ahead buffer per open file).",
         fontsize=7, ha="left", va="bottom",
     )  # fmt: skip
-    fig.savefig(path, dpi=110)
+    with atomic_writer(path, text=False) as fh:  # atomic, never through a symlink
+        fig.savefig(fh, dpi=110, format="png")
     plt.close(fig)
     return str(path)
 
@@ -235,7 +238,8 @@ def measured_png(measurements: Sequence[Mapping[str, Any]], path: str | os.PathL
     ax.legend(fontsize=7, loc="upper left")
     ax.set_ylim(0, 1.25 * max(max(model[i] + local[i], measurements[i]["measured_s"]) for i in x))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_writer(path, text=False) as fh:  # atomic, never through a symlink
+        fig.savefig(fh, dpi=110, format="png")
     plt.close(fig)
     return str(path)
 
@@ -258,7 +262,7 @@ def write_report(
     paths = {}
     csv_path = os.path.join(out_dir, "sweep.csv")
     rows = [r.as_row() for r in results]
-    with open(csv_path, "w", newline="") as f:
+    with atomic_writer(csv_path) as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["block_size"])
         writer.writeheader()
         writer.writerows(rows)
@@ -272,7 +276,7 @@ def write_report(
         measured=list(measurements),
     )
     json_path = os.path.join(out_dir, "summary.json")
-    with open(json_path, "w") as f:
+    with atomic_writer(json_path) as f:
         json.dump(doc, f, indent=1)
     paths["json"] = json_path
     if results:

@@ -42,7 +42,12 @@ __all__ = ["estimated_reads", "synthesize_columns"]
 
 def synthesize_columns(workload: Any, keep: np.ndarray | None = None) -> ColumnarTrace:
     """The workload's synthesized trace as columns, restricted to ``keep`` if given."""
-    from benchmarks.workloads import InterleavedShards, RandomRecords, SequentialShards, SmallFiles
+    from benchmarks.workloads.builtin import (
+        InterleavedShards,
+        RandomRecords,
+        SequentialShards,
+        SmallFiles,
+    )
 
     objects = workload.objects()
     if keep is None:
@@ -301,7 +306,12 @@ def _random_records(workload: Any, objects: dict[str, int], keep: np.ndarray) ->
 def estimated_reads(workload: Any) -> np.ndarray:
     """Per object (``objects()`` order), the reads of the full trace, all epochs — exact for
     the shard workloads and small-files, computed without synthesizing the trace."""
-    from benchmarks.workloads import InterleavedShards, RandomRecords, SequentialShards, SmallFiles
+    from benchmarks.workloads.builtin import (
+        InterleavedShards,
+        RandomRecords,
+        SequentialShards,
+        SmallFiles,
+    )
 
     objects = workload.objects()
     sizes = np.array(list(objects.values()), np.int64)

@@ -26,7 +26,7 @@ SCALE_LIMITS = {
 
 def check_scale(workload: Any) -> str | None:
     """None if ``workload`` is within :data:`SCALE_LIMITS`, else one line saying what is not."""
-    from benchmarks.workloads import CheckpointRestore, InterleavedShards, SequentialShards
+    from benchmarks.workloads.builtin import CheckpointRestore, InterleavedShards, SequentialShards
 
     def size(n: float) -> str:
         for unit, k in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):

@@ -12,7 +12,7 @@
   while a trainer writes new ones. Recorded only (the requests of TF's checkpoint code are
   taken from a recording, not derived).
 
-Both record through the front like a user's program (:func:`record_live`): the trainer's
+Both record through the front like a user's program (:func:`benchmarks.record.live.record_live`): the trainer's
 uploads go through the front anonymously, so :func:`benchmarks.record.ledger.ledger_to_trace`
 turns them into ``overwrite`` ops and the reader's requests into reads, stats and sleeps.
 
@@ -31,20 +31,18 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from benchmarks.workloads import WORKLOADS, Workload
+from benchmarks.workloads.base import Workload
 from benchmarks.workloads.files import tfrecord_bytes
+from gcs_hook.units import KiB, MiB
 
 __all__ = [
     "LIVE",
     "CheckpointPoller",
     "TensorBoardLogs",
     "TB_READ_CHUNK",
-    "record_live",
     "run_live",
 ]
 
-KiB = 1024
-MiB = 1024 * 1024
 #: TF's record reader buffer in tf_record_iterator (io/record_io_wrapper.cc kReaderBufferSize)
 TB_READ_CHUNK = 16 * MiB
 
@@ -201,10 +199,11 @@ class CheckpointPoller(Workload):
         f, v = self.floats_per_variable, self.variables
         return (
             "import os\n"
-            "if '_mgr' not in globals():\n"
+            "if globals().get('_outdir') != outdir:  # a new run (the trainer may be reused)\n"
             f"    _tv = [tf.Variable(tf.zeros([{f}])) for _ in range({v})]\n"
             "    _mgr = tf.train.CheckpointManager(tf.train.Checkpoint(v=_tv), outdir, "
             "max_to_keep=None)\n"
+            "    _outdir = outdir\n"
             "for _i, _var in enumerate(_tv):\n"
             f"    _var.assign(tf.fill([{f}], float(step) + _i))\n"
             "_mgr.save(checkpoint_number=step)\n"
@@ -215,10 +214,8 @@ class CheckpointPoller(Workload):
         return self.reader_setup_code() + self.reader_step_code()
 
 
-#: the live workload classes (recorded with :func:`record_live`, not measured per epoch)
+#: the live workload classes (recorded with ``benchmarks.record.live.record_live``, not measured per epoch)
 LIVE = (TensorBoardLogs, CheckpointPoller)
-for _w in (TensorBoardLogs(), CheckpointPoller()):
-    WORKLOADS[_w.name] = _w
 
 
 def _upload(front_url: str, bucket: str, name: str, data: bytes) -> None:
@@ -264,32 +261,3 @@ def run_live(workload: Workload, emulator: Any, reader: Any, *, trainer: Any = N
                 results.append(reader.run(workload.reader_step_code(), timeout=600))
                 time.sleep(workload.poll_interval_s)
     return results
-
-
-def record_live(workload: Workload, emulator: Any) -> tuple[dict[str, Any], list[dict]]:
-    """Record a live workload with the recording settings; returns the trace (config null) and
-    the reader's media and metadata requests (trace-format dicts)."""
-    from benchmarks.record import PROGRAM_RECORDING_ENV
-    from benchmarks.record.ledger import ledger_to_trace
-    from emulator.replay.tf_worker import TfWorker
-
-    emulator.backend.create_bucket(workload.bucket)
-    env = {**emulator.tf_env(), **PROGRAM_RECORDING_ENV}
-    mark = emulator.ledger.mark()
-    with TfWorker(env) as reader:
-        trainer = TfWorker(env) if isinstance(workload, CheckpointPoller) else None
-        try:
-            run_live(workload, emulator, reader, trainer=trainer)
-        finally:
-            if trainer is not None:
-                trainer.close()
-    emulator.ledger.wait_quiet(quiet_s=0.05, timeout=30.0)
-    records = [r for r in emulator.ledger.since(mark) if r.bucket == workload.bucket]
-    trace = ledger_to_trace(records, workload.objects()).trace
-    trace["comment"] = f"recorded from real TF: workload {workload.name} {workload.params()}"
-    requests = [
-        r.as_trace_request()
-        for r in records
-        if r.principal == "test-token" and r.kind in ("media", "metadata")
-    ]
-    return trace, requests

@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from gcs_hook.units import KiB, MiB
+
 __all__ = [
     "GFILE_BUFFER",
     "READ_FILE_CHUNK",
@@ -38,8 +40,6 @@ __all__ = [
     "read_files_trace",
 ]
 
-KiB = 1024
-MiB = 1024 * 1024
 
 #: ``tf.data.TFRecordDataset``'s default read buffer (python/data/ops/readers.py).
 TFRECORD_BUFFER = 256 * KiB

@@ -471,7 +471,15 @@ def docker_engine_error() -> str | None:
 
 
 class ContainerBackend(Backend):
-    """The official ``fsouza/fake-gcs-server`` image through testcontainers."""
+    """The ``fsouza/fake-gcs-server`` image through testcontainers, published on 127.0.0.1.
+
+    Invariants: the container's port is bound on the engine host's loopback only (never
+    0.0.0.0); testcontainers' reaper is disabled (its image cannot be pulled everywhere) and the
+    container is removed by :meth:`close`, on a failed start, and at interpreter exit (a
+    ``weakref.finalize``); it carries :func:`emulator.fakegcs.containers.owner_labels`, so the
+    next container backend's start sweeps it away when a SIGKILL left it behind
+    (``swept`` lists what that start removed).
+    """
 
     kind = "container"
 
@@ -479,20 +487,30 @@ class ContainerBackend(Backend):
         reason = docker_engine_error()
         if reason:
             raise BackendError(f"container backend requested but {reason}")
+        import docker
+        from testcontainers.core.config import testcontainers_config
         from testcontainers.core.container import DockerContainer
 
+        from emulator.fakegcs.containers import owner_labels, sweep_orphans
+
+        testcontainers_config.ryuk_disabled = True
+        client = docker.from_env(timeout=30)
+        try:
+            self.swept = sweep_orphans(client)
+        finally:
+            client.close()
         self._container = DockerContainer(image)
-        self._container.with_exposed_ports(4443)
+        self._container.ports["4443/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
+        self._container.with_kwargs(labels=owner_labels())
         self._container.with_command(
             f"-scheme http -port 4443 -public-host {PUBLIC_HOST} -backend memory"
         )
+        self._remove = weakref.finalize(self, _remove_container, self._container)
         try:
             self._container.start()
-            host = self._container.get_container_host_ip()
-            if host in ("localhost", "::1"):
-                host = "127.0.0.1"
-            port = int(self._container.get_exposed_port(4443))
-            self.endpoint = f"http://{host}:{port}"
+            wrapped = self._container.get_wrapped_container()
+            self.container_id = wrapped.id
+            self.endpoint = f"http://127.0.0.1:{_published_port(wrapped, '4443/tcp')}"
             deadline = time.monotonic() + startup_timeout
             while not self.healthy():
                 if time.monotonic() > deadline:
@@ -501,16 +519,39 @@ class ContainerBackend(Backend):
                         "fake-gcs-server container not ready; log tail:\n"
                         + "\n".join(logs.splitlines()[-20:])
                     )
-                time.sleep(0.2)
+                time.sleep(0.1)
         except BaseException:
             self.close()
             raise
 
     def close(self) -> None:
-        container, self._container = getattr(self, "_container", None), None
-        if container is not None:
-            with contextlib.suppress(Exception):
-                container.stop()
+        remove = getattr(self, "_remove", None)
+        if remove is not None:
+            remove()
+
+
+def _published_port(container: Any, port: str, timeout: float = 10.0) -> int:
+    """The 127.0.0.1 host port the engine published ``port`` of ``container`` on.
+
+    Read from the engine itself (not testcontainers' host guess, which inside a container names
+    the bridge gateway, where nothing listens on loopback-bound ports).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        container.reload()
+        ports = container.attrs.get("NetworkSettings", {}).get("Ports") or {}
+        for binding in ports.get(port) or []:
+            if binding.get("HostIp") == "127.0.0.1" and binding.get("HostPort"):
+                return int(binding["HostPort"])
+        if time.monotonic() > deadline:
+            raise BackendError(f"the engine published no 127.0.0.1 port for the container's {port}")
+        time.sleep(0.05)
+
+
+def _remove_container(container: Any) -> None:
+    """Remove ``container`` (forcibly, with its volumes); errors are ignored (already gone)."""
+    with contextlib.suppress(Exception):
+        container.stop()
 
 
 class ExternalBackend(Backend):

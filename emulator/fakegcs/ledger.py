@@ -13,7 +13,7 @@ Invariants:
   private temporary file (0600, unlinked) and are read back by the query API, which stays
   exact over every record since the last :meth:`Ledger.clear` (only ``wait_for`` looks at the
   in-memory window alone).
-- The ``jsonl_path`` file is created 0600 and appended one line per record as it is made. A
+- The ``jsonl_path`` file (never a symlink: refused) is created 0600 and appended one line per record as it is made. A
   write error (disk full, directory gone) never reaches a client: it is reported on stderr
   (the first time, then once per 1000 failures) and counted in ``write_errors``; records stay
   queryable.
@@ -36,6 +36,8 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from emulator.atomic_files import atomic_writer, open_append_nofollow
 
 KINDS = ("metadata", "media", "list", "upload", "delete", "token", "bucket", "other")
 
@@ -240,8 +242,7 @@ class Ledger:
     def _write_jsonl(self, rec: RequestRecord) -> None:
         try:
             if self._jsonl is None:
-                fd = os.open(self.jsonl_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-                self._jsonl = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
+                self._jsonl = open_append_nofollow(self.jsonl_path)  # never through a symlink
             self._jsonl.write(json.dumps(rec.to_json(), sort_keys=True) + "\n")
         except (OSError, ValueError) as exc:
             if self._jsonl is not None:
@@ -325,8 +326,7 @@ class Ledger:
             self._spilled_max_seq = 0
 
     def to_jsonl(self, path: str | os.PathLike) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with atomic_writer(path, mode=0o600) as f:
             for rec in self.records():
                 f.write(json.dumps(rec.to_json(), sort_keys=True) + "\n")
 

@@ -65,12 +65,31 @@ def bucket_error(name: str) -> str | None:
     return None
 
 
+#: Longest ``/``-separated part of a name the filesystem backend stores: fake-gcs-server
+#: writes ``.<part><random suffix>`` first, and the whole must fit Linux's NAME_MAX (255 bytes);
+#: measured: 230 bytes store, 240 do not.
+MAX_SEGMENT_BYTES = 200
+
+
 def persist_error(name: str) -> str | None:
-    """Why a filesystem (``--persist``) backend must not store ``name``, or ``None``."""
+    """Why a filesystem (``--persist``) backend must not store ``name``, or ``None``: a ``.``
+    or ``..`` segment, a NUL, or a segment longer than a file name may be."""
     if any(seg in (".", "..") for seg in name.split("/")):
         return (
             "Object names with '.' or '..' path segments cannot be stored by the persistent "
             "(filesystem) backend; the default memory backend holds them."
+        )
+    if "\x00" in name:
+        return (
+            "Object names with a NUL character cannot be stored by the persistent (filesystem) "
+            "backend; the default memory backend holds them."
+        )
+    if any(
+        len(seg.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES for seg in name.split("/")
+    ):
+        return (
+            f"Object names with a '/'-separated part longer than {MAX_SEGMENT_BYTES} bytes "
+            "cannot be stored by the persistent (filesystem) backend."
         )
     return None
 
@@ -128,6 +147,27 @@ def _body_names(content_type: str, body: bytes) -> list[str]:
     return [name] if isinstance(name, str) else []
 
 
+def _compose_sources(body: bytes) -> list[str]:
+    """The ``sourceObjects[].name`` of a compose request's JSON body (each must pass the same
+    checks as any other name). :class:`BadName` for a body this cannot read whole (too large,
+    not JSON): its sources could not be checked. A source that is not a string is returned as
+    ``""`` (refused as empty)."""
+    if len(body) > METADATA_SCAN_BYTES:
+        raise BadName("The compose request's body is too large to check.")
+    try:
+        doc = json.loads(body) if body else {}
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise BadName("The compose request's body is not valid JSON.") from None
+    sources = doc.get("sourceObjects") if isinstance(doc, dict) else None
+    if not isinstance(sources, list):
+        return []
+    out = []
+    for src in sources:
+        name = src.get("name") if isinstance(src, dict) else None
+        out.append(name if isinstance(name, str) else "")
+    return out
+
+
 def _query_name(raw_query: str) -> str | None:
     for part in raw_query.split("&"):
         key, sep, value = part.partition("=")
@@ -137,17 +177,25 @@ def _query_name(raw_query: str) -> str | None:
 
 
 def request_names(
-    method: str, path: str, raw_query: str, content_type: str, body_head: bytes
+    method: str,
+    path: str,
+    raw_query: str,
+    content_type: str,
+    body_head: bytes,
+    *,
+    all_buckets: bool = False,
 ) -> tuple[list[str], list[str]]:
     """``(bucket names, object names)`` a JSON-API request carries (:class:`BadName` if one
-    cannot even be decoded). XML-API paths (``/bucket/object``) are reads only and not listed.
-    Bucket names are listed for requests that change something (reads of a badly named
-    bucket just find nothing).
+    cannot even be decoded), compose sources included. XML-API paths (``/bucket/object``) are
+    reads only and not listed. Bucket names are listed for requests that change something
+    (reads of a badly named bucket just find nothing), or for every request (``all_buckets``).
     """
     buckets, objects = _path_names(path)
     mutating = method.upper() in ("POST", "PUT", "PATCH", "DELETE")
-    if not mutating:
+    if not mutating and not all_buckets:
         buckets = []
+    if method.upper() == "POST" and path.startswith("/storage/v1/b/") and path.endswith("/compose"):
+        objects.extend(_compose_sources(body_head))
     if path.startswith("/upload/"):
         name = _query_name(raw_query)
         if name is not None:

@@ -28,8 +28,9 @@ from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 from emulator.model.clock import Clock
 from emulator.model.errors import GcsError
-from emulator.model.gcs_model import DEFAULT_STAT_CACHE_MAX_AGE, GcsFilesystemModel, RetryConfig
+from emulator.model.gcs_model import GcsFilesystemModel, RetryConfig
 from emulator.model.transport import FsspecTransport, GcsfsTransport
+from gcs_hook.tf_defaults import TF_STAT_CACHE_MAX_AGE
 
 __all__ = ["TFCachedFile", "TFCachedFileSystem", "to_os_error"]
 
@@ -62,7 +63,7 @@ class TFCachedFileSystem(AbstractFileSystem):
         target_protocol: str = "gcs",
         target_options: dict[str, Any] | None = None,
         block_cache: Any = None,
-        stat_cache_max_age: int = DEFAULT_STAT_CACHE_MAX_AGE,
+        stat_cache_max_age: int = TF_STAT_CACHE_MAX_AGE,
         stat_cache_max_entries: int = 1024,
         clock: Clock | None = None,
         retry: RetryConfig | None = None,

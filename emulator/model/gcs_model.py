@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from emulator.model.block_cache import BlockCache, CacheStats, Payload, payload_len
+from emulator.model.cache_config import CacheConfig
 from emulator.model.clock import Clock, RealClock, VirtualClock
 from emulator.model.errors import (
     RETRIABLE_CODES,
@@ -65,10 +66,9 @@ from emulator.model.random_access import (
 )
 from emulator.model.stat_cache import FileStat, StatCache
 from emulator.model.transport import ObjectStat, Transport
+from gcs_hook.tf_defaults import TF_STAT_CACHE_MAX_AGE, TF_STAT_CACHE_MAX_ENTRIES
 
 __all__ = [
-    "DEFAULT_BLOCK_SIZE",
-    "DEFAULT_STAT_CACHE_MAX_AGE",
     "BufferedRandomAccessFile",
     "CachedRandomAccessFile",
     "FileStat",
@@ -77,42 +77,11 @@ __all__ = [
     "ReadResult",
     "RetryConfig",
     "StatCache",
-    "cache_params",
     "parse_gcs_path",
     "virtual_model",
 ]
 
 T = TypeVar("T")
-
-MiB = 1024 * 1024
-#: TF 2.21 defaults (non-libtpu build): 64 MiB blocks, cache off, no staleness.
-DEFAULT_BLOCK_SIZE = 64 * MiB
-DEFAULT_STAT_CACHE_MAX_AGE = 5
-DEFAULT_STAT_CACHE_MAX_ENTRIES = 1024
-
-
-def cache_params(params: Any) -> tuple[int, int, int]:
-    """``(block_size, max_bytes, max_staleness)`` from ``None`` (TF 2.21 defaults), a mapping,
-    or any object with those attributes (e.g. ``gcs_hook.BlockCacheParams``).
-
-    ValueError for a missing/negative/non-integer value.
-    """
-    if params is None:
-        return (DEFAULT_BLOCK_SIZE, 0, 0)
-    values = []
-    for name in ("block_size", "max_bytes", "max_staleness"):
-        if isinstance(params, dict):
-            if name not in params:
-                raise ValueError(f"cache config lacks {name!r}: {params!r}")
-            value = params[name]
-        elif hasattr(params, name):
-            value = getattr(params, name)
-        else:
-            raise ValueError(f"cache config {params!r} has no attribute {name!r}")
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"cache config {name} must be an integer >= 0, got {value!r}")
-        values.append(value)
-    return (values[0], values[1], values[2])
 
 
 @dataclass(frozen=True)
@@ -142,8 +111,8 @@ class GcsFilesystemModel:
         transport: Transport,
         params: Any = None,
         *,
-        stat_cache_max_age: int | None = DEFAULT_STAT_CACHE_MAX_AGE,
-        stat_cache_max_entries: int = DEFAULT_STAT_CACHE_MAX_ENTRIES,
+        stat_cache_max_age: int | None = TF_STAT_CACHE_MAX_AGE,
+        stat_cache_max_entries: int = TF_STAT_CACHE_MAX_ENTRIES,
         matching_paths_cache_max_age: int = 0,
         matching_paths_cache_max_entries: int = 1024,
         buffer_size: int | None = None,
@@ -152,9 +121,9 @@ class GcsFilesystemModel:
         sleep: Callable[[float], None] | None = None,
         seed: int | None = 0,
     ) -> None:
-        block_size, max_bytes, max_staleness = cache_params(params)
+        block_size, max_bytes, max_staleness = CacheConfig.of(params).as_tuple()
         if stat_cache_max_age is None:
-            stat_cache_max_age = DEFAULT_STAT_CACHE_MAX_AGE
+            stat_cache_max_age = TF_STAT_CACHE_MAX_AGE
         if (
             isinstance(stat_cache_max_age, bool)
             or not isinstance(stat_cache_max_age, int)
@@ -219,9 +188,7 @@ class GcsFilesystemModel:
     def reset_block_cache(self, block_size: int, max_bytes: int, max_staleness: int) -> None:
         """TF's ResetFileBlockCache: a brand-new empty cache (signatures too); stat cache kept;
         the buffered reader's buffer size unchanged."""
-        cache_params(
-            {"block_size": block_size, "max_bytes": max_bytes, "max_staleness": max_staleness}
-        )
+        CacheConfig(block_size, max_bytes, max_staleness)  # validates
         self._cache_lock.acquire_exclusive()
         try:
             self._retired_stats = self._retired_stats + self.block_cache.stats
@@ -233,7 +200,7 @@ class GcsFilesystemModel:
     def configure_block_cache(self, params: Any) -> bool:
         """What the hook's configure op does: skip if all three values equal the current ones
         (cache contents kept; returns False), else :meth:`reset_block_cache` (returns True)."""
-        values = cache_params(params)
+        values = CacheConfig.of(params).as_tuple()
         if values == (self.block_size, self.max_bytes, self.max_staleness):
             return False
         self.reset_block_cache(*values)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from emulator.model.errors import GcsError, NotFoundError, error_for_code, error_for_http_status
-from emulator.model.transport import ObjectStat, _RecordingTransport
+from emulator.model.transport_base import ObjectStat, RecordingTransport
 
 __all__ = ["FsspecTransport", "GcsClientTransport", "GcsfsTransport"]
 
@@ -35,7 +35,7 @@ class _Drop416(logging.Filter):
         return _http_status(exc) != 416 if exc is not None else True
 
 
-class _RemoteTransport(_RecordingTransport):
+class _RemoteTransport(RecordingTransport):
     """What every network transport shares: running a ranged GET and mapping its errors."""
 
     def _remote_media(self, fetch: Callable[[], bytes]) -> bytes:

@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from emulator.model.block_cache import Payload, payload_len, payload_slice
 from emulator.model.errors import RETRIABLE_CODES, GcsError, OutOfRangeError
 
-if TYPE_CHECKING:
-    from emulator.model.gcs_model import GcsFilesystemModel
-
 __all__ = [
     "BufferedRandomAccessFile",
     "CachedRandomAccessFile",
+    "FilesystemSide",
     "RandomAccessFileModel",
     "ReadResult",
     "SharedLock",
@@ -98,13 +96,34 @@ class SharedLock:
             self._cond.notify_all()
 
 
+class FilesystemSide(Protocol):
+    """What a file needs from its filesystem (:class:`emulator.model.gcs_model.GcsFilesystemModel`
+    provides it; named here so this module does not import that one back): the retry policy and
+    sleep, the block cache and its reset lock, the stat and buffer fetches, the empty payload."""
+
+    retry: Any
+    block_cache: Any
+    _empty: Payload
+    _cache_lock: SharedLock
+
+    def _retries_exhausted(self, err: GcsError) -> GcsError: ...
+
+    def _retry_sleep(self, attempt: int) -> None: ...
+
+    def _stat_object(self, name: str, bucket: str, obj: str) -> Any: ...
+
+    def _load_buffer(self, name: str, bucket: str, obj: str, offset: int, n: int) -> Payload: ...
+
+    def _join(self, parts: list[Payload]) -> Payload: ...
+
+
 class RandomAccessFileModel:
     """A TF RandomAccessFile on ``gs://``: ``read(offset, n) -> ReadResult``, retried like
     TF's RetryingRandomAccessFile. Thread-safe."""
 
     kind = "abstract"
 
-    def __init__(self, fs: GcsFilesystemModel, filename: str, bucket: str, obj: str) -> None:
+    def __init__(self, fs: FilesystemSide, filename: str, bucket: str, obj: str) -> None:
         self._fs = fs
         self.name = filename
         self.bucket = bucket
@@ -180,7 +199,7 @@ class BufferedRandomAccessFile(RandomAccessFileModel):
     kind = "buffered"
 
     def __init__(
-        self, fs: GcsFilesystemModel, filename: str, bucket: str, obj: str, buffer_size: int
+        self, fs: FilesystemSide, filename: str, bucket: str, obj: str, buffer_size: int
     ) -> None:
         super().__init__(fs, filename, bucket, obj)
         self.buffer_size = buffer_size

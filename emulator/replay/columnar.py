@@ -34,19 +34,23 @@ Invariants: ``to_dict(from_dict(t)) == t`` up to handle names (``h<id>``) and ke
 read/close names a handle opened before it; every column has the same length.
 
 Length: just over 400 lines; the column layout, its conversions to and from JSON traces and
-the ``.npz`` file are one format and are kept in one place.
+the ``.npz`` file are one format and are kept in one place (the checked reading of the file's
+zip members is :mod:`emulator.replay.npz_members`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from emulator.atomic_files import atomic_writer
+from emulator.replay.limits import TraceError
+from emulator.replay.npz_members import read_members
 
 __all__ = [
     "CLOSE",
@@ -338,57 +342,50 @@ def save_columnar(ct: ColumnarTrace, path: str | os.PathLike) -> None:
         "stat_cache_max_age": ct.stat_cache_max_age,
     }
     meta_arr = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-    with open(path, "wb") as f:
+    with atomic_writer(path, text=False) as f:  # atomic, never through a symlink
         np.savez(f, meta=meta_arr, sizes=ct.sizes, seconds=ct.seconds, **ct.columns())
 
 
-def _member_arrays(path: str | os.PathLike, mmap: bool) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    with zipfile.ZipFile(path) as zf, open(path, "rb") as f:
-        for info in zf.infolist():
-            name = info.filename.removesuffix(".npy")
-            if not mmap or info.compress_type != zipfile.ZIP_STORED:
-                out[name] = np.load(zf.open(info), allow_pickle=False)
-                continue
-            f.seek(info.header_offset)
-            local = f.read(30)
-            if local[:4] != b"PK\x03\x04":
-                raise ValueError(f"{path}: bad zip member header for {info.filename}")
-            name_len = int.from_bytes(local[26:28], "little")
-            extra_len = int.from_bytes(local[28:30], "little")
-            f.seek(info.header_offset + 30 + name_len + extra_len)
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            if dtype.hasobject:
-                raise ValueError(f"{path}: member {name} holds Python objects")
-            start = f.tell()
-            if int(np.prod(shape)) == 0:
-                out[name] = np.zeros(shape, dtype)
-            else:
-                order = "F" if fortran else "C"
-                out[name] = np.memmap(path, dtype, "r", start, shape, order)
-    return out
+#: dtype of each member a columnar file may hold (anything else is refused unread).
+MEMBER_DTYPES = {"meta": np.uint8, "sizes": np.int64, "seconds": np.float64, **_DTYPES}
+
+
+def _meta(arrays: Mapping[str, np.ndarray], where: str) -> dict[str, Any]:
+    try:
+        meta = json.loads(bytes(np.asarray(arrays["meta"])).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise TraceError(f"{where}: meta is not UTF-8 JSON") from None
+    if not isinstance(meta, dict):
+        raise TraceError(f"{where}: meta is not a JSON object")
+    if meta.get("format") != _FORMAT or meta.get("version") != _VERSION:
+        raise TraceError(f"{where}: not a {_FORMAT} v{_VERSION} file")
+    names = meta.get("names")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise TraceError(f"{where}: meta 'names' must be a list of strings")
+    if meta.get("config") is not None and not isinstance(meta["config"], dict):
+        raise TraceError(f"{where}: meta 'config' must be an object or null")
+    return meta
 
 
 def load_columnar(path: str | os.PathLike, *, mmap: bool = True) -> ColumnarTrace:
     """Read a file written by :func:`save_columnar`; with ``mmap`` the columns are read-only
-    memory maps (pages shared by every process mapping the same file)."""
-    arrays = _member_arrays(path, mmap)
+    memory maps (pages shared by every process mapping the same file).
+
+    Checks the file's structure only (members, dtypes, lengths; ``TraceError``, one line);
+    :func:`emulator.replay.reader.check_columns` checks what the columns say."""
+    where = os.path.basename(path)
+    arrays = read_members(path, MEMBER_DTYPES, mmap=mmap)
     missing = {"meta", "sizes", "seconds", *COLUMNS} - set(arrays)
     if missing:
-        raise ValueError(f"{path}: not a columnar trace (missing {', '.join(sorted(missing))})")
-    meta = json.loads(bytes(np.asarray(arrays["meta"])).decode())
-    if meta.get("format") != _FORMAT or meta.get("version") != _VERSION:
-        raise ValueError(f"{path}: not a {_FORMAT} v{_VERSION} file")
+        raise TraceError(f"{where}: not a columnar trace (missing {', '.join(sorted(missing))})")
+    meta = _meta(arrays, where)
     lengths = {arrays[c].shape[0] for c in COLUMNS}
     if len(lengths) != 1:
-        raise ValueError(f"{path}: columns of different lengths")
-    for c in COLUMNS:
-        if arrays[c].dtype != _DTYPES[c]:
-            raise ValueError(f"{path}: column {c} is {arrays[c].dtype}, expected {_DTYPES[c]}")
+        raise TraceError(f"{where}: columns of different lengths")
+    if arrays["sizes"].shape[0] != len(meta["names"]):
+        raise TraceError(
+            f"{where}: {len(meta['names'])} names for {arrays['sizes'].shape[0]} object sizes"
+        )
     ct = ColumnarTrace(
         names=list(meta["names"]),
         sizes=np.asarray(arrays["sizes"], np.int64),

@@ -1,12 +1,13 @@
 """Trace loading and validation for the replay engines: what both engines agree on before a run.
 
-:func:`load_replay_trace` returns a trace as the plain dict both engines walk, validated by
-:mod:`emulator.replay.trace` (docs/trace-format.md) and extended with an optional list of faults
-to inject (a *fault case*). Not to be confused with :func:`emulator.replay.trace.load_trace`,
-which returns a :class:`~emulator.replay.trace.Trace` object and raises ``TraceError``; this one
-raises :class:`ReplayError`, the error every replay entry point uses.
+:func:`load_replay_trace` returns a trace as the plain dict both engines walk, read and
+validated by the one trace reader, :mod:`emulator.replay.reader` (JSON or columnar ``.npz``,
+the limits of :mod:`emulator.replay.limits`; docs/trace-format.md), and extended with an
+optional list of faults to inject (a *fault case*). The reader raises ``TraceError``; this
+raises :class:`ReplayError` with the same one-line message, the error every replay entry point
+uses.
 
-Also here: the defaults and time origin both engines share, and small helpers on trace dicts
+Also here: the time origin both engines share (TF's defaults: :mod:`gcs_hook.tf_defaults`), and small helpers on trace dicts
 (bucket names, renaming, the public result form).
 """
 
@@ -19,13 +20,10 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "DEFAULT_BLOCK_SIZE",
-    "DEFAULT_STAT_CACHE_MAX_AGE",
     "FAULT_KINDS",
     "TRACE_START_FRACTION",
     "ReplayError",
     "bucket_of",
-    "config_tuple",
     "fault_body_bytes",
     "MAX_BLOCK_BYTES",
     "MAX_OBJECT_BYTES",
@@ -42,11 +40,12 @@ __all__ = [
     "validate_faults",
 ]
 
-MiB = 1024 * 1024
-#: TF 2.21's default block size (also the buffered reader's default buffer).
-DEFAULT_BLOCK_SIZE = 64 * MiB
-#: TF 2.21's default stat cache max age in seconds.
-DEFAULT_STAT_CACHE_MAX_AGE = 5
+from emulator.replay.limits import (  # noqa: F401 - re-exported: their old home
+    MAX_BLOCK_BYTES,
+    MAX_OBJECT_BYTES,
+    MAX_READ_BYTES,
+    MAX_TRACE_FILE_BYTES,
+)
 
 #: Where, within a wall-clock second, a trace with ``sleep`` ops starts its ops in the TF engine,
 #: and where the model engine's virtual clock starts: both clocks then cross whole seconds
@@ -61,133 +60,45 @@ class ReplayError(RuntimeError):
 def load_replay_trace(source: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
     """Load and validate a trace; returns it as a plain dict (``ReplayError`` if invalid).
 
-    ``source`` is a file path (a ``str`` is always a path here) or an already-parsed mapping.
-    Validation is :mod:`emulator.replay.trace`'s; this only normalises the result to the JSON
-    dict form both engines walk. A *fault case* — ``{"comment": ..., "faults": [...], "trace":
-    {...}}`` — is a trace plus errors to inject (see :func:`validate_faults`); it loads as the
-    trace dict with a ``"faults"`` list added, which both engines apply.
+    ``source`` is a file path (a ``str`` is always a path here; ``.npz`` is a columnar trace)
+    or an already-parsed mapping. Reading and validation are the one trace reader's
+    (:mod:`emulator.replay.reader`, whose ``TraceError`` becomes a ``ReplayError`` with the
+    same message); this only normalises the result to the JSON dict form both engines walk.
+    A *fault case* — ``{"comment": ..., "faults": [...], "trace": {...}}`` — is a trace plus
+    errors to inject (see :func:`validate_faults`); it loads as the trace dict with a
+    ``"faults"`` list added, which both engines apply.
 
     Invariant: whatever the file holds (not UTF-8, not JSON, nested deeper than Python can
-    parse, a JSON array or number at the top), the only exception is :class:`ReplayError` with
-    a one-line message.
+    parse, a JSON array or number at the top, hostile columns), the only exception is
+    :class:`ReplayError` with a one-line message.
     """
-    from emulator.replay import trace as trace_mod
+    from emulator.replay import columnar, reader
 
-    doc: Any = dict(source) if isinstance(source, Mapping) else read_trace_document(source)
-    if not isinstance(doc, dict):
-        raise ReplayError(f"a trace must be a JSON object, not {_json_type(doc)}")
-    faults: Any = None
-    if "trace" in doc:
-        unknown = set(doc) - {"trace", "faults", "comment"}
-        if unknown:
-            raise ReplayError(f"fault case: unknown keys {sorted(unknown)}")
-        faults = doc.get("faults") or []
-        doc = doc["trace"]
-        if not isinstance(doc, dict):
-            raise ReplayError(f"fault case: 'trace' must be a JSON object, not {_json_type(doc)}")
-    if "faults" in doc:
-        faults = doc["faults"]
-        doc = {k: v for k, v in doc.items() if k != "faults"}
     try:
-        trace = _trace_dict(trace_mod.load_trace(doc))
-    except ValueError as exc:
-        raise ReplayError(_one_line(str(exc))) from exc
-    except RecursionError:
-        raise ReplayError("trace: a value is nested too deeply") from None
-    _check_byte_counts(trace)
+        if isinstance(source, Mapping):
+            trace = reader.parse_document(source)
+        else:
+            loaded = reader.read_trace_file(source)
+            trace = (
+                columnar.to_dict(loaded) if isinstance(loaded, columnar.ColumnarTrace) else loaded
+            )
+    except reader.TraceError as exc:
+        raise ReplayError(str(exc)) from None
+    faults = trace.pop("faults", None)
     if faults:
         trace["faults"] = validate_faults(faults, trace)
     return trace
 
 
-#: Largest ``n`` of a read op the replay engines accept (both move real bytes; TF allocates
-#: ``n`` bytes for the read).
-MAX_READ_BYTES = 1 << 30
-#: Largest ``block_size`` they accept (a cached read fetches a whole block, and the buffered
-#: reader's buffer is the initial block size).
-MAX_BLOCK_BYTES = 1 << 30
-#: Largest object size: GCS's own limit, 5 TiB.
-MAX_OBJECT_BYTES = 5 << 40
-
-
-def _check_byte_counts(trace: Mapping[str, Any]) -> None:
-    """ReplayError naming the first op (or object) beyond the limits above."""
-    for name, size in (trace.get("objects") or {}).items():
-        if size > MAX_OBJECT_BYTES:
-            raise ReplayError(
-                f"objects[{name!r}]: {size} bytes is more than GCS's {MAX_OBJECT_BYTES}-byte limit"
-            )
-    configs = [("config", trace.get("config"))]
-    for i, op in enumerate(trace["ops"]):
-        where = f"ops[{i}] ({op['op']})"
-        if op["op"] == "read" and op["n"] > MAX_READ_BYTES:
-            raise ReplayError(
-                f"{where}: n = {op['n']} is more than the {MAX_READ_BYTES} bytes a replayed "
-                "read may ask for (the engines move real bytes)"
-            )
-        if op["op"] == "overwrite" and op["size"] > MAX_OBJECT_BYTES:
-            raise ReplayError(
-                f"{where}: {op['size']} bytes is more than GCS's {MAX_OBJECT_BYTES}-byte limit"
-            )
-        if op["op"] == "configure":
-            configs.append((where, op.get("config")))
-    for where, config in configs:
-        if config is not None and config["block_size"] > MAX_BLOCK_BYTES:
-            raise ReplayError(
-                f"{where}: block_size {config['block_size']} is more than the "
-                f"{MAX_BLOCK_BYTES} bytes a replay fetches at once"
-            )
-
-
-#: Largest trace file :func:`read_trace_document` reads (a trace of 10^6 ops is ~70 MB).
-MAX_TRACE_FILE_BYTES = 1 << 30
-
-
 def read_trace_document(path: str | os.PathLike) -> Any:
-    """The JSON document in the file ``path``; :class:`ReplayError` (one line) if the file
-    cannot be read, is larger than :data:`MAX_TRACE_FILE_BYTES`, is not UTF-8, is not JSON,
-    or is nested deeper than the parser's recursion limit."""
+    """The JSON document in the file ``path`` (:func:`emulator.replay.trace.read_json_file`'s
+    limits); :class:`ReplayError` (one line) if it is not usable."""
+    from emulator.replay import trace as trace_mod
+
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_TRACE_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ReplayError(f"cannot read trace {os.fspath(path)}: {exc.strerror}") from None
-    if len(data) > MAX_TRACE_FILE_BYTES:
-        raise ReplayError(f"trace file is larger than {MAX_TRACE_FILE_BYTES} bytes")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ReplayError(
-            f"trace is not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})"
-        ) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ReplayError(f"trace is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ReplayError("trace is not usable JSON: nested too deeply") from None
-
-
-def _json_type(value: Any) -> str:
-    """The JSON name of a parsed value's type ("an array", "a number", ...)."""
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if value is None:
-        return "null"
-    return type(value).__name__
-
-
-def _one_line(message: str) -> str:
-    """The first line of ``message``, at most 300 characters (values quoted in errors can be
-    large)."""
-    first = message.strip().splitlines()[0] if message.strip() else "invalid trace"
-    return first if len(first) <= 300 else first[:297] + "..."
+        return trace_mod.read_json_file(path)
+    except trace_mod.TraceError as exc:
+        raise ReplayError(str(exc)) from None
 
 
 def fault_body_bytes(status: int) -> int:
@@ -239,26 +150,11 @@ def validate_faults(faults: Any, trace: Mapping[str, Any]) -> list[dict[str, Any
     return out
 
 
-def _trace_dict(loaded: Any) -> dict[str, Any]:
-    if isinstance(loaded, Mapping):
-        return dict(loaded)
-    for name in ("to_dict", "as_dict"):
-        if hasattr(loaded, name):
-            return dict(getattr(loaded, name)())
-    raise ReplayError(f"cannot use a trace of type {type(loaded).__name__}")
-
-
 def object_content(name: str, version: int, size: int) -> bytes:
     """Deterministic content of version ``version`` of object ``name`` (trace-format.md)."""
     from emulator.replay import trace as trace_mod
 
     return trace_mod.object_content(name, version, size)
-
-
-def config_tuple(config: Mapping[str, Any] | None) -> tuple[int, int, int]:
-    if config is None:
-        return (DEFAULT_BLOCK_SIZE, 0, 0)
-    return (int(config["block_size"]), int(config["max_bytes"]), int(config["max_staleness"]))
 
 
 def bucket_of(name: str) -> str:

@@ -15,7 +15,6 @@ from typing import Any
 
 from emulator.replay.isolation import Isolation, wait_quiet
 from emulator.replay.loading import (
-    DEFAULT_STAT_CACHE_MAX_AGE,
     TRACE_START_FRACTION,
     ReplayError,
     fault_body_bytes,
@@ -23,6 +22,7 @@ from emulator.replay.loading import (
     trace_object_names,
 )
 from emulator.replay.objects import LazyObjectTransport
+from gcs_hook.tf_defaults import TF_STAT_CACHE_MAX_AGE
 
 __all__ = ["MODEL_TRANSPORTS", "run_model"]
 
@@ -67,7 +67,7 @@ def run_model(
         return GcsFilesystemModel(
             tr,
             trace.get("config"),
-            stat_cache_max_age=DEFAULT_STAT_CACHE_MAX_AGE if stat_age is None else int(stat_age),
+            stat_cache_max_age=TF_STAT_CACHE_MAX_AGE if stat_age is None else int(stat_age),
             clock=VirtualClock(TRACE_START_FRACTION),
             # as the tf engine runs TF: GCS_RETRY_CONFIG_INIT_DELAY_TIME_US=0 (no backoff)
             retry=RetryConfig(init_delay_us=0),

@@ -26,8 +26,6 @@ from __future__ import annotations
 from emulator.replay.comparison import Difference, compare, read_record
 from emulator.replay.isolation import Isolation, check_uploadable, real_bucket
 from emulator.replay.loading import (
-    DEFAULT_BLOCK_SIZE,
-    DEFAULT_STAT_CACHE_MAX_AGE,
     FAULT_KINDS,
     TRACE_START_FRACTION,
     ReplayError,
@@ -41,13 +39,14 @@ from emulator.replay.loading import (
 from emulator.replay.model_engine import MODEL_TRANSPORTS, run_model
 from emulator.replay.random_traces import random_trace
 from emulator.replay.tf_replayer import EnvGroup, TfReplayer, env_group, merge_groups, run_tf
+from gcs_hook.tf_defaults import TF_DEFAULT_BLOCK_SIZE, TF_STAT_CACHE_MAX_AGE
 
 #: The name this module has always used for :func:`load_replay_trace`.
 load_trace = load_replay_trace
 
 __all__ = [
-    "DEFAULT_BLOCK_SIZE",
-    "DEFAULT_STAT_CACHE_MAX_AGE",
+    "TF_DEFAULT_BLOCK_SIZE",
+    "TF_STAT_CACHE_MAX_AGE",
     "FAULT_KINDS",
     "MODEL_TRANSPORTS",
     "TRACE_START_FRACTION",

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.model.block_cache import CacheStats
+from emulator.model.cache_config import TF_DEFAULT_CONFIG, CacheConfig
 from emulator.model.clock import Clock, VirtualClock
-from emulator.model.gcs_model import DEFAULT_BLOCK_SIZE, GcsFilesystemModel, RetryConfig
+from emulator.model.gcs_model import GcsFilesystemModel, RetryConfig
 from emulator.model.transport import MemoryTransport, SizeOnlyTransport, Transport
 from emulator.replay.trace import (
-    CacheConfig,
     CloseOp,
     ConfigureOp,
     DeleteOp,
@@ -51,7 +51,7 @@ from emulator.replay.trace import (
 __all__ = [
     "BlockReplayResult",
     "SimResult",
-    "TF_DEFAULTS",
+    "TF_DEFAULT_CONFIG",
     "read_oracle_general",
     "replay_block_trace",
     "run_trace",
@@ -59,8 +59,6 @@ __all__ = [
     "write_oracle_general",
 ]
 
-#: TensorFlow 2.21's own block cache configuration (64 MiB blocks, cache off).
-TF_DEFAULTS = CacheConfig(DEFAULT_BLOCK_SIZE, 0, 0)
 
 Writer = Callable[[str, int, int], None]  # (object "bucket/path", version, size)
 Deleter = Callable[[str], None]  # (object "bucket/path")
@@ -256,7 +254,7 @@ def simulate(
     """Run ``trace`` on the model with a size-only transport and a virtual clock.
 
     ``config``: None → the trace's own ``config`` (which may itself be null = TF defaults);
-    otherwise a ``BlockCacheParams``-like object, a mapping, or :data:`TF_DEFAULTS`.
+    otherwise a ``BlockCacheParams``-like object, a mapping, or :data:`emulator.model.cache_config.TF_DEFAULT_CONFIG`.
     ``stat_cache_max_age``: None → the trace's value, else TF's default (5 s).
     ``cost(kind, body_bytes) -> seconds``: each request advances the virtual clock by its
     predicted time (so stat-cache expiry and ``max_staleness`` act as over a real run); None:

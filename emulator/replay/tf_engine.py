@@ -29,12 +29,12 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from emulator.model.cache_config import CacheConfig
+
 _ops: Any = None
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _open_handles: set[str] = set()
 
-# TF 2.21's own defaults (GcsCacheOptions): 64 MiB blocks, cache off, no staleness.
-TF_DEFAULT_CONFIG = {"block_size": 64 * 1024 * 1024, "max_bytes": 0, "max_staleness": 0}
 
 # Status code names by number (tensorflow/core/protobuf/error_codes.proto).
 _CODE_NAMES = {
@@ -239,8 +239,7 @@ def run_op(op: dict[str, Any], path: str | None = None, handle: str | None = Non
     if kind == "stat":
         return stat(path)
     if kind == "configure":
-        cfg = op["config"] or TF_DEFAULT_CONFIG
-        return configure(int(cfg["block_size"]), int(cfg["max_bytes"]), int(cfg["max_staleness"]))
+        return configure(*CacheConfig.of(op["config"]).as_tuple())
     raise ValueError(f"not a TF-side trace op: {kind!r}")
 
 

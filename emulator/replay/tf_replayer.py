@@ -45,15 +45,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from emulator.model.cache_config import CacheConfig
 from emulator.replay.comparison import read_record
 from emulator.replay.isolation import Isolation, check_uploadable, wait_quiet
 from emulator.replay.loading import (
-    DEFAULT_BLOCK_SIZE,
-    DEFAULT_STAT_CACHE_MAX_AGE,
     TRACE_START_FRACTION,
     ReplayError,
-    config_tuple,
 )
+from gcs_hook.tf_defaults import TF_DEFAULT_BLOCK_SIZE, TF_STAT_CACHE_MAX_AGE
 
 __all__ = ["EnvGroup", "TfReplayer", "env_group", "merge_groups", "run_tf"]
 
@@ -73,7 +72,7 @@ class EnvGroup:
     def env(self) -> dict[str, str]:
         """Environment variables that give a TF process these settings."""
         env = {"GCS_STAT_CACHE_MAX_AGE": str(self.stat_cache_max_age)}
-        if self.buffer_size is not None and self.buffer_size != DEFAULT_BLOCK_SIZE:
+        if self.buffer_size is not None and self.buffer_size != TF_DEFAULT_BLOCK_SIZE:
             env["GCS_READAHEAD_BUFFER_SIZE_BYTES"] = str(self.buffer_size)
         return env
 
@@ -81,17 +80,16 @@ class EnvGroup:
 def env_group(trace: Mapping[str, Any]) -> EnvGroup:
     """The import-time settings ``trace`` needs (see the module docstring)."""
     stat_age = trace.get("stat_cache_max_age")
-    stat_age = DEFAULT_STAT_CACHE_MAX_AGE if stat_age is None else int(stat_age)
-    initial = config_tuple(trace.get("config"))
-    cache_on = initial[0] > 0 and initial[1] > 0
+    stat_age = TF_STAT_CACHE_MAX_AGE if stat_age is None else int(stat_age)
+    initial = CacheConfig.of(trace.get("config"))
+    cache_on = initial.cache_on
     needs_buffer = False
     for op in trace["ops"]:
         if op["op"] == "configure":
-            block, max_bytes, _ = config_tuple(op.get("config"))
-            cache_on = block > 0 and max_bytes > 0
+            cache_on = CacheConfig.of(op.get("config")).cache_on
         elif op["op"] == "open" and not cache_on:
             needs_buffer = True
-    return EnvGroup(stat_age, initial[0] if needs_buffer else None)
+    return EnvGroup(stat_age, initial.block_size if needs_buffer else None)
 
 
 def merge_groups(groups: Iterable[EnvGroup]) -> dict[EnvGroup, EnvGroup]:
@@ -227,7 +225,9 @@ class _TfTraceRun:
         timed = any(op["op"] == "sleep" for op in self.trace["ops"])
         if timed:  # TF's prune thread ticks once a second from the cache's construction
             _sleep_until(math.floor(time.time()) + 1 + _PRUNE_PHASE)
-        self.r._call("fresh_cache(*args)", args=list(config_tuple(self.trace.get("config"))))
+        self.r._call(
+            "fresh_cache(*args)", args=list(CacheConfig.of(self.trace.get("config")).as_tuple())
+        )
         wait_quiet(self.ledger)
         self.install_faults()
         if timed:

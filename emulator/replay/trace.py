@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.fakegcs.names import name_error
+from emulator.model.cache_config import CacheConfig
+from emulator.replay.limits import MAX_TRACE_FILE_BYTES, TraceError
 
 __all__ = [
     "CacheConfig",
@@ -49,26 +51,6 @@ __all__ = [
     "object_content",
     "sha256_hex",
 ]
-
-
-class TraceError(ValueError):
-    """A trace or result document is malformed; the message says where and why."""
-
-
-@dataclass(frozen=True)
-class CacheConfig:
-    """Block cache parameters in bytes, bytes, seconds (what a ``BlockCacheParams`` carries)."""
-
-    block_size: int
-    max_bytes: int
-    max_staleness: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "block_size": self.block_size,
-            "max_bytes": self.max_bytes,
-            "max_staleness": self.max_staleness,
-        }
 
 
 @dataclass(frozen=True)
@@ -324,14 +306,44 @@ def _check_handles(ops: tuple[Op, ...]) -> None:
 
 
 def read_json_file(path: str | os.PathLike) -> Any:
-    """The JSON document in the file ``path``; ``TraceError`` (one line) if it cannot be read or
-    is not valid JSON."""
+    """The JSON document in the file ``path``; ``TraceError`` (one line) if the file cannot be
+    read, is larger than :data:`~emulator.replay.limits.MAX_TRACE_FILE_BYTES`, is not UTF-8,
+    is not JSON, or is nested deeper than the parser's recursion limit."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size  # a regular file too large: refused unread
+            data = (
+                b"" if size > MAX_TRACE_FILE_BYTES else _read_bounded(fh, MAX_TRACE_FILE_BYTES + 1)
+            )
     except OSError as e:
-        raise TraceError(f"cannot read trace {path!s}: {e.strerror}") from None
+        raise TraceError(f"cannot read trace {os.path.basename(path)}: {e.strerror}") from None
+    if size > MAX_TRACE_FILE_BYTES or len(data) > MAX_TRACE_FILE_BYTES:
+        raise TraceError(
+            f"trace file is larger than {MAX_TRACE_FILE_BYTES} bytes, the JSON limit (save a "
+            "large trace as a columnar .npz: docs/trace-format.md)"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TraceError(
+            f"trace is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})"
+        ) from None
+    del data  # the text alone while parsing
     return _parse_json(text)
+
+
+def _read_bounded(fh: Any, limit: int) -> bytes:
+    """At most ``limit`` bytes of ``fh``, in 1 MiB reads (``read(limit)`` would allocate
+    ``limit`` bytes up front, whatever the file's size)."""
+    parts: list[bytes] = []
+    left = limit
+    while left > 0:
+        chunk = fh.read(min(left, 1 << 20))
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
 
 
 def _parse_json(text: str) -> Any:
@@ -339,6 +351,8 @@ def _parse_json(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise TraceError(f"trace is not valid JSON: {e}") from None
+    except RecursionError:
+        raise TraceError("trace is not usable JSON: nested too deeply") from None
 
 
 def load_trace(source: str | os.PathLike | dict | Trace) -> Trace:

@@ -1,14 +1,15 @@
 """``gcs-hook demo`` (and ``serve --demo``): real TensorFlow reads an object through the front.
 
+This module is the demo itself (:func:`run_demo`); the ``demo`` command, a ``serve --demo`` with
+defaults, is registered by :mod:`gcs_hook.cli.serve_cmd` (so this module imports nothing of it).
+
 The demo seeds one object, reads two ranges of it with TensorFlow in a subprocess (1 MiB block
 cache), checks the bytes against the backend and prints the request ledger as a table.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from gcs_hook.cli.errors import fail
 
@@ -96,18 +97,3 @@ result = {"version": tf.__version__, "a": a, "b": b, "names": tf.io.gfile.listdi
     )
     console.print(ledger_table(emu.ledger.since(mark), title="requests TensorFlow sent"))
     return ok
-
-
-def demo_cmd(
-    backend: Annotated[
-        str, typer.Option("--backend", help="embedded | container | http(s)://host:port")
-    ] = "embedded",
-) -> None:
-    """Read an object with real TensorFlow through the front and print the ledger."""
-    from gcs_hook.cli.serve_cmd import serve
-
-    serve(
-        backend=backend, data=None, port="0", backend_port="0", ledger=None, require_auth=False,
-        latency_ms="0", overhead_ms="0", bandwidth="0", bandwidth_mbps=None,
-        token=DEFAULT_TEST_TOKEN, duration="0", state_file=None, demo=True,
-    )  # fmt: skip

@@ -6,6 +6,7 @@ import contextlib
 import importlib.metadata
 import importlib.util
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -16,6 +17,21 @@ import typer
 
 def _check(name: str, ok: bool, detail: str, required: bool = True) -> dict[str, Any]:
     return {"check": name, "ok": ok, "detail": detail, "required": required}
+
+
+def container_tests_case(engine_error: str | None) -> tuple[bool, str]:
+    """Which case holds for the docker-marked tests under ``scripts/test.sh``: whether they run,
+    and why. ``engine_error`` is :func:`emulator.fakegcs.backend.docker_engine_error`'s answer.
+
+    They run on a reachable engine, or under ``scripts/docker-engine.sh`` when this is root with
+    ``dockerd`` or ``apt-get`` (a private dockerd is started); otherwise they skip.
+    """
+    if engine_error is None:
+        return True, "run: a Docker engine is reachable (DOCKER_HOST or the default socket)"
+    if os.geteuid() == 0 and (shutil.which("dockerd") or shutil.which("apt-get")):
+        how = "dockerd" if shutil.which("dockerd") else "docker.io installed with apt-get"
+        return True, f"run under scripts/docker-engine.sh: a private dockerd ({how}) as root"
+    return False, f"skipped: {engine_error}, and not root with dockerd or apt-get to start one"
 
 
 def doctor_checks() -> list[dict[str, Any]]:
@@ -36,6 +52,8 @@ def doctor_checks() -> list[dict[str, Any]]:
         checks.append(_check("fake-gcs-server binary", False, str(exc)))
     reason = docker_engine_error()
     checks.append(_check("docker engine", reason is None, reason or "reachable", required=False))
+    runs, detail = container_tests_case(reason)
+    checks.append(_check("container tests", runs, detail, required=False))
     cxx = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
     checks.append(_check("C++ compiler", cxx is not None, cxx or "no g++/c++/clang++ on PATH"))
     header = None

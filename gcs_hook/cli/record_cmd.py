@@ -12,11 +12,18 @@ DIR if given, else inferred from the reads). The third records a real job agains
 through a pass-through front; it and the limits (``--max-seconds``, ``--max-requests``) and
 ``--redact-names`` are in :mod:`gcs_hook.cli.record_upstream_cmd`. Bad arguments print one
 line and exit 2 before anything is started or written.
+
+What is written is made to be shared (:mod:`benchmarks.record.writer`,
+:mod:`benchmarks.record.sharing`): the trace and ``--ledger`` are replaced atomically, never
+through a symlink; the trace's comment names the program's base name only (``--keep-command``
+keeps its arguments, without environment assignments, secret-looking values or directories).
+SIGINT, SIGTERM or SIGHUP stop the program's whole process group and remove the fake's key
+material and directories in every mode (exit 128 + the signal number, no trace written).
 """
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -93,6 +100,14 @@ def record(
             help="with --upstream: CURL_CA_BUNDLE holds only the per-run CA (faster recording)",
         ),
     ] = False,
+    keep_command: Annotated[
+        bool,
+        typer.Option(
+            "--keep-command",
+            help="keep the command's arguments in the trace's comment (never NAME=VALUE "
+            "assignments, secret-looking option values or directories) [default: base name]",
+        ),
+    ] = False,
 ) -> None:
     """Record the GCS reads and writes of a program (CMD after --) as a trace for tune."""
     from rich.console import Console
@@ -110,13 +125,11 @@ def record(
         fail(f"ledger file {from_ledger} does not exist")
     if data is not None and not Path(data).is_dir():
         fail(f"--data {data} is not a directory")
-    out_dir = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(out_dir):
-        fail(f"--out: directory {out_dir} does not exist")
-    if os.path.isdir(out):
-        fail(f"--out {out} is a directory")
-    if min_sleep_ms < 0:
-        fail(f"--min-sleep-ms must be >= 0, got {min_sleep_ms}")
+    _check_output("--out", out)
+    if not math.isfinite(min_sleep_ms) or min_sleep_ms < 0:
+        fail(f"--min-sleep-ms must be >= 0 and finite, got {min_sleep_ms}")
+    if ledger is not None:
+        _check_output("--ledger", ledger)
     from gcs_hook.cli import record_upstream_cmd as rup
 
     parsed_upstream = rup.check_upstream(
@@ -127,6 +140,7 @@ def record(
     if curl_per_run_ca and parsed_upstream is None:
         fail("--curl-per-run-ca goes with --upstream")
     limits.curl_per_run_ca = curl_per_run_ca
+    limits.keep_command = keep_command
     console = Console(stderr=True)
     if parsed_upstream is not None or max_seconds or max_requests or redact_names:
         if from_ledger is not None:
@@ -154,16 +168,20 @@ def record(
         _write(out, result.trace)
         _summary(console, result, len(records))
         return
-    from gcs_hook.cli.tune_cmd import _check_backend
+    from gcs_hook.cli.backend_check import check_backend
 
-    _check_backend(backend)  # a URL must answer; 'container' needs a Docker engine
+    check_backend(backend)  # a URL must answer; 'container' needs a Docker engine
     from benchmarks.record.program import record_program
 
-    console.print(f"[bold]record[/bold]: {' '.join(cmd)} (every read is one GET while recording)")
+    console.print(
+        f"[bold]record[/bold]: {rup.program_label(cmd)} (every read is one GET while recording)"
+    )
     try:
-        rec = record_program(
-            cmd, data_dir=data, backend=backend, ledger_path=ledger, min_sleep_s=min_sleep_ms / 1000
-        )
+        with rup.stopped_cleanly(console):  # a stop signal: the program's group, then the fake
+            rec = record_program(
+                cmd, data_dir=data, backend=backend, ledger_path=ledger,
+                min_sleep_s=min_sleep_ms / 1000, keep_command=keep_command,
+            )  # fmt: skip
     except FileNotFoundError as exc:
         fail(f"cannot run {cmd[0]}: {exc.strerror}")
     except PermissionError as exc:
@@ -183,11 +201,23 @@ def record(
     raise typer.Exit(rec.returncode)
 
 
+def _check_output(flag: str, path: str) -> None:
+    """One line unless ``path`` can be a file we replace: its directory exists, it is not a
+    directory."""
+    out_dir = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(out_dir):
+        fail(f"{flag}: directory {os.path.dirname(path) or '.'} does not exist")
+    if os.path.isdir(path):
+        fail(f"{flag} {path} is a directory")
+
+
 def _write(out: str, trace: dict) -> None:
-    tmp = f"{out}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(trace, fh, indent=1)
-    os.replace(tmp, out)
+    from benchmarks.record.writer import write_trace
+
+    try:
+        write_trace(out, trace)
+    except OSError as exc:
+        fail(f"--out {out}: cannot write: {exc.strerror}")
 
 
 def _summary(console, result, n_records: int) -> None:  # noqa: ANN001

@@ -11,7 +11,8 @@
 ``CURL_CA_BUNDLE`` only the per-run CA (a faster recording; curl commands in the job then
 cannot verify other hosts). Every option is checked
 before anything starts: a bad one is one line and exit 2. A stop signal while recording stops
-the program and removes the front's key material (exit 128 + the signal number).
+the program's process group and removes the front's key material (exit 128 + the signal
+number); :func:`stopped_cleanly` is used by every mode of ``record``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Limits:
     max_requests: int | None
     redact_names: bool
     curl_per_run_ca: bool = False
+    keep_command: bool = False
 
 
 @contextlib.contextmanager
@@ -85,6 +87,8 @@ def check_upstream(
     given = [flag for flag, value in (fake_options or {}).items() if value is not None]
     if given:
         fail(f"{given[0]} sets up the fake GCS; with --upstream the objects are the upstream's")
+    if upstream_ca is not None and Path(upstream_ca).is_dir():
+        fail(f"--upstream-ca {upstream_ca} is a directory; give a PEM file of CA certificates")
     if upstream_ca is not None and not Path(upstream_ca).is_file():
         fail(f"--upstream-ca {upstream_ca}: no such file")
     from emulator.fakegcs.tunnel import ConnectPolicy
@@ -112,7 +116,7 @@ def run_upstream(
 
     config, connect_to = parsed
     console.print(
-        f"[bold]record[/bold] (pass-through to {config.describe()}): {' '.join(cmd)}\n"
+        f"[bold]record[/bold] (pass-through to {config.describe()}): {program_label(cmd)}\n"
         "every read is one GET while recording; your credentials go to the upstream untouched"
     )
     try:
@@ -121,7 +125,7 @@ def run_upstream(
                 cmd, upstream=config, connect_to=connect_to, ledger_path=ledger,
                 min_sleep_s=min_sleep_s, max_seconds=limits.max_seconds,
                 max_requests=limits.max_requests, redact_names=limits.redact_names,
-                curl_per_run_ca=limits.curl_per_run_ca,
+                curl_per_run_ca=limits.curl_per_run_ca, keep_command=limits.keep_command,
             )  # fmt: skip
     except FileNotFoundError as exc:
         fail(f"cannot run {cmd[0]}: {exc.strerror}")
@@ -159,19 +163,28 @@ def run_fake(
     from benchmarks.record.upstream import record_fake_limited
 
     if backend not in ("embedded", "container"):
-        from gcs_hook.cli.tune_cmd import _check_backend
+        from gcs_hook.cli.backend_check import check_backend
 
-        _check_backend(backend)
-    console.print(f"[bold]record[/bold]: {' '.join(cmd)} (every read is one GET while recording)")
+        check_backend(backend)
+    console.print(
+        f"[bold]record[/bold]: {program_label(cmd)} (every read is one GET while recording)"
+    )
     try:
         with stopped_cleanly(console):
             rec = record_fake_limited(
                 cmd, data_dir=data, backend=backend, ledger_path=ledger, min_sleep_s=min_sleep_s,
                 max_seconds=limits.max_seconds, max_requests=limits.max_requests,
-                redact_names=limits.redact_names,
+                redact_names=limits.redact_names, keep_command=limits.keep_command,
             )  # fmt: skip
     except FileNotFoundError as exc:
         fail(f"cannot run {cmd[0]}: {exc.strerror}")
     except ValueError as exc:
         fail(str(exc).splitlines()[0])
     return rec.result, rec
+
+
+def program_label(cmd: list[str]) -> str:
+    """The program's base name (what the trace's comment says; no assignment, no path)."""
+    from benchmarks.record.sharing import program_name
+
+    return program_name(cmd)

@@ -40,7 +40,8 @@ def _print_result(result: dict[str, Any]) -> None:
 
 
 def _expand(paths: list[Path]) -> list[Path]:
-    """Files as given; a directory stands for its ``*.json`` files (sorted)."""
+    """Files as given (JSON or columnar ``.npz``); a directory stands for its ``*.json`` files
+    (sorted)."""
     out: list[Path] = []
     for path in paths:
         if path.is_dir():

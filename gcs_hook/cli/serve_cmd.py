@@ -30,7 +30,7 @@ from typing import Annotated, Any
 
 import typer
 
-from gcs_hook.cli.demo_cmd import DEFAULT_TEST_TOKEN, demo_cmd, run_demo
+from gcs_hook.cli.demo_cmd import DEFAULT_TEST_TOKEN, run_demo
 from gcs_hook.cli.doctor_cmd import doctor
 from gcs_hook.cli.errors import fail
 from gcs_hook.cli.serve_runtime import StopRequested, StopSignals, close_at_exit, watch
@@ -96,6 +96,8 @@ def _start_emulator(
     _check_port_free(backend_port, "backend")
     if ledger is not None and not ledger.parent.is_dir():
         fail(f"--ledger {ledger}: directory {ledger.parent} does not exist")
+    if ledger is not None and ledger.is_symlink():
+        fail(f"--ledger {ledger} is a symbolic link; the ledger is never written through one")
     try:
         emu = GcsEmulator(
             backend, require_auth=require_auth, ledger_path=ledger, front_port=port,
@@ -107,7 +109,9 @@ def _start_emulator(
             typer.echo(tail, err=True)
         fail(first)
     except OSError as exc:
-        fail(str(exc))
+        if persist is not None and exc.filename is not None:
+            fail(f"--persist {persist}: cannot create the directory ({exc.strerror})")
+        fail(exc.strerror or str(exc))
     if data is not None:
         try:
             created = emu.backend.seed_from_dir(
@@ -300,6 +304,19 @@ def serve(
                 remove_state(path)
             if emu is not None:
                 emu.close()
+
+
+def demo_cmd(
+    backend: Annotated[
+        str, typer.Option("--backend", help="embedded | container | http(s)://host:port")
+    ] = "embedded",
+) -> None:
+    """Read an object with real TensorFlow through the front and print the ledger."""
+    serve(
+        backend=backend, data=None, port="0", backend_port="0", ledger=None, require_auth=False,
+        latency_ms="0", overhead_ms="0", bandwidth="0", bandwidth_mbps=None,
+        token=DEFAULT_TEST_TOKEN, duration="0", state_file=None, demo=True,
+    )  # fmt: skip
 
 
 def start_tls_listener(emu: Any, port: int, console: Any) -> Any:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from gcs_hook import BlockCacheParams
-from gcs_hook.params import DEFAULT_BLOCK_SIZE, UINT64_MAX
+from gcs_hook.params import R1_12_DEFAULT_BLOCK_SIZE as DEFAULT_BLOCK_SIZE
+from gcs_hook.params import UINT64_MAX
 
 MiB = 1024 * 1024
 

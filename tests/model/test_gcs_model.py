@@ -6,7 +6,7 @@ import pytest
 
 from emulator.model.clock import VirtualClock
 from emulator.model.errors import InvalidArgumentError, NotFoundError
-from emulator.model.gcs_model import GcsFilesystemModel, RetryConfig, cache_params, parse_gcs_path
+from emulator.model.gcs_model import GcsFilesystemModel, RetryConfig, parse_gcs_path
 from emulator.model.transport import MemoryTransport, SizeOnlyTransport
 from emulator.replay.trace import CacheConfig, object_content
 
@@ -266,15 +266,15 @@ def test_path_forms():
 )
 def test_bad_params_rejected(params):
     with pytest.raises(ValueError):
-        cache_params(params)
+        CacheConfig.of(params)
 
 
 def test_params_from_attribute_object_and_defaults():
     class P:
         block_size, max_bytes, max_staleness = 4096, 8192, 3
 
-    assert cache_params(P()) == (4096, 8192, 3)
-    assert cache_params(None) == (64 * MiB, 0, 0)
+    assert CacheConfig.of(P()).as_tuple() == (4096, 8192, 3)
+    assert CacheConfig.of(None).as_tuple() == (64 * MiB, 0, 0)
     with pytest.raises(ValueError):
         GcsFilesystemModel(SizeOnlyTransport(), None, stat_cache_max_age=-1)
 

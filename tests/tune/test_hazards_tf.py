@@ -19,6 +19,16 @@ MiB = 1024 * 1024
 CKPT = "ck/model.ckpt-data"
 
 
+@pytest.fixture(scope="module")
+def replayer(gcs_emulator):
+    """One replayer for the module: its traces share one import-time env group, so one TF
+    process runs them all (each trace in buckets of its own; isolation of traces inside one
+    TF process is checked by tests/replay/test_replay_compare.py)."""
+    pytest.importorskip("tensorflow")
+    with TfReplayer(gcs_emulator) as r:
+        yield r
+
+
 def _trace() -> dict:
     def rd(offset: int, n: int) -> dict:
         return {"op": "read", "handle": "h", "offset": offset, "n": n}
@@ -90,11 +100,9 @@ def _classify(trace: dict, reads: list[dict], name: str = CKPT) -> dict[str, int
 
 
 @pytest.mark.tf
-def test_model_hazards_equal_what_tf_returned(gcs_emulator) -> None:
-    pytest.importorskip("tensorflow")
+def test_model_hazards_equal_what_tf_returned(replayer) -> None:
     trace = _trace()
-    with TfReplayer(gcs_emulator) as replayer:
-        tf = replayer.run(trace)
+    tf = replayer.run(trace)
     model = run_model(trace)
     assert compare(tf, model) is None  # same requests (uploads of the write too), same bytes
     real = _classify(trace, tf["reads"])
@@ -107,10 +115,9 @@ def test_model_hazards_equal_what_tf_returned(gcs_emulator) -> None:
 
 
 @pytest.mark.tf
-def test_tail_follows_a_growing_file_as_in_tf(gcs_emulator) -> None:
+def test_tail_follows_a_growing_file_as_in_tf(replayer) -> None:
     """``tail`` ops in replay's TF engine and in the model: same requests, same bytes, while a
     writer appends (cache on: the stale stat hides the new data until it expires)."""
-    pytest.importorskip("tensorflow")
     log = "tl/events.log"
     ops = [{"op": "open", "handle": "t", "object": log},
            {"op": "tail", "handle": "t", "chunk": 300_000}]  # fmt: skip
@@ -125,19 +132,17 @@ def test_tail_follows_a_growing_file_as_in_tf(gcs_emulator) -> None:
         "objects": {log: 200_000},
         "ops": ops,
     }
-    with TfReplayer(gcs_emulator) as replayer:
-        tf = replayer.run(trace)
+    tf = replayer.run(trace)
     model = run_model(trace)
     assert compare(tf, model) is None
     assert sum(r["returned"] for r in tf["reads"]) >= 1_500_000  # it got to the end
 
 
 @pytest.mark.tf
-def test_own_remove_clears_the_readers_caches_as_in_tf(gcs_emulator) -> None:
+def test_own_remove_clears_the_readers_caches_as_in_tf(replayer) -> None:
     """The program deletes an object it has cached (``remove``) and writes it again: TF drops
     its cached blocks and stat entry, so the re-read is fresh; the model agrees request for
     request. Another writer's ``delete`` + ``overwrite`` instead leaves the stale blocks."""
-    pytest.importorskip("tensorflow")
     obj = "rm/ckpt"
 
     def ops(kind_delete: str, kind_write: str) -> list[dict]:
@@ -153,8 +158,7 @@ def test_own_remove_clears_the_readers_caches_as_in_tf(gcs_emulator) -> None:
     config = {"block_size": MiB, "max_bytes": 8 * MiB, "max_staleness": 0}
     for kinds, stale in ((("remove", "write"), 0), (("delete", "overwrite"), 1)):
         trace = {"config": config, "objects": {obj: 2 * MiB}, "ops": ops(*kinds)}
-        with TfReplayer(gcs_emulator) as replayer:
-            tf = replayer.run(trace)
+        tf = replayer.run(trace)
         assert compare(tf, run_model(trace)) is None
         assert simulate(trace, count_hazards=True).extra["hazards"].stale_reads == stale
         assert _classify(trace, tf["reads"], obj)["stale_reads"] == stale

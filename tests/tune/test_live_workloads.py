@@ -18,9 +18,10 @@ import uuid
 import pytest
 
 from benchmarks.record import RECORDING_CONFIG
+from benchmarks.record.live import record_live
 from benchmarks.sweep import CacheConfig, run_sweep
 from benchmarks.workloads import get_workload
-from benchmarks.workloads.live import record_live, run_live
+from benchmarks.workloads.live import run_live
 from emulator.replay.simulation import simulate
 
 MiB = 1024 * 1024
@@ -38,9 +39,8 @@ def _real(emulator, workload, config: CacheConfig, tf_worker_factory, trainer=Fa
 
         mark = emulator.ledger.mark()
         with TfWorker({**emulator.tf_env(), **env}) as reader:
-            if trainer:
-                with TfWorker(emulator.tf_env()) as tr:
-                    out = run_live(workload, emulator, reader, trainer=tr)
+            if trainer:  # one trainer process for every run (it only saves locally)
+                out = run_live(workload, emulator, reader, trainer=tf_worker_factory())
             else:
                 out = run_live(workload, emulator, reader)
         emulator.ledger.wait_quiet()
@@ -89,7 +89,9 @@ def test_tensorboard_synthesized_equals_real_tensorboard(gcs_emulator, tf_worker
 def test_checkpoint_poller_predicted_and_stale_poll(gcs_emulator, tf_worker_factory) -> None:
     base = get_workload("checkpoint-poller", variables=4, floats_per_variable=64 * 1024,
                         checkpoints=2, poll_interval_s=2)  # fmt: skip
-    trace, _ = record_live(base.with_params(bucket=_bucket("cp")), gcs_emulator)
+    trace, _ = record_live(
+        base.with_params(bucket=_bucket("cp")), gcs_emulator, trainer=tf_worker_factory()
+    )
     assert {"overwrite", "read", "stat", "sleep"} <= {op["op"] for op in trace["ops"]}
     configs = [CacheConfig(MiB, 64 * MiB, 0), CacheConfig(8 * MiB, 16 * MiB, 0)]
     predicted = run_sweep(trace, configs, engine="model", workers=1)

@@ -13,7 +13,7 @@ from benchmarks.record.ledger import infer_start_sizes, ledger_to_trace
 from benchmarks.sweep import CacheConfig, PointResult
 from benchmarks.tune.advice import recommend
 from emulator.fakegcs.ledger import RequestRecord
-from gcs_hook.cli.tune_cmd import parse_configs
+from gcs_hook.cli.tune_options import parse_configs
 
 MiB = 1024 * 1024
 CLI = [sys.executable, "-c", "from gcs_hook.cli import main; main()"]

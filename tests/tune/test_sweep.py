@@ -10,7 +10,6 @@ import pytest
 from _support import TRACE_DIR
 
 from benchmarks.sweep import (
-    TF_DEFAULT_BUFFER,
     CacheConfig,
     best_under_budget,
     default_grid,
@@ -26,6 +25,7 @@ from benchmarks.workloads import (
     SequentialShards,
     SmallFiles,
 )
+from gcs_hook.tf_defaults import TF_DEFAULT_BLOCK_SIZE as TF_DEFAULT_BUFFER
 
 KiB, MiB, GiB = 1024, 1024**2, 1024**3
 TRACES = sorted(TRACE_DIR.glob("*.json"))

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from benchmarks.sweep import CacheConfig, run_sweep
 from benchmarks.sweep.timing import GcsTiming
-from benchmarks.tune import _choose_engine
 from benchmarks.tune.advice import recommend, results_json
+from benchmarks.tune.inputs import choose_engine
 from emulator.replay.random_traces import random_trace
 from emulator.replay.simulation import simulate
 from gcs_hook.cli import app
@@ -50,7 +50,7 @@ def _configs(trace: dict) -> list[CacheConfig]:
 def test_sweep_and_advice_never_crash_on_replayable_traces(seed, timed, faults) -> None:
     trace = _with_writes(random_trace(seed, timed=timed, faults=faults), seed)
     trace.pop("faults", None)
-    engine, _ = _choose_engine(trace)
+    engine, _ = choose_engine(trace)
     results = run_sweep(trace, _configs(trace), engine=engine, workers=1)
     assert len(results) == 4
     best, _ = recommend(results, 2**40)

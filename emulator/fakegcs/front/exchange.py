@@ -35,6 +35,7 @@ from emulator.fakegcs.front.errors import RequestTimeout
 from emulator.fakegcs.front.recording import Recorder
 from emulator.fakegcs.front.tokens import answer_token_request
 from emulator.fakegcs.ledger import classify, clean_query, parse_range
+from emulator.fakegcs.persist_guard import persist_problem
 
 if TYPE_CHECKING:
     from emulator.fakegcs.front.connection import ClientConnection
@@ -129,6 +130,12 @@ class Exchange:
                 self.body.head if self.body is not None else b"",
                 persist=front.persist_names,
             )  # fmt: skip
+            if not problem and front.persist_dir:
+                problem = persist_problem(
+                    front.persist_dir, self.method, self.path, self.raw_query,
+                    self.hmap.get("content-type", ""),
+                    self.body.head if self.body is not None else b"", (bucket, obj),
+                )  # fmt: skip
             if problem:
                 self._error_answer(400, problem, {"refused": "name"})
                 return

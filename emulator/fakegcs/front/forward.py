@@ -170,7 +170,7 @@ class Forwarder:
             self._discard(resp)
             self._gateway_error(h, 416, "The requested range cannot be satisfied.", rec)
             return
-        if resp.status >= 500 and self.front.persist_dir and (resp.length or 0) <= 65536:
+        if resp.status >= 400 and self.front.persist_dir and (resp.length or 0) <= 65536:
             self._redacted_error(h, resp, rec)  # e.g. "mkdir /the/persist/dir/b/p: not a dir"
             return
         client_host = hmap.get("host", "")
@@ -300,7 +300,8 @@ class Forwarder:
             body = b""
             self.upstream = None
         persist_dir = self.front.persist_dir or ""
-        for form in (persist_dir, json.dumps(persist_dir)[1:-1]):
+        real = os.path.realpath(persist_dir)
+        for form in (persist_dir, json.dumps(persist_dir)[1:-1], real, json.dumps(real)[1:-1]):
             body = body.replace(form.encode(), b"<persist dir>")
         if resp.will_close:
             self.upstream = None

@@ -1,0 +1,276 @@
+"""``gcs-hook tune``'s options parsed in one step: :class:`TuneArgs` (the raw values typer gives,
+one field per option of :func:`gcs_hook.cli.tune_cmd.tune`) → :meth:`TuneArgs.parse` →
+:class:`benchmarks.tune.TuneOptions` (typed: sizes in bytes, configs as
+:class:`~emulator.model.cache_config.CacheConfig`, a :class:`~benchmarks.sweep.timing.GcsTiming`,
+a loaded trace).
+
+Invariant: :meth:`TuneArgs.parse` either returns options the pipeline can run or exits with the
+one-line ``gcs-hook: error: …`` (exit 2) for the first bad option, in the order of the checks in
+:meth:`TuneArgs.parse`, before anything is started or written. Imported only when ``tune`` runs
+(it loads the benchmarks).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from benchmarks.sweep.parallel import max_workers
+from benchmarks.sweep.timing import GcsTiming
+from benchmarks.tune import TuneOptions
+from benchmarks.workloads import SWEEP_SCALE, WORKLOADS, check_scale, get_workload
+from emulator.model.cache_config import CacheConfig
+from gcs_hook.cli.backend_check import check_backend
+from gcs_hook.cli.errors import fail
+from gcs_hook.cli.values import (
+    deprecated_rate_mbps,
+    option,
+    parse_duration,
+    parse_rate,
+    parse_size,
+)
+from gcs_hook.units import MiB
+
+__all__ = ["MIN_MEMORY_BUDGET", "TuneArgs", "parse_configs"]
+
+#: The smallest memory budget tune accepts: one block of the smallest size the grid considers.
+MIN_MEMORY_BUDGET = MiB
+
+
+def parse_configs(text: str) -> list[CacheConfig]:
+    """``'1MiB/4MiB/0,8MiB/32MiB/0,off'`` → CacheConfigs (block_size/max_bytes[/max_staleness];
+    sizes and durations as :mod:`gcs_hook.cli.values` reads them, e.g. ``8MiB/32MiB/30s``;
+    ``off`` = cache off). ValueError naming the bad item."""
+    out = []
+    items = [item.strip() for item in (text or "").split(",")]
+    if not any(items):
+        raise ValueError("--configs is empty (example: 1MiB/4MiB/0,8MiB/32MiB/0,off)")
+    for item in items:
+        if item.lower() == "off":
+            out.append(CacheConfig(0, 0, 0))
+            continue
+        parts = item.split("/")
+        if len(parts) not in (2, 3):
+            raise ValueError(
+                f"--configs item {item!r} is not BLOCK/MAX_BYTES[/STALENESS_S] or off "
+                "(example: 8MiB/32MiB/0)"
+            )
+        try:
+            block, max_bytes = parse_size(parts[0]), parse_size(parts[1])
+            stale_s = parse_duration(parts[2], unit="s") if len(parts) == 3 else 0.0
+            if not float(stale_s).is_integer():
+                raise ValueError(
+                    f"staleness {parts[2]!r} must be whole seconds (TF counts seconds)"
+                )
+            stale = int(stale_s)
+        except ValueError as exc:
+            raise ValueError(f"--configs item {item!r}: {exc}") from None
+        if block == 0 or max_bytes == 0:
+            raise ValueError(f"--configs item {item!r}: write 'off' for the cache off")
+        if max_bytes < block:
+            raise ValueError(
+                f"--configs item {item!r}: max_bytes is smaller than one block (TF would "
+                "evict every block at once)"
+            )
+        out.append(CacheConfig(block, max_bytes, stale))
+    return out
+
+
+def _parse_params(items: list[str], workload: str) -> dict[str, Any]:
+    fields = set(WORKLOADS[workload].params()) - {"sizes", "bucket"}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            fail(f"--param wants KEY=VALUE, got {item!r}")
+        if key not in fields:
+            fail(
+                f"workload {workload!r} has no parameter {key!r}; it has: {', '.join(sorted(fields))}"
+            )
+        try:
+            number = parse_size(value)
+        except ValueError:
+            fail(f"--param {key}: {value!r} is not a non-negative number or size")
+        if number <= 0 and key != "seed":
+            fail(f"--param {key} must be positive, got {value!r}")
+        out[key] = number
+    if out:
+        problem = check_scale(get_workload(workload, **_sweep_params(workload, out)))
+        if problem:
+            fail(f"--param: {problem}")
+    return out
+
+
+def _sweep_params(workload: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {**SWEEP_SCALE.get(workload, {}), **params}
+
+
+def _check_out_dir(out: str) -> None:
+    """Fail now, before any work, if ``--out`` cannot become a writable directory.
+
+    Creates nothing: an existing directory must accept a file, a new one needs a writable parent.
+    """
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        fail(f"--out {out} exists and is not a directory")
+    probe_dir = path if path.is_dir() else path.parent
+    while not probe_dir.exists() and probe_dir != probe_dir.parent:
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir():
+        fail(f"--out {out}: {probe_dir} is not a directory")
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe_dir, prefix=".gcs-hook-probe-"):
+            pass
+    except OSError as exc:
+        fail(f"--out {out}: cannot write in {probe_dir} ({exc.strerror or exc})")
+
+
+def _timing_from_flags(
+    latency_ms: str, overhead_ms: str, bandwidth: str, bandwidth_mibps: float | None
+) -> GcsTiming:
+    """The :class:`GcsTiming` the flags ask for; a bad value is the one-line error."""
+    latency_s = option("--latency-ms", parse_duration, latency_ms, unit="ms", context="bad timing")
+    overhead_s = option(
+        "--overhead-ms", parse_duration, overhead_ms, unit="ms", context="bad timing"
+    )
+    rate = option("--bandwidth", parse_rate, bandwidth, context="bad timing")
+    if bandwidth_mibps is not None:
+        rate = deprecated_rate_mbps(bandwidth_mibps * 1.048576, context="bad timing")
+    if rate is None:
+        fail("bad timing: --bandwidth must be a positive rate for predictions (e.g. 64MiB/s)")
+    try:
+        return GcsTiming(latency_s, rate, overhead_s)
+    except ValueError as exc:
+        fail(f"bad timing: {exc}")
+
+
+@dataclass(frozen=True)
+class TuneArgs:
+    """The ``tune`` options as typer gives them (strings, flags, None for not given)."""
+
+    workload: str | None
+    memory_budget: str
+    backend: str
+    out: str
+    quick: bool
+    param: list[str] | None
+    latency_ms: str
+    bandwidth: str
+    bandwidth_mibps: float | None
+    overhead_ms: str
+    no_measure: bool
+    workers: int | None
+    scheduler: str | None
+    stat_cache_max_age: int | None
+    configs: str | None
+    with_grid: bool
+    json_out: bool
+    allow_stale: bool
+    exact: bool
+    sample_rate: float | None
+
+    def parse(self) -> TuneOptions:
+        """All options checked and converted, in one step (see the module docstring)."""
+        budget = option(
+            "--memory-budget", parse_size, self.memory_budget, minimum=MIN_MEMORY_BUDGET
+        )
+        _check_out_dir(self.out)
+        configs = None
+        if self.configs is not None:
+            try:
+                configs = parse_configs(self.configs)
+            except ValueError as exc:
+                fail(str(exc))
+        elif self.with_grid:
+            fail("--with-grid goes with --configs (the grid is the default without it)")
+        source = self._source()
+        timing = _timing_from_flags(
+            self.latency_ms, self.overhead_ms, self.bandwidth, self.bandwidth_mibps
+        )
+        workers = self._workers()
+        self._check_sweep_options()
+        trace = source.get("trace")
+        if trace is None:
+            check_backend(self.backend)
+        return TuneOptions(
+            **source,
+            memory_budget=budget,
+            backend=self.backend,
+            out_dir=self.out,
+            quick=self.quick,
+            timing=timing,
+            measure=not self.no_measure and trace is None,
+            workers=workers,
+            scheduler=self.scheduler,
+            stat_cache_max_age=self.stat_cache_max_age,
+            configs=configs,
+            with_grid=self.with_grid,
+            allow_stale=self.allow_stale,
+            exact=self.exact,
+            sample_rate=self.sample_rate,
+        )
+
+    def _source(self) -> dict[str, Any]:
+        """What is tuned: ``trace`` + ``trace_name`` for a trace file, else ``workload`` +
+        ``params``."""
+        workload = self.workload
+        if workload is not None and (workload.endswith((".json", ".npz")) or os.sep in workload):
+            path = Path(workload)
+            if not path.is_file():
+                fail(f"trace file {workload} does not exist")
+            trace = _load_trace(path, workload)
+            if self.param:
+                fail("--param applies to named workloads, not to a TRACE.json")
+            return {"trace": trace, "trace_name": path.name}
+        name = workload or "tfrecord-epochs"
+        if name not in WORKLOADS:
+            fail(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)} (or a TRACE.json)")
+        params = _parse_params(self.param or [], name)
+        if not WORKLOADS[name].can_synthesize and importlib.util.find_spec("tensorflow") is None:
+            fail(f"workload {name!r} is recorded with TensorFlow: pip install 'gcs-hook[tf]'")
+        return {"workload": name, "params": params}
+
+    def _workers(self) -> int | None:
+        workers = self.workers
+        if workers is not None and workers < 1:
+            fail(f"--workers must be >= 1, got {workers}")
+        if workers is not None and workers > max_workers():
+            typer.echo(
+                f"gcs-hook: note: --workers {workers} capped at the {max_workers()} cores",
+                err=True,
+            )
+            workers = max_workers()
+        return workers
+
+    def _check_sweep_options(self) -> None:
+        sample_rate = self.sample_rate
+        if sample_rate is not None and not (0 < sample_rate <= 1):
+            fail(f"--sample-rate must be in (0, 1], got {sample_rate}")
+        if self.exact and sample_rate is not None:
+            fail("--exact and --sample-rate exclude each other")
+        if self.scheduler and importlib.util.find_spec("distributed") is None:
+            fail("--scheduler needs dask.distributed (pip install 'dask[distributed]')")
+        if self.stat_cache_max_age is not None and self.stat_cache_max_age < 0:
+            fail(f"--stat-cache-max-age must be >= 0 seconds, got {self.stat_cache_max_age}")
+
+
+def _load_trace(path: Path, shown: str) -> Any:
+    """A TRACE.json (what replay accepts: a trace or a fault case, its injected errors not
+    swept) or a columnar TRACE.npz (docs/trace-format.md), read by the one trace reader (every
+    column and limit checked); a bad one is the one-line error."""
+    from emulator.replay.reader import TraceError, read_trace_file
+
+    try:
+        loaded = read_trace_file(path)
+    except TraceError as exc:
+        fail(f"{shown} is not a valid trace: {exc}")
+    if isinstance(loaded, dict):  # a fault case's injected errors are not swept
+        loaded.pop("faults", None)
+    return loaded
