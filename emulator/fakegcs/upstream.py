@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING
 
 import h11
 
+from emulator.fakegcs.front.errors import ClientGone
 from emulator.fakegcs.front.forward import HOP_BY_HOP
 from emulator.fakegcs.upstream_record import (
     METADATA_LIMIT,
@@ -205,7 +206,6 @@ class UpstreamForwarder:
         self.upstream = upstream
         self.conn = conn
         self.current: http.client.HTTPSConnection | None = None  # in use by this request
-        self.buf = bytearray(CHUNK)
 
     def close(self) -> None:
         if self.current is not None:
@@ -229,8 +229,6 @@ class UpstreamForwarder:
 
     def forward(self, ex: Exchange) -> None:
         """Forward one request upstream and stream the answer back; record it once."""
-        from emulator.fakegcs.front.connection import ClientGone
-
         conn, h, rec, hmap = self.conn, ex.h, ex.rec, ex.hmap
         host = conn.tunnel_host or DEFAULT_HOST
         redact_capabilities(rec)
@@ -318,15 +316,26 @@ class UpstreamForwarder:
         extra: dict[str, object],
         tee: bool,
     ) -> None:
-        from emulator.fakegcs.front.connection import ClientGone
+        with self.conn.front.buffers.borrow() as buf:  # per request: idle connections hold none
+            self._stream_through(h, resp, rec, bytes_in, extra, tee, buf)
 
+    def _stream_through(
+        self,
+        h: h11.Connection,
+        resp: http.client.HTTPResponse,
+        rec: Recorder,
+        bytes_in: int,
+        extra: dict[str, object],
+        tee: bool,
+        buf: bytearray,
+    ) -> None:
         conn = self.conn
-        mv = memoryview(self.buf)
+        mv = memoryview(buf)
         bytes_out = 0
         seen = bytearray()  # a metadata answer, for its size and generation only
         try:
             while True:
-                n = resp.readinto(self.buf)
+                n = resp.readinto(buf)
                 if not n:
                     break
                 if tee and len(seen) + n <= METADATA_LIMIT:

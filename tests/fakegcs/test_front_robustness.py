@@ -213,22 +213,39 @@ def test_hung_backend_gives_504(gcs_emulator):
 
 
 # -- finding 4: bounded resources -----------------------------------------------------------------
-def test_connection_cap_answers_503_and_recovers(gcs_emulator):
+def test_at_the_cap_an_idle_connection_makes_room(gcs_emulator):
     with Front(gcs_emulator.backend.endpoint, max_connections=3) as front:
         idle = [socket.create_connection(("127.0.0.1", front.port), timeout=5) for _ in range(3)]
         try:
-            threading.Event().wait(0.2)  # let the acceptor register them
+            threading.Event().wait(0.2)  # let the loop register them
+            r, _ = get(plain(front), "/storage/v1/b")
+            assert r.status == 200
+            assert front.loop.evicted >= 1 and front.open_connections() <= 3
+            assert any(s.recv(1) == b"" for s in idle)  # the evicted one was closed, no answer
+        finally:
+            for s in idle:
+                s.close()
+
+
+def test_connection_cap_answers_503_when_all_are_busy_and_recovers(gcs_emulator):
+    with Front(gcs_emulator.backend.endpoint, max_connections=3, request_timeout=30) as front:
+        busy = [socket.create_connection(("127.0.0.1", front.port), timeout=5) for _ in range(3)]
+        try:
+            for s in busy:  # a whole head, a body that never comes: a worker waits on each
+                s.sendall(b"POST /upload/storage/v1/b/x/o HTTP/1.1\r\nHost: x\r\n"
+                          b"Content-Length: 100\r\n\r\n")  # fmt: skip
+            threading.Event().wait(0.3)
             r, body = get(plain(front), "/storage/v1/b")
             assert r.status == 503 and b"too many connections (limit 3)" in body
-            idle.pop().close()
-            for _ in range(50):  # the freed slot comes back once its thread notices the close
+            busy.pop().close()
+            for _ in range(50):  # the freed slot comes back once its worker notices the close
                 r, _ = get(plain(front), "/storage/v1/b")
                 if r.status == 200:
                     break
                 threading.Event().wait(0.05)
             assert r.status == 200
         finally:
-            for s in idle:
+            for s in busy:
                 s.close()
         assert front.refused_connections >= 1
         assert 503 in [r.status for r in front.ledger.records()]

@@ -16,8 +16,10 @@ forwarded to the backend over plain HTTP, keeping ``Host: storage.googleapis.com
 
 Modules, one job each (a request flows top to bottom):
 
-- ``server``: :class:`Front` — the listening socket, the acceptor, the connection cap, limits,
-  lifetime, principals;
+- ``server``: :class:`Front` — the listening socket, the connection cap, limits, lifetime,
+  principals;
+- ``loop``: the connection loop (accepting, waiting connections, TLS handshakes, eviction);
+  ``workers``: the threads that serve requests; ``heads``: junk and head-end detection;
 - ``connection``: one client connection — the HTTP/1.1 loop (h11), socket I/O with its
   deadlines, ``CONNECT`` and the TLS tunnel;
 - ``exchange``: one request — target parsing, classification, checks (framing, names) and
@@ -26,15 +28,20 @@ Modules, one job each (a request flows top to bottom):
 - ``tokens``: the token endpoint route;
 - ``forward``: forwarding one request to the backend and streaming the answer back, network
   faults; ``splice``: large plain-path answers moved with ``splice(2)``;
-- ``recording``: the one ledger record each request gets.
+- ``recording``: the one ledger record each request gets;
+- ``errors`` (``ClientGone``, ``RequestTimeout``) and ``notices`` (one-line warnings): shared by
+  the modules above, importing none of them, so the package has no import circle.
 
 Invariants:
 - Binds 127.0.0.1 only (``ValueError`` for any other host).
 - Request bodies are received completely (memory up to a limit, then a 0600 temp file) before
   they are forwarded, so the backend never waits on a slow client; response bodies stream
   through one buffer of ``CHUNK`` bytes lent per request. Keep-alive is honoured on both sides.
-- One thread per client connection, at most ``max_connections`` (503 past it); one persistent
-  backend connection per client connection.
+- Waiting connections (idle, half-open, collecting a head, in a TLS handshake) are held by one
+  loop thread (``loop``); a worker thread (``workers``, at most ``max_workers``) serves a
+  connection only once a whole request head is in. At most ``max_connections`` are open: at
+  the cap the least-progressed waiting one is evicted; 503 only when all are busy. One
+  persistent backend connection per client connection.
 - Every request that gets an answer gets exactly one ledger record, refusals and injected
   faults included; transfers cut short are marked ``extra["aborted"]``.
 - ``Location`` headers of resumable uploads are rewritten to come back through the front

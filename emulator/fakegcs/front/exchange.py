@@ -31,6 +31,7 @@ import h11
 
 from emulator.fakegcs import names
 from emulator.fakegcs.front.body import BodyTooLarge, SpooledBody
+from emulator.fakegcs.front.errors import RequestTimeout
 from emulator.fakegcs.front.recording import Recorder
 from emulator.fakegcs.front.tokens import answer_token_request
 from emulator.fakegcs.ledger import classify, clean_query, parse_range
@@ -82,8 +83,6 @@ class Exchange:
                 self.body.close()
 
     def _route(self, seq: int) -> None:
-        from emulator.fakegcs.front.connection import RequestTimeout
-
         front, conn = self.conn.front, self.conn
         query = clean_query(self.raw_query)
         kind, bucket, obj = classify(self.method, self.path, query, self.host)

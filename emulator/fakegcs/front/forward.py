@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import h11
 
+from emulator.fakegcs.front.errors import ClientGone
 from emulator.fakegcs.front.splice import HAVE_SPLICE, SPLICE_MIN, splice_body
 from emulator.fakegcs.shaping import ShapedSender
 
@@ -71,12 +72,6 @@ _UPSTREAM_RETRY_ERRORS = (
 )
 
 _INT64 = 1 << 63
-
-
-def _client_gone() -> Exception:
-    from emulator.fakegcs.front.connection import ClientGone
-
-    return ClientGone()
 
 
 class Forwarder:
@@ -262,7 +257,7 @@ class Forwarder:
             self.upstream = None
             log.debug("backend body read failed: %s", exc)
             rec.record(resp.status, bytes_out, bytes_in, extra={"aborted": f"backend: {exc}"})
-            raise _client_gone() from exc
+            raise ClientGone() from exc
         rec.record(resp.status, bytes_out, bytes_in, extra=extra)
         conn.send(h, h11.EndOfMessage())
 
@@ -293,7 +288,7 @@ class Forwarder:
                 conn.raw.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             conn.raw.close()
-        raise _client_gone()
+        raise ClientGone()
 
     def _redacted_error(
         self, h: h11.Connection, resp: http.client.HTTPResponse, rec: Recorder

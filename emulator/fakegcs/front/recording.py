@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from emulator.fakegcs.front.notices import warn
 from emulator.fakegcs.ledger import RequestRecord
 
 if TYPE_CHECKING:
@@ -78,9 +79,7 @@ class Recorder:
         try:
             self.conn.front.ledger.append(rec)
         except Exception as exc:  # a ledger failure must never cut a client's answer
-            from emulator.fakegcs.front.server import _warn
-
-            _warn(f"front: could not record a request: {exc!r}")
+            warn(f"front: could not record a request: {exc!r}")
 
     def finish(self) -> None:
         """Record an aborted request from its progress (if nothing was recorded yet)."""

@@ -1,18 +1,23 @@
-"""``Front``: the listening socket, the acceptor thread, limits, lifetime and principals.
+"""``Front``: the listening socket, limits, lifetime and principals.
 
-See :mod:`emulator.fakegcs.front` for the invariants. Each accepted connection is served by a
-:class:`emulator.fakegcs.front.connection.ClientConnection` in a thread of its own.
+See :mod:`emulator.fakegcs.front` for the invariants. Accepted connections wait in the
+connection loop (:mod:`emulator.fakegcs.front.loop`, one thread) and are served, one request
+head at a time, by :class:`emulator.fakegcs.front.connection.ClientConnection` in a worker
+thread (:mod:`emulator.fakegcs.front.workers`).
 
 Invariants here:
-- At most ``max_connections`` client connections are served at once; one more is answered
-  ``503`` (GCS's error JSON, ``Connection: close``, recorded) and closed.
-- The acceptor survives any per-connection failure (a thread that cannot start, a socket
-  error): the client gets a 503 where possible, one line goes to stderr, accepting goes on.
+- At most ``max_connections`` client connections are open; at the cap the waiting connection
+  with the least progress is closed to make room, and only when every connection is busy is a
+  new one answered ``503`` (GCS's error JSON, ``Connection: close``, recorded) and closed.
+- At most ``max_workers`` threads serve requests; waiting connections (idle, half-open, in a
+  TLS handshake) hold none.
+- The loop survives any per-connection failure (a thread that cannot start, a socket error):
+  the client gets a 503 where possible, one line goes to stderr, accepting goes on.
 - Memory is per request, not per connection: forwarding buffers are borrowed from a small pool
   (:class:`BufferPool`, at most ``POOL_KEEP`` kept when idle).
 - ``close()`` is bounded: it stops accepting, closes every client socket and waits at most
-  ``CLOSE_GRACE_S`` seconds in all for the connection threads (daemon threads), then removes
-  the key material.
+  ``CLOSE_GRACE_S`` seconds in all for the threads (daemon threads), then removes the key
+  material.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ import json
 import logging
 import socket
 import ssl
-import sys
 import threading
 import time
 import urllib.parse
@@ -33,8 +37,10 @@ from typing import TYPE_CHECKING
 from emulator.fakegcs.certs import LocalCA
 from emulator.fakegcs.faults import FaultPlan
 from emulator.fakegcs.front.body import DEFAULT_MAX_BYTES, DEFAULT_MEMORY_LIMIT
-from emulator.fakegcs.front.connection import ClientConnection
+from emulator.fakegcs.front.connection import CLOSE, HANDSHAKE, ClientConnection
 from emulator.fakegcs.front.forward import CHUNK
+from emulator.fakegcs.front.loop import ConnectionLoop, Listener
+from emulator.fakegcs.front.workers import Workers
 from emulator.fakegcs.ledger import Ledger
 from emulator.fakegcs.oauth import TokenIssuer
 from emulator.fakegcs.shaping import Shaping
@@ -49,6 +55,7 @@ _LOOPBACK = ("127.0.0.1", "localhost")
 CLOSE_GRACE_S = 1.0
 _TURNED_AWAY_LINGER_S = 1.0
 _TURNED_AWAY_MAX = 1024
+_DRAIN_READS = 16
 POOL_KEEP = 8
 
 
@@ -116,7 +123,8 @@ class Front:
         idle_timeout: float = 60.0,
         request_timeout: float = 120.0,
         backend_timeout: float = 30.0,
-        max_connections: int = 256,
+        max_connections: int = 1024,
+        max_workers: int = 64,
         body_memory_limit: int = DEFAULT_MEMORY_LIMIT,
         max_body_bytes: int = DEFAULT_MAX_BYTES,
         persist_dir: str | None = None,
@@ -126,7 +134,8 @@ class Front:
         """``idle_timeout``: s a connection may wait for a request (and a client for each
         piece of an answer); ``request_timeout``: s for a whole request (head + body) to
         arrive; ``backend_timeout``: s the backend has to answer (and between pieces of its
-        answer); ``max_connections``: clients served at once; request bodies are held in memory
+        answer); ``max_connections``: client connections open at once; ``max_workers``: threads
+        serving requests (requests past it wait their turn); request bodies are held in memory
         up to ``body_memory_limit`` bytes, in a 0600 temp file beyond, and refused (413) over
         ``max_body_bytes``; ``persist_dir``: the backend keeps objects in files under this
         directory: also refuse names it cannot hold safely
@@ -163,7 +172,10 @@ class Front:
         self.idle_timeout = float(idle_timeout)
         self.request_timeout = float(request_timeout)
         self.backend_timeout = float(backend_timeout)
+        if not isinstance(max_workers, int) or not 1 <= max_workers <= 4096:
+            raise ValueError(f"max_workers must be 1..4096, got {max_workers!r}")
         self.max_connections = max_connections
+        self.max_workers = max_workers
         self.body_memory_limit = body_memory_limit
         self.max_body_bytes = max_body_bytes
         self.persist_dir = persist_dir
@@ -171,7 +183,7 @@ class Front:
         self.buffers = BufferPool(CHUNK)
         self.stopping = threading.Event()  # set by close(); wakes injected stalls
         self.refused_connections = 0  # answered 503 at the connection cap or on failure
-        self._turned_away: list[tuple[socket.socket, float]] = []  # acceptor thread only
+        self._turned_away: list[tuple[socket.socket, float]] = []  # loop thread only
         self._test_tokens: set[str] = set()
         self._conn_ids = itertools.count(1)
         #: Callables ``f(conn_id, client_socket)`` run in each connection's thread before its
@@ -179,22 +191,23 @@ class Front:
         #: :mod:`emulator.fakegcs.peers`). They must not raise or block.
         self.connection_observers: list[Callable[[int, socket.socket], None]] = []
         self._lock = threading.Lock()
-        self._clients: set[socket.socket] = set()
-        self._threads: set[threading.Thread] = set()
+        self._conns: set[ClientConnection] = set()  # open: waiting in the loop or served
         self._closed = False
         self.connects = 0  # accepted CONNECT tunnels (not in the ledger)
         self._ca = LocalCA(workdir)
         try:
-            self._tls = self._ca.server_context()
+            self.tls_context = self._ca.server_context()
             self._sock = listen_loopback(port, "the front")
             self.port = self._sock.getsockname()[1]
             self.url = f"http://127.0.0.1:{self.port}"
             self.ca_pem = self._ca.ca_pem
-            self._acceptor = threading.Thread(
-                target=self._accept_loop, name=f"front-accept-{self.port}", daemon=True
-            )
-            self._acceptor.start()
+            self.workers = Workers(self._start_thread, max_workers)
+            self.loop = ConnectionLoop(self)
+            self.loop.call("listen", Listener(self._sock))
+            self.loop.start()
         except BaseException:
+            with contextlib.suppress(Exception):
+                self._sock.close()
             self._ca.close()
             raise
 
@@ -235,27 +248,92 @@ class Front:
             if self._closed:
                 return
             self._closed = True
-            clients = list(self._clients)
-            threads = list(self._threads)
         self.stopping.set()
         deadline = time.monotonic() + CLOSE_GRACE_S
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked accept() on Linux
-        with contextlib.suppress(OSError):
-            self._sock.close()
-        for s in clients:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                s.close()
         try:
-            self._acceptor.join(timeout=max(0.0, deadline - time.monotonic()))
-            if not self._acceptor.is_alive():
-                self._reap_turned_away(force=True)
-            for t in threads:
-                t.join(timeout=max(0.0, deadline - time.monotonic()))
+            self.loop.stop(timeout=CLOSE_GRACE_S / 2)  # closes the waiting ones, in the loop
+            with self._lock:
+                busy = list(self._conns)
+            for conn in busy:  # being served: wake its worker (which closes it)
+                for s in {conn.raw, conn.sock}:
+                    with contextlib.suppress(OSError):
+                        s.shutdown(socket.SHUT_RDWR)
+            if not self.loop.thread.is_alive():
+                self.reap_turned_away(force=True)
+            self.workers.close(timeout=max(0.0, deadline - time.monotonic()))
         finally:
             self._ca.close()
+
+    # -- listeners and connections (the loop and the workers call these) ------------------
+    def add_listener(self, sock: socket.socket, *, direct_tls: bool, owner: object) -> None:
+        """Serve connections accepted on ``sock`` too (TLS from the first byte if
+        ``direct_tls``); :meth:`remove_listener` with the same ``owner`` ends them."""
+        self.loop.call("listen", Listener(sock, direct_tls=direct_tls, owner=owner))
+
+    def remove_listener(self, owner: object, timeout: float = CLOSE_GRACE_S) -> None:
+        """Close ``owner``'s listening sockets and every connection accepted on them."""
+        done = threading.Event()
+        if self.loop.thread.is_alive():
+            self.loop.call("unlisten", owner, done)
+            done.wait(timeout)
+        with self._lock:
+            busy = [c for c in self._conns if c.origin is owner]
+        for conn in busy:
+            for s in {conn.raw, conn.sock}:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def open_connections(self) -> int:
+        with self._lock:
+            return len(self._conns)
+
+    def next_conn_id(self) -> int:
+        return next(self._conn_ids)
+
+    def adopt(self, conn: ClientConnection) -> bool:
+        """Count ``conn`` as open (False once closing)."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._conns.add(conn)
+            return True
+
+    def forget(self, conn: ClientConnection, turn_away: str | None = None) -> None:
+        """Close ``conn`` (answering 503 ``turn_away`` first on a plain connection)."""
+        with self._lock:
+            self._conns.discard(conn)
+        if turn_away is not None and conn.sock is conn.raw:
+            conn.forwarder.close()
+            self.turn_away(conn.raw, turn_away)
+            return
+        conn.close()
+
+    def linger(self, sock: socket.socket, seconds: float) -> None:
+        """Close ``sock`` (already shut for writing) in ``seconds``, dropping what it sends
+        meanwhile; done by the loop thread, so no worker waits for it."""
+        self.loop.call("linger", sock, seconds)
+
+    def count_connect(self) -> None:
+        with self._lock:
+            self.connects += 1
+
+    def serve_connection(self, conn: ClientConnection, refuse: tuple[int, str] | None) -> None:
+        """A worker's job: serve ``conn`` from its whole head on, then hand it back."""
+        verdict = CLOSE
+        try:
+            if not conn.observed:  # once per connection, in a worker (never the loop thread)
+                conn.observed = True
+                for observe in list(self.connection_observers):
+                    observe(conn.conn_id, conn.raw)
+            verdict = conn.serve(refuse)
+        except Exception:  # never let one connection's failure escape its thread
+            log.debug("connection %d failed", conn.conn_id, exc_info=True)
+        if verdict == CLOSE or self._closed:
+            self.forget(conn)
+        else:
+            self.loop.call("handshake" if verdict == HANDSHAKE else "park", conn)
+            if self._closed and not self.loop.thread.is_alive():
+                self.forget(conn)
 
     def __enter__(self) -> Front:
         return self
@@ -266,83 +344,41 @@ class Front:
     def __repr__(self) -> str:
         return f"Front(url={getattr(self, 'url', None)!r}, backend={self.backend_endpoint!r})"
 
-    # -- accepting --------------------------------------------------------------------------
-    def _accept_loop(self) -> None:
-        try:
-            self._sock.settimeout(_TURNED_AWAY_LINGER_S / 2)  # wake up to reap turned-away
-        except OSError:
-            return  # closed before this thread ran
-        while True:
-            self._reap_turned_away()
-            try:
-                client, _addr = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                if self._closed:
-                    return
-                time.sleep(0.05)  # EMFILE and friends: wait for descriptors to come back
-                continue
-            with contextlib.suppress(OSError):
-                client.settimeout(None)
-            try:
-                self._admit(client)
-            except Exception as exc:  # never let one connection stop the acceptor
-                self._turn_away(client, f"cannot serve this connection: {exc}")
-                _warn(f"front: connection failed to start: {exc}")
-            if self._closed:
-                return
-
-    def _reap_turned_away(self, force: bool = False) -> None:
-        """Close turned-away sockets whose linger time is over (dropping what they sent)."""
+    # -- turning away ----------------------------------------------------------------------
+    def reap_turned_away(self, force: bool = False) -> None:
+        """Close turned-away and lingering sockets whose time is over, or whose client
+        closed, dropping what they sent (at most ``_DRAIN_READS`` reads each per call)."""
         now = time.monotonic()
         keep = []
         for sock, until in self._turned_away:
+            eof = False
             with contextlib.suppress(OSError):
-                while sock.recv(65536):  # non-blocking: drop the request it sent
-                    pass
-            if force or now >= until:
+                for _ in range(_DRAIN_READS):  # non-blocking: drop the request it sent
+                    if not sock.recv(65536):
+                        eof = True
+                        break
+            if force or eof or now >= until:
                 with contextlib.suppress(OSError):
                     sock.close()
             else:
                 keep.append((sock, until))
         self._turned_away = keep
 
-    def _admit(self, client: socket.socket) -> None:
-        with contextlib.suppress(OSError):  # a client that already reset: its thread sees it
-            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn_id = next(self._conn_ids)
-        with self._lock:
-            if self._closed:
-                client.close()
-                return
-            if len(self._clients) >= self.max_connections:
-                full = True
-            else:
-                full = False
-                self._clients.add(client)
-        if full:
-            self._turn_away(client, f"too many connections (limit {self.max_connections})")
-            return
-        t = threading.Thread(
-            target=self._serve_client, args=(client, conn_id), name=f"front-conn-{conn_id}"
-        )
-        t.daemon = True
-        try:
-            self._start_thread(t)
-        except BaseException:
-            with self._lock:
-                self._clients.discard(client)
-            raise
-        with self._lock:
-            if t.is_alive() or t.ident is not None:
-                self._threads.add(t)
+    def keep_lingering(self, sock: socket.socket, seconds: float) -> None:
+        """(Loop thread.) Close ``sock`` after ``seconds``, draining it meanwhile."""
+        with contextlib.suppress(OSError):
+            sock.setblocking(False)
+        if len(self._turned_away) < _TURNED_AWAY_MAX:
+            self._turned_away.append((sock, time.monotonic() + seconds))
+        else:
+            with contextlib.suppress(OSError):
+                sock.close()
 
     def _start_thread(self, t: threading.Thread) -> None:
-        """Start a connection thread (a seam: tests make it fail like a full process table)."""
+        """Start a worker thread (a seam: tests make it fail like a full process table)."""
         t.start()
 
-    def _turn_away(self, client: socket.socket, why: str) -> None:
+    def turn_away(self, client: socket.socket, why: str) -> None:
         """Answer 503 + ``Connection: close`` without reading the request; record it."""
         from emulator.fakegcs.ledger import RequestRecord
 
@@ -374,20 +410,6 @@ class Front:
             with contextlib.suppress(OSError):
                 client.close()
 
-    def _serve_client(self, client: socket.socket, conn_id: int) -> None:
-        session = ClientConnection(self, client, conn_id)
-        try:
-            for observe in list(self.connection_observers):
-                observe(conn_id, client)
-            session.run()
-        except Exception:  # never let one connection's failure escape its thread
-            log.debug("connection %d failed", conn_id, exc_info=True)
-        finally:
-            session.close()
-            with self._lock:
-                self._clients.discard(client)
-                self._threads.discard(threading.current_thread())
-
     # -- helpers used by sessions -----------------------------------------------------------
     def principal_for(self, authorization: str | None) -> tuple[str, bool]:
         """(principal, authorized) for an ``Authorization`` header value (never logged)."""
@@ -405,9 +427,3 @@ class Front:
             return "invalid", False
         principal, valid = found
         return principal, valid
-
-
-def _warn(message: str) -> None:
-    """One line on stderr (a service failing must say so, not only in debug logs)."""
-    with contextlib.suppress(Exception):
-        print(f"gcs-hook: warning: {message}", file=sys.stderr, flush=True)

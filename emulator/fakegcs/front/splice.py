@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import h11
 
+from emulator.fakegcs.front.errors import ClientGone
+
 if TYPE_CHECKING:
     from emulator.fakegcs.front.forward import Forwarder
     from emulator.fakegcs.front.recording import Recorder
@@ -34,12 +36,6 @@ _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 _ZEROS = memoryview(bytes(256 * 1024))  # h11 bookkeeping for spliced bytes (never sent)
-
-
-def _client_gone() -> Exception:
-    from emulator.fakegcs.front.connection import ClientGone
-
-    return ClientGone()
 
 
 def _wait_fd(fd: int, events: int, timeout: float) -> None:
@@ -121,7 +117,7 @@ def splice_body(
             resp.close()
         log.debug("splice failed: %s", exc)
         rec.record(resp.status, sent, bytes_in, extra={"aborted": str(exc)[:200]})
-        raise _client_gone() from exc
+        raise ClientGone() from exc
     up_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
     resp.length = 0
     resp.close()  # body fully consumed; the backend connection stays reusable

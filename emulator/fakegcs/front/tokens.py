@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from emulator.fakegcs.front.errors import ClientGone
+
 if TYPE_CHECKING:
     from emulator.fakegcs.front.exchange import Exchange
 
@@ -18,8 +20,6 @@ TOKEN_BODY_LIMIT = 64 * 1024
 
 def answer_token_request(ex: Exchange) -> None:
     """Read the token request body, let the issuer answer it, record and send the answer."""
-    from emulator.fakegcs.front.connection import ClientGone
-
     conn = ex.conn
     try:
         body = conn.read_body(ex.h, limit=TOKEN_BODY_LIMIT)
