@@ -27,6 +27,7 @@ from emulator.model.block_cache import CacheStats
 from emulator.model.clock import Clock, VirtualClock
 from emulator.model.gcs_model import DEFAULT_BLOCK_SIZE, GcsFilesystemModel, RetryConfig
 from emulator.model.transport import MemoryTransport, SizeOnlyTransport, Transport
+from emulator.replay.objects import TraceObject
 from emulator.replay.trace import (
     CacheConfig,
     CloseOp,
@@ -62,7 +63,9 @@ __all__ = [
 #: TensorFlow 2.21's own block cache configuration (64 MiB blocks, cache off).
 TF_DEFAULTS = CacheConfig(DEFAULT_BLOCK_SIZE, 0, 0)
 
-Writer = Callable[[str, int, int], None]  # (object "bucket/path", version, size)
+#: (object "bucket/path", version, size[, earlier]): ``earlier`` (the append chain, see
+#: :class:`emulator.replay.objects.TraceObject`) is passed only for a version that appends
+Writer = Callable[..., None]
 Deleter = Callable[[str], None]  # (object "bucket/path")
 
 
@@ -74,13 +77,17 @@ def _split(name: str) -> tuple[str, str]:
 def _default_store(transport: Transport) -> tuple[Writer, Deleter]:
     if isinstance(transport, SizeOnlyTransport):
 
-        def write(name: str, version: int, size: int) -> None:
+        def write(name: str, version: int, size: int, earlier: Any = ()) -> None:
             transport.put(*_split(name), size)
 
     elif isinstance(transport, MemoryTransport):
 
-        def write(name: str, version: int, size: int) -> None:
-            transport.put(*_split(name), object_content(name, version, size))
+        def write(name: str, version: int, size: int, earlier: Any = ()) -> None:
+            if earlier:
+                data = TraceObject(name, version, size, tuple(earlier)).read(0, size)
+            else:
+                data = object_content(name, version, size)
+            transport.put(*_split(name), data)
 
     else:
         raise TypeError(
@@ -121,12 +128,30 @@ def run_trace(
         deleter = deleter or default_deleter
     sleep = sleep or fs.clock.sleep
     versions: dict[str, int] = {}
+    current: dict[str, TraceObject] = {}  # object -> its current version (appends keep it)
+
+    def new_version(name: str, size: int, append: bool) -> None:
+        versions[name] = versions.get(name, 0) + 1
+        old = current.get(name)
+        if append and old is not None:
+            obj = old.appended(versions[name], size)
+            writer(name, obj.version, size, obj.earlier)
+        else:
+            obj = TraceObject(name, versions[name], size)
+            writer(name, obj.version, size)
+        current[name] = obj
+        if hazards is not None:
+            hazards.wrote(name, obj)
+
     if create_objects:
         for name, size in trace.objects.items():
-            versions[name] = 1
-            writer(name, 1, size)
+            new_version(name, size, False)
     else:
         versions = dict.fromkeys(trace.objects, 1)
+        current = {name: TraceObject(name, 1, size) for name, size in trace.objects.items()}
+        if hazards is not None:
+            for name, obj in current.items():
+                hazards.wrote(name, obj)
     transport = fs.transport
     first_request = len(transport.requests)
     handles: dict[str, Any] = {}
@@ -134,11 +159,11 @@ def run_trace(
     reads: list[ReadRecord] = []
     size_only = fs.size_only
 
-    def do_read(handle: str, offset: int, n: int) -> int:
+    def do_read(handle: str, offset: int, n: int, follow: bool = False) -> int:
         if hazards is None:
             result = handles[handle].read(offset, n)
         else:
-            result = hazards.read(handles[handle], offset, n)
+            result = hazards.read(handles[handle], offset, n, follow=follow)
         data = result.data
         reads.append(
             ReadRecord(
@@ -158,13 +183,15 @@ def run_trace(
         elif type(op) is TailOp:
             pos = positions.get(op.handle, 0)
             if pos > 0:
-                do_read(op.handle, pos - 1, 1)
+                do_read(op.handle, pos - 1, 1, True)
             while True:
-                got = do_read(op.handle, pos, op.chunk)
+                got = do_read(op.handle, pos, op.chunk, True)
                 pos += got
                 if got < op.chunk:
                     break
             positions[op.handle] = pos
+            if hazards is not None:
+                hazards.tail_done(handles[op.handle], pos)
         elif type(op) is OpenOp:
             handles[op.handle] = fs.open("gs://" + op.object)
             positions.pop(op.handle, None)
@@ -176,8 +203,7 @@ def run_trace(
         elif type(op) is SleepOp:
             sleep(op.seconds)
         elif type(op) is OverwriteOp:
-            versions[op.object] = versions.get(op.object, 0) + 1
-            writer(op.object, versions[op.object], op.size)
+            new_version(op.object, op.size, op.append)
         elif type(op) is ConfigureOp:
             fs.configure_block_cache(op.config)
         elif type(op) is StatOp:
@@ -191,21 +217,24 @@ def run_trace(
                     hazards.stat(op.object, st)
         elif type(op) is DeleteOp:
             deleter(op.object)
+            current.pop(op.object, None)
         elif type(op) is RemoveOp:
             if getattr(transport, "record", False):
                 transport.requests.append({"kind": "delete", "object": op.object})
             deleter(op.object)
+            current.pop(op.object, None)
             fs.clear_file_caches("gs://" + op.object)
         elif type(op) is WriteOp:
-            versions[op.object] = versions.get(op.object, 0) + 1
             if getattr(transport, "record", False):
                 # TF's resumable upload: the session POST, then one PUT with the content
                 transport.requests.append({"kind": "upload", "object": op.object})
                 transport.requests.append({"kind": "upload", "object": op.object})
-            writer(op.object, versions[op.object], op.size)
+            new_version(op.object, op.size, op.append)
             fs.clear_file_caches("gs://" + op.object)
         else:  # pragma: no cover - load_trace only builds the types above
             raise TypeError(f"unknown op {op!r}")
+    if hazards is not None:
+        hazards.finish()
     return TraceResult(engine, list(transport.requests[first_request:]), reads)
 
 
