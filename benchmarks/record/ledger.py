@@ -9,7 +9,9 @@ one metadata request); the ledger then maps one-to-one onto ops:
 - media GET ``bytes=a-b`` by the program → ``read(offset=a, n=b-a+1)`` on an inferred handle;
 - metadata GET by the program → ``stat`` (``GetFileSize``, ``Stat``, ``FileExists``);
 - a completed upload (the resumable ``PUT``) by the program → ``write`` (its own write: TF
-  clears the file's caches) of ``bytes_in`` bytes; by anyone else → ``overwrite``;
+  clears the file's caches) of ``bytes_in`` bytes; by anyone else → ``overwrite``; either
+  with ``"append": true`` where ``appends`` (from the fake's versions,
+  :func:`benchmarks.record.versions.append_flags`) says the new version keeps the old bytes;
 - an object ``DELETE`` by the program → ``remove`` (it also clears the program's caches), by
   anyone else → ``delete``;
 - wall-clock gaps of at least ``min_sleep_s`` between the program's requests → ``sleep``;
@@ -47,6 +49,7 @@ from typing import Any
 
 __all__ = [
     "HANDLE_RULE",
+    "completed_uploads",
     "LedgerTrace",
     "infer_start_sizes",
     "ledger_to_trace",
@@ -143,6 +146,17 @@ def reader_principal(records: Iterable[Any]) -> str:
     return max(counts, key=lambda p: (counts[p], p == OWN_PRINCIPAL)) if counts else OWN_PRINCIPAL
 
 
+def completed_uploads(records: Iterable[Any]) -> list[tuple[str, str]]:
+    """``(bucket, object)`` of every upload that completed, in the order they took effect (what
+    :func:`benchmarks.record.versions.append_flags` takes)."""
+    recs = sorted(records, key=lambda r: (_effect_time(r), r.seq))
+    return [
+        (r.bucket, r.object)
+        for r in recs
+        if r.kind == "upload" and _obj(r) and r.status in (200, 201) and _completes(r)
+    ]
+
+
 def _effect_time(rec: Any) -> float:
     if rec.kind in ("upload", "delete"):
         return rec.t_end or rec.t
@@ -157,11 +171,13 @@ def ledger_to_trace(
     min_sleep_s: float = 0.001,
     start_t: float | None = None,
     comment: str = "",
+    appends: Mapping[str, list[bool]] | None = None,
 ) -> LedgerTrace:
     """The trace of ``records`` (see the module docstring). ``objects``: sizes at the start
     (None: :func:`infer_start_sizes`). ``own``: the program's principal (None:
     :func:`reader_principal`). ``start_t``: monotonic time the program started (a
-    leading ``sleep`` covers the time before its first request)."""
+    leading ``sleep`` covers the time before its first request). ``appends``: per object,
+    for each completed upload in the order they took effect, whether it appended."""
     recs = sorted(records, key=lambda r: (_effect_time(r), r.seq))
     if own is None:
         own = reader_principal(recs)
@@ -173,6 +189,7 @@ def ledger_to_trace(
     handles: dict[str, str] = {}  # object -> open handle
     handle_read: dict[str, bool] = {}
     n_handles = 0
+    uploaded: dict[str, int] = {}  # object -> completed uploads so far
     last_t = start_t
     skipped = out.skipped
 
@@ -214,12 +231,16 @@ def ledger_to_trace(
             last_t = max(last_t or 0.0, rec.t_end or rec.t)
             out.own_requests += 1
         elif rec.kind == "upload" and obj and rec.status in (200, 201) and _completes(rec):
+            k = uploaded[obj] = uploaded.get(obj, 0) + 1
+            flags = (appends or {}).get(obj, [])
+            op = {"op": "write" if mine else "overwrite", "object": obj, "size": int(rec.bytes_in)}
+            if k <= len(flags) and flags[k - 1] and op["size"] >= sizes.get(obj, op["size"] + 1):
+                op["append"] = True
             if mine:
                 gap(rec.t_end or rec.t)
-                ops.append({"op": "write", "object": obj, "size": int(rec.bytes_in)})
             else:
-                ops.append({"op": "overwrite", "object": obj, "size": int(rec.bytes_in)})
                 out.other_writes += 1
+            ops.append(op)
             sizes[obj] = int(rec.bytes_in)
         elif rec.kind == "delete" and obj and rec.status in (200, 204):
             ops.append({"op": "remove" if mine else "delete", "object": obj})

@@ -239,17 +239,26 @@ def record_fake_limited(
 ) -> UpstreamRecording:
     """The fake mode (:func:`benchmarks.record.program.record_program`) with the limits and
     name redaction of :func:`record_upstream`: same environment, same conversion."""
-    from benchmarks.record.program import recording_env, seed_objects
+    from benchmarks.record.program import (
+        keep_seeded_versions,
+        recorded_appends,
+        recording_env,
+        seed_objects,
+    )
     from emulator.fakegcs.session import GcsEmulator
 
     with GcsEmulator(backend, ledger_path=ledger_path) as emu:
         objects = seed_objects(emu, data_dir)
+        keep_seeded_versions(emu, objects)
         env = recording_env(emu)
         code, seconds, stopped_by, records = _run_and_collect(
             cmd, env, emu.ledger, max_seconds, max_requests
         )
+        appends = recorded_appends(emu, records)
     comment = _comment("recorded by gcs-hook record", cmd, redact_names)
-    result = ledger_to_trace(records, objects, min_sleep_s=min_sleep_s, comment=comment)
+    result = ledger_to_trace(
+        records, objects, min_sleep_s=min_sleep_s, comment=comment, appends=appends
+    )
     if redact_names:
         result.trace = redact_trace(result.trace)
     return UpstreamRecording(result, code, seconds, len(records), stopped_by, 0, 0)

@@ -6,7 +6,8 @@
   kept open across reloads): the first load reads 16 MiB chunks from offset 0 until a short
   read; every later reload reads 1 byte at ``end - 1`` and then 16 MiB chunks from ``end`` (the
   bytes it has consumed) until a short read. Each trainer flush uploads the whole file again:
-  a new generation (an ``overwrite`` op, since the trainer is another process).
+  a new generation that keeps the old bytes (an ``overwrite`` op with ``append``, since the
+  trainer is another process).
 - :class:`CheckpointPoller` (``checkpoint-poller``): an evaluator polling
   ``tf.train.latest_checkpoint`` and restoring each new checkpoint with ``tf.train.Checkpoint``
   while a trainer writes new ones. Recorded only (the requests of TF's checkpoint code are
@@ -135,9 +136,9 @@ class TensorBoardLogs(Workload):
         for k in range(self.reloads):
             if k > 0:
                 ops.append({"op": "sleep", "seconds": self.reload_interval_s})
-                for r in range(self.runs):
+                for r in range(self.runs):  # the trainer re-uploads the file with more events
                     ops.append({"op": "overwrite", "object": self._path(r),
-                                "size": self.size_at(r, k)})  # fmt: skip
+                                "size": self.size_at(r, k), "append": True})  # fmt: skip
             for r in range(self.runs):
                 if k == 0:
                     ops.append({"op": "open", "handle": f"run{r}", "object": self._path(r)})
@@ -270,10 +271,12 @@ def record_live(workload: Workload, emulator: Any) -> tuple[dict[str, Any], list
     """Record a live workload with the recording settings; returns the trace (config null) and
     the reader's media and metadata requests (trace-format dicts)."""
     from benchmarks.record import PROGRAM_RECORDING_ENV
-    from benchmarks.record.ledger import ledger_to_trace
+    from benchmarks.record.ledger import completed_uploads, ledger_to_trace
+    from benchmarks.record.versions import append_flags, keep_versions
     from emulator.replay.tf_worker import TfWorker
 
     emulator.backend.create_bucket(workload.bucket)
+    keep_versions(emulator.backend, [workload.bucket])  # to tell appends from rewrites
     env = {**emulator.tf_env(), **PROGRAM_RECORDING_ENV}
     mark = emulator.ledger.mark()
     with TfWorker(env) as reader:
@@ -285,7 +288,8 @@ def record_live(workload: Workload, emulator: Any) -> tuple[dict[str, Any], list
                 trainer.close()
     emulator.ledger.wait_quiet(quiet_s=0.05, timeout=30.0)
     records = [r for r in emulator.ledger.since(mark) if r.bucket == workload.bucket]
-    trace = ledger_to_trace(records, workload.objects()).trace
+    appends = append_flags(emulator.backend, completed_uploads(records))
+    trace = ledger_to_trace(records, workload.objects(), appends=appends).trace
     trace["comment"] = f"recorded from real TF: workload {workload.name} {workload.params()}"
     requests = [
         r.as_trace_request()
