@@ -50,6 +50,7 @@ from typing import Any
 __all__ = [
     "HANDLE_RULE",
     "completed_uploads",
+    "recording_settings_problem",
     "LedgerTrace",
     "infer_start_sizes",
     "ledger_to_trace",
@@ -155,6 +156,32 @@ def completed_uploads(records: Iterable[Any]) -> list[tuple[str, str]]:
         for r in recs
         if r.kind == "upload" and _obj(r) and r.status in (200, 201) and _completes(r)
     ]
+
+
+#: TF 2.21's default read-ahead buffer (cache off): a GET of exactly this many bytes
+_TF_READAHEAD = 64 * 1024 * 1024
+_MiB = 1024 * 1024
+
+
+def recording_settings_problem(records: Iterable[Any], own: str) -> str | None:
+    """Why the program ``own``'s media GETs in ``records`` cannot have been made with the
+    recording settings (block size 0: one GET per ``Read``), or None. Told from the ledger
+    itself: TF's cache-off read-ahead asks for 64 MiB at a time; a block cache asks for whole
+    blocks (all GETs one size of whole MiB, at multiples of it)."""
+    lengths: list[tuple[int, int]] = []
+    for rec in records:
+        if rec.kind == "media" and rec.principal == own and rec.range and rec.range[1] >= 0:
+            lengths.append((rec.range[0], rec.range[1] - rec.range[0] + 1))
+    if not lengths:
+        return None
+    if any(n == _TF_READAHEAD for _, n in lengths):
+        return "it has 64 MiB read-ahead GETs (TF's defaults, cache off)"
+    sizes = {n for _, n in lengths}
+    if len(lengths) >= 4 and len(sizes) == 1:
+        (block,) = sizes
+        if block >= _MiB and block % _MiB == 0 and all(start % block == 0 for start, _ in lengths):
+            return f"every GET is a whole {block // _MiB} MiB block at a block boundary (a block cache)"
+    return None
 
 
 def _effect_time(rec: Any) -> float:

@@ -16,6 +16,7 @@ stderr and exit with code 2, before anything is started or written.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -28,6 +29,7 @@ from gcs_hook.cli.values import (
     deprecated_rate_mbps,
     option,
     parse_backend_spec,
+    parse_cache_size,
     parse_duration,
     parse_rate,
     parse_size,
@@ -58,7 +60,7 @@ def parse_configs(text: str) -> list[Any]:
                 "(example: 8MiB/32MiB/0)"
             )
         try:
-            block, max_bytes = parse_size(parts[0]), parse_size(parts[1])
+            block, max_bytes = parse_cache_size(parts[0]), parse_cache_size(parts[1])
             stale_s = parse_duration(parts[2], unit="s") if len(parts) == 3 else 0.0
             if not float(stale_s).is_integer():
                 raise ValueError(
@@ -168,8 +170,8 @@ def _timing_from_flags(
     rate = option("--bandwidth", parse_rate, bandwidth, context="bad timing")
     if bandwidth_mibps is not None:
         rate = deprecated_rate_mbps(bandwidth_mibps * 1.048576, context="bad timing")
-    if rate is None:
-        fail("bad timing: --bandwidth must be a positive rate for predictions (e.g. 64MiB/s)")
+    if rate is None:  # 0 = no limit, as in serve and the README: bytes cost no time
+        rate = math.inf
     try:
         return GcsTiming(latency_s, rate, overhead_s)
     except ValueError as exc:
@@ -348,8 +350,9 @@ def tune(
         sampling = outcome.sampling
         if sampling.get("exact") is False:
             console.print(
-                f"  sampled at R = {sampling['sample_rate']:g}: estimated error "
-                f"≤ {sampling['max_error_estimate']:.2%} (--exact for every read)"
+                f"  sampled at R = {sampling['sample_rate']:g}: error estimate "
+                f"~{sampling['max_error_estimate']:.2%} (an estimate, not a bound: "
+                "docs/scale.md measured errors above it; --exact for every read)"
             )
     if json_out:
         from benchmarks.tune.advice import results_json
