@@ -9,7 +9,9 @@ one metadata request); the ledger then maps one-to-one onto ops:
 - media GET ``bytes=a-b`` by the program → ``read(offset=a, n=b-a+1)`` on an inferred handle;
 - metadata GET by the program → ``stat`` (``GetFileSize``, ``Stat``, ``FileExists``);
 - a completed upload (the resumable ``PUT``) by the program → ``write`` (its own write: TF
-  clears the file's caches) of ``bytes_in`` bytes; by anyone else → ``overwrite``;
+  clears the file's caches) of ``bytes_in`` bytes; by anyone else → ``overwrite``; either
+  with ``"append": true`` where ``appends`` (from the fake's versions,
+  :func:`benchmarks.record.versions.append_flags`) says the new version keeps the old bytes;
 - an object ``DELETE`` by the program → ``remove`` (it also clears the program's caches), by
   anyone else → ``delete``;
 - wall-clock gaps of at least ``min_sleep_s`` between the program's requests → ``sleep``;
@@ -47,6 +49,8 @@ from typing import Any
 
 __all__ = [
     "HANDLE_RULE",
+    "completed_uploads",
+    "recording_settings_problem",
     "LedgerTrace",
     "infer_start_sizes",
     "ledger_to_trace",
@@ -151,6 +155,43 @@ def reader_principal(records: Iterable[Any]) -> str:
     return max(counts, key=lambda p: (counts[p], p == OWN_PRINCIPAL)) if counts else OWN_PRINCIPAL
 
 
+def completed_uploads(records: Iterable[Any]) -> list[tuple[str, str]]:
+    """``(bucket, object)`` of every upload that completed, in the order they took effect (what
+    :func:`benchmarks.record.versions.append_flags` takes)."""
+    recs = sorted(records, key=lambda r: (_effect_time(r), r.seq))
+    return [
+        (r.bucket, r.object)
+        for r in recs
+        if r.kind == "upload" and _obj(r) and r.status in (200, 201) and _completes(r)
+    ]
+
+
+#: TF 2.21's default read-ahead buffer (cache off): a GET of exactly this many bytes
+_TF_READAHEAD = 64 * 1024 * 1024
+_MiB = 1024 * 1024
+
+
+def recording_settings_problem(records: Iterable[Any], own: str) -> str | None:
+    """Why the program ``own``'s media GETs in ``records`` cannot have been made with the
+    recording settings (block size 0: one GET per ``Read``), or None. Told from the ledger
+    itself: TF's cache-off read-ahead asks for 64 MiB at a time; a block cache asks for whole
+    blocks (all GETs one size of whole MiB, at multiples of it)."""
+    lengths: list[tuple[int, int]] = []
+    for rec in records:
+        if rec.kind == "media" and rec.principal == own and rec.range and rec.range[1] >= 0:
+            lengths.append((rec.range[0], rec.range[1] - rec.range[0] + 1))
+    if not lengths:
+        return None
+    if any(n == _TF_READAHEAD for _, n in lengths):
+        return "it has 64 MiB read-ahead GETs (TF's defaults, cache off)"
+    sizes = {n for _, n in lengths}
+    if len(lengths) >= 4 and len(sizes) == 1:
+        (block,) = sizes
+        if block >= _MiB and block % _MiB == 0 and all(start % block == 0 for start, _ in lengths):
+            return f"every GET is a whole {block // _MiB} MiB block at a block boundary (a block cache)"
+    return None
+
+
 def _effect_time(rec: Any) -> float:
     if rec.kind in ("upload", "delete"):
         return rec.t_end or rec.t
@@ -174,6 +215,15 @@ def _ownership(
     return mine, readers
 
 
+def _upload_op(obj: str, size: int, mine: bool, flag: list[bool]) -> dict[str, Any]:
+    """A completed upload's op: the program's own ``write`` or another writer's ``overwrite``,
+    ``append`` when ``flag`` (this upload's entry of ``appends``, if any) says it appended."""
+    op: dict[str, Any] = {"op": "write" if mine else "overwrite", "object": obj, "size": size}
+    if flag and flag[0]:
+        op["append"] = True
+    return op
+
+
 def ledger_to_trace(
     records: Iterable[Any],
     objects: Mapping[str, int] | None = None,
@@ -185,6 +235,7 @@ def ledger_to_trace(
     peers: Mapping[int, Any] | None = None,
     file_events: Iterable[tuple[float, dict[str, Any]]] = (),
     fsspec_pids: set[int] | None = None,
+    appends: Mapping[str, list[bool]] | None = None,
 ) -> LedgerTrace:
     """The trace of ``records`` (see the module docstring). ``objects``: sizes at the start
     (None: :func:`infer_start_sizes`). ``own``: the program's principal (None:
@@ -199,7 +250,9 @@ def ledger_to_trace(
     ``file_events``: ``(monotonic time, op)`` of fsspec file objects
     (:mod:`benchmarks.record.fsspec_log`), merged in by time; the program's plain-HTTP
     requests from the processes in ``fsspec_pids`` are then those files' own wire traffic
-    (skipped as ``gcsfs-wire``: the model of each ``cache_type`` predicts it)."""
+    (skipped as ``gcsfs-wire``: the model of each ``cache_type`` predicts it).
+    ``appends``: per object, for each completed upload in the order they took effect, whether
+    it appended."""
     recs = sorted(records, key=lambda r: (_effect_time(r), r.seq))
     if own is None:
         own = reader_principal(recs)
@@ -211,6 +264,7 @@ def ledger_to_trace(
     handles: dict[str, str] = {}  # object -> open handle
     handle_read: dict[str, bool] = {}
     n_handles = 0
+    uploaded: dict[str, int] = {}  # object -> completed uploads so far
     last_t = start_t
     skipped = out.skipped
     is_mine, reader_pids = _ownership(recs, own, peers)
@@ -275,12 +329,15 @@ def ledger_to_trace(
             last_t = max(last_t or 0.0, rec.t_end or rec.t)
             out.own_requests += 1
         elif rec.kind == "upload" and obj and rec.status in (200, 201) and _completes(rec):
+            k = uploaded[obj] = uploaded.get(obj, 0) + 1
+            op = _upload_op(obj, int(rec.bytes_in), mine, (appends or {}).get(obj, [])[k - 1 : k])
+            if op.get("append") and op["size"] < sizes.get(obj, op["size"] + 1):
+                del op["append"]  # an append never shrinks the object
             if mine:
                 gap(rec.t_end or rec.t)
-                ops.append({"op": "write", "object": obj, "size": int(rec.bytes_in)})
             else:
-                ops.append({"op": "overwrite", "object": obj, "size": int(rec.bytes_in)})
                 out.other_writes += 1
+            ops.append(op)
             sizes[obj] = int(rec.bytes_in)
         elif rec.kind == "delete" and obj and rec.status in (200, 204):
             ops.append({"op": "remove" if mine else "delete", "object": obj})

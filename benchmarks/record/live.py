@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.record.ledger import ledger_to_trace
+from benchmarks.record.ledger import completed_uploads, ledger_to_trace
 from benchmarks.record.settings import PROGRAM_RECORDING_ENV
+from benchmarks.record.versions import append_flags, keep_versions
 from benchmarks.workloads.base import Workload
 from benchmarks.workloads.live import CheckpointPoller, run_live
 
@@ -28,6 +29,7 @@ def record_live(
     from emulator.replay.tf_worker import TfWorker
 
     emulator.backend.create_bucket(workload.bucket)
+    keep_versions(emulator.backend, [workload.bucket])  # to tell appends from rewrites
     env = {**emulator.tf_env(), **PROGRAM_RECORDING_ENV}
     mark = emulator.ledger.mark()
     with TfWorker(env) as reader:
@@ -41,7 +43,8 @@ def record_live(
                 trainer.close()
     emulator.ledger.wait_quiet(quiet_s=0.05, timeout=30.0)
     records = [r for r in emulator.ledger.since(mark) if r.bucket == workload.bucket]
-    trace = ledger_to_trace(records, workload.objects()).trace
+    appends = append_flags(emulator.backend, completed_uploads(records))
+    trace = ledger_to_trace(records, workload.objects(), appends=appends).trace
     trace["comment"] = f"recorded from real TF: workload {workload.name} {workload.params()}"
     requests = [
         r.as_trace_request()

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.record.fsspec_log import FSSPEC_LOG_ENV, SHIM_DIR, read_fsspec_log
-from benchmarks.record.ledger import LedgerTrace, ledger_to_trace
+from benchmarks.record.ledger import LedgerTrace, completed_uploads, ledger_to_trace
 from benchmarks.record.process import run_limited
 from benchmarks.record.settings import PROGRAM_RECORDING_ENV
 from benchmarks.record.sharing import trace_comment
@@ -61,6 +61,20 @@ def seed_objects(emu: Any, data_dir: str | None) -> dict[str, int]:
             bucket, _, path = name.partition("/")
             objects[name] = int(emu.backend.stat_object(bucket, path)["size"])
     return objects
+
+
+def keep_seeded_versions(emu: Any, objects: dict[str, int]) -> None:
+    """Keep every object version in the seeded buckets (to tell appends from rewrites)."""
+    from benchmarks.record.versions import keep_versions
+
+    keep_versions(emu.backend, {name.partition("/")[0] for name in objects})
+
+
+def recorded_appends(emu: Any, records: Any) -> dict[str, list[bool]]:
+    """Which of the recorded uploads appended (the fake holds both versions)."""
+    from benchmarks.record.versions import append_flags
+
+    return append_flags(emu.backend, completed_uploads(records))
 
 
 def recording_env(emu: Any, extra_env: dict[str, str] | None = None) -> dict[str, str]:
@@ -97,6 +111,7 @@ def record_program(
     emu = GcsEmulator(backend) if own else emulator
     try:
         objects = seed_objects(emu, data_dir)
+        keep_seeded_versions(emu, objects)
         with tree_recording(emu) as tree:
             env = recording_env(emu, {**tree.env, **(extra_env or {})})
             mark = emu.ledger.mark()
@@ -107,6 +122,7 @@ def record_program(
             result = tree.to_trace(
                 records,
                 objects,
+                appends=recorded_appends(emu, records),
                 min_sleep_s=min_sleep_s,
                 comment=trace_comment(
                     "recorded by gcs-hook record", cmd, keep_command=keep_command

@@ -208,7 +208,13 @@ def record_fake_limited(
 ) -> UpstreamRecording:
     """The fake mode (:func:`benchmarks.record.program.record_program`) with the limits and
     name redaction of :func:`record_upstream`: same environment, same conversion."""
-    from benchmarks.record.program import recording_env, seed_objects, tree_recording
+    from benchmarks.record.program import (
+        keep_seeded_versions,
+        recorded_appends,
+        recording_env,
+        seed_objects,
+        tree_recording,
+    )
     from emulator.fakegcs.session import GcsEmulator
     from emulator.fakegcs.tempdirs import remove_dead_leftovers
 
@@ -216,10 +222,14 @@ def record_fake_limited(
     comment = trace_comment("recorded by gcs-hook record", cmd, keep_command=keep_command)
     with GcsEmulator(backend) as emu, tree_recording(emu) as tree:
         objects = seed_objects(emu, data_dir)
+        keep_seeded_versions(emu, objects)
         env = recording_env(emu, tree.env)
         code, seconds, stopped_by, records = _run_and_collect(
             cmd, env, emu.ledger, max_seconds, max_requests
         )
-        result = tree.to_trace(records, objects, min_sleep_s=min_sleep_s, comment=comment)
+        appends = recorded_appends(emu, records)
+        result = tree.to_trace(
+            records, objects, min_sleep_s=min_sleep_s, comment=comment, appends=appends
+        )
     _finish_files(result, records, ledger_path, redact_names)
     return UpstreamRecording(result, code, seconds, len(records), stopped_by, 0, 0)

@@ -78,6 +78,11 @@ def simulate_model(
         errors=hz.errors,
         stale_stats=hz.stale_stats,
         media_bytes=media_bytes,
+        stale_files=hz.stale_files,
+        torn_files=hz.torn_files,
+        reads_not_seen=hz.reads_not_seen,
+        tails_behind=hz.tails_behind,
+        tail_lag=hz.tail_lag,
     )
     requests = list(_requests_of(sim)) if keep_requests else []
     return result, requests

@@ -41,6 +41,15 @@ class PointResult:
     stale_stats: int = 0
     #: media bytes alone (None: bytes_fetched minus the metadata responses)
     media_bytes: int | None = None
+    #: passes over a file that held a stale read / returned bytes of more than one version
+    stale_files: int = 0
+    torn_files: int = 0
+    #: read ops that got other or fewer bytes than the current version holds (the fixed
+    #: trace assumes data the program may not see with this configuration)
+    reads_not_seen: int = 0
+    #: tail ops that ended behind the object's end; most versions behind after one
+    tails_behind: int = 0
+    tail_lag: int = 0
 
     @property
     def media_bytes_fetched(self) -> int:
@@ -51,7 +60,15 @@ class PointResult:
 
     @property
     def hazardous(self) -> bool:
-        return bool(self.stale_reads or self.torn_reads or self.errors)
+        """Some read returned bytes other than the current version's, a file pass was torn,
+        or a read failed (bytes an append kept are current bytes: not a hazard)."""
+        return bool(self.stale_reads or self.torn_reads or self.torn_files or self.errors)
+
+    @property
+    def assumes_data_not_seen(self) -> bool:
+        """The prediction replays fixed reads that this configuration may not let the program
+        make: some read got other or fewer bytes than current, or a stat an old size."""
+        return bool(self.reads_not_seen or self.stale_stats)
 
     @property
     def memory_bytes(self) -> int:
@@ -77,7 +94,7 @@ class PointResult:
             requests=self.requests,
             media_requests=self.media_requests,
             metadata_requests=self.metadata_requests,
-            bytes_fetched=self.bytes_fetched,
+            bytes_fetched=self.media_bytes_fetched,  # media bytes, as in tune --json
             predicted_s=round(self.predicted_s, 6),
             epoch_s=round(self.epoch_s, 6),
             requests_per_epoch=self.requests_per_epoch,
@@ -87,6 +104,10 @@ class PointResult:
             torn_reads=self.torn_reads,
             errors=self.errors,
             stale_stats=self.stale_stats,
+            stale_files=self.stale_files,
+            torn_files=self.torn_files,
+            assumes_data_not_seen=self.assumes_data_not_seen,
+            tail_lag=self.tail_lag,
             memory_bytes=self.memory_bytes,
         )
         return row

@@ -25,7 +25,8 @@ Defaults and where they come from
 The same three numbers drive the front's traffic shaping (``emulator.fakegcs.shaping.Shaping``) in
 measured runs, so predicted and measured time are comparable.
 
-Invariants: all three parameters are finite; latency and overhead >= 0; bandwidth > 0.
+Invariants: latency and overhead are finite and >= 0; bandwidth > 0, ``math.inf`` = no limit
+(``--bandwidth 0``: bytes cost no time).
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ class GcsTiming:
     def __post_init__(self) -> None:
         for name in ("first_byte_latency_s", "bandwidth_bytes_per_s", "per_request_overhead_s"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
+            unlimited = name == "bandwidth_bytes_per_s" and value == math.inf
+            if not isinstance(value, (int, float)) or not (math.isfinite(value) or unlimited):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
         if self.first_byte_latency_s < 0 or self.per_request_overhead_s < 0:
             raise ValueError("latency and per-request overhead must be >= 0")

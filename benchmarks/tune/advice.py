@@ -2,7 +2,8 @@
 
 :func:`recommend` picks, among the configurations whose ``max_bytes`` fits the memory budget:
 
-1. only configurations with no stale reads, no torn reads and no errors, unless
+1. only safe configurations - every read returned the current version's bytes (bytes an
+   append kept count as current), no pass over a file was torn, no read failed - unless
    ``allow_stale`` (if none is safe, the fastest overall, flagged in the note);
 2. the fastest predicted time ``t_best``; every configuration within ``tie`` (5 %) of it is a
    near tie;
@@ -46,8 +47,8 @@ def recommend(
             pool = safe
             if excluded:
                 note = (
-                    f"{excluded} configuration(s) with stale/torn reads or errors excluded "
-                    "(--allow-stale to consider them)"
+                    f"{excluded} configuration(s) with stale/torn reads or files or errors "
+                    "excluded (--allow-stale to consider them)"
                 )
         else:
             note = "every configuration reads stale or torn data or fails: none is safe"
@@ -57,6 +58,12 @@ def recommend(
             f"TF's stat cache answered {stale_stats} stat(s) with an old size in every "
             "configuration: set GCS_STAT_CACHE_MAX_AGE=0 before importing TF for files "
             "that change"
+        )
+    if best_unseen := [r for r in pool if r.assumes_data_not_seen and r.config.cache_on]:
+        note = (note + "; " if note else "") + (
+            f"{len(best_unseen)} configuration(s) flagged assumes_data_not_seen: their reads "
+            "got older or fewer bytes than the recording, so the program may read differently "
+            "with them and their numbers are not exact"
         )
     t_best = min(r.predicted_s for r in pool)
     near = [r for r in pool if r.predicted_s <= t_best * (1 + tie) + 1e-12]
@@ -78,7 +85,9 @@ def results_json(
 ) -> list[dict[str, Any]]:
     """One JSON object per configuration: ``config`` (None = cache off), media ``requests``,
     ``metadata_requests``, media ``bytes_fetched``, ``predicted_seconds``, hazards
-    (``stale_reads``, ``torn_reads``, ``errors``, ``stale_stats``), memory; ``exact`` False when
+    (``stale_reads``, ``torn_reads``, ``errors``, ``stale_stats``, ``stale_files``,
+    ``torn_files``), ``assumes_data_not_seen`` (+ ``reads_not_seen``, ``tail_lag``: how many
+    versions behind a ``tail`` follower fell), memory; ``exact`` False when
     the sweep sampled (the numbers are then estimates, see ``tune --exact``)."""
     out = []
     for r in results:
@@ -94,6 +103,11 @@ def results_json(
                 "torn_reads": r.torn_reads,
                 "errors": r.errors,
                 "stale_stats": r.stale_stats,
+                "stale_files": r.stale_files,
+                "torn_files": r.torn_files,
+                "assumes_data_not_seen": r.assumes_data_not_seen,
+                "reads_not_seen": r.reads_not_seen,
+                "tail_lag": r.tail_lag,
                 "memory_bytes": r.memory_bytes,
                 "recommended": best is not None and r.config == best.config,
                 "exact": exact,

@@ -23,6 +23,7 @@ workload has a synthesizer, else the given recorded trace).
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -148,7 +149,9 @@ def measure_configs(
     copies: list[Workload] = []  # the current configuration's copies (deleted after it)
     shaping = Shaping(
         first_byte_latency_s=timing.first_byte_latency_s,
-        bandwidth_bytes_per_s=timing.bandwidth_bytes_per_s,
+        bandwidth_bytes_per_s=(
+            None if math.isinf(timing.bandwidth_bytes_per_s) else timing.bandwidth_bytes_per_s
+        ),  # inf: --bandwidth 0, no cap
         per_request_overhead_s=timing.per_request_overhead_s,
     )
     before = emulator.front.shaping

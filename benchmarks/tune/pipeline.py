@@ -348,8 +348,8 @@ def _sweep(
     else:
         console.print(
             f"  sampled: R = {sweep.rate:g} ({sweep.sampled_reads:,} of "
-            f"{sweep.total_reads:,} reads), estimated error ≤ {sweep.max_error:.2%} "
-            "on requests and bytes (--exact to simulate every read)"
+            f"{sweep.total_reads:,} reads), error estimate ~{sweep.max_error:.2%} "
+            "on requests and bytes (an estimate, not a bound; --exact to simulate every read)"
         )
     return sweep.results, info
 

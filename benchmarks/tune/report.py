@@ -75,10 +75,13 @@ def rich_table(
     from rich.table import Table
 
     table = Table(title="Predicted cost per configuration (fastest first)")
-    hazards = any(r.hazardous for r in results)
+    hazards = any(r.hazardous or r.stale_files for r in results)
+    unseen = any(r.assumes_data_not_seen or r.tail_lag for r in results)
     cols = ["block", "max_bytes", "stale", "s/epoch", "fetched/ep", "req/ep", "memory"]
     if hazards:
-        cols += ["stale rd", "torn rd", "errors"]
+        cols += ["stale rd", "stale files", "torn rd", "torn files", "errors"]
+    if unseen:
+        cols += ["data not seen"]
     for col in cols:
         table.add_column(col, justify="right")
     by_key = {(r.config.block_size, r.config.max_bytes, r.config.max_staleness): r for r in results}
@@ -87,11 +90,22 @@ def rich_table(
         base = by_key.get((r.config.block_size, r.config.max_bytes, 0))
         return r.config.max_staleness > 0 and base is not None and base.requests == r.requests
 
+    folded = [r for r in results if r.config.max_bytes <= budget and redundant(r)]
     fitting = sorted(
         (r for r in results if r.config.max_bytes <= budget and not redundant(r)),
         key=lambda r: (r.predicted_s, r.requests, r.config.max_bytes),
     )
     shown = fitting[:top]
+    notes = []
+    if folded:
+        notes.append(
+            f"{len(folded)} configuration(s) with max_staleness > 0 tie with the same cache at "
+            "max_staleness 0 (same requests) and are folded into that row"
+        )
+    if len(fitting) > top:
+        notes.append(f"{len(fitting) - top} slower configuration(s) not shown (all in sweep.csv)")
+    if notes:
+        table.caption = "; ".join(notes)
     default = next((r for r in results if not r.config.cache_on), None)
     if default is not None and default not in shown:
         shown.append(default)
@@ -110,9 +124,23 @@ def rich_table(
             format_bytes(r.memory_bytes) if c.cache_on else "-",
         ]
         if hazards:
-            row += [str(r.stale_reads), str(r.torn_reads), str(r.errors)]
+            row += [str(r.stale_reads), str(r.stale_files), str(r.torn_reads),
+                    str(r.torn_files), str(r.errors)]  # fmt: skip
+        if unseen:
+            row.append(_not_seen(r))
         table.add_row(*row, style=style)
     return table
+
+
+def _not_seen(r: PointResult) -> str:
+    """The "data not seen" cell: whether the fixed trace's reads assume data this
+    configuration may not show the program, and how many reloads behind a follower falls."""
+    parts = []
+    if r.assumes_data_not_seen:
+        parts.append(f"assumed ({r.reads_not_seen} rd, {r.stale_stats} stat)")
+    if r.tail_lag:
+        parts.append(f"tail {r.tail_lag} behind")
+    return ", ".join(parts) or "-"
 
 
 def _grid(results: Sequence[PointResult], staleness: int):
@@ -128,11 +156,11 @@ def _grid(results: Sequence[PointResult], staleness: int):
     for r in pts:
         i, j = rows.index(r.config.max_bytes), blocks.index(r.config.block_size)
         cells["epoch_s"][i, j] = r.epoch_s
-        cells["bytes"][i, j] = r.bytes_fetched / max(1, r.epochs)
+        cells["bytes"][i, j] = r.media_bytes_fetched / max(1, r.epochs)
         cells["requests"][i, j] = r.requests_per_epoch
     if off is not None:  # cache off does not depend on block_size: fill the whole row
         cells["epoch_s"][0, :] = off.epoch_s
-        cells["bytes"][0, :] = off.bytes_fetched / max(1, off.epochs)
+        cells["bytes"][0, :] = off.media_bytes_fetched / max(1, off.epochs)
         cells["requests"][0, :] = off.requests_per_epoch
     return blocks, rows, cells
 

@@ -6,7 +6,8 @@
   kept open across reloads): the first load reads 16 MiB chunks from offset 0 until a short
   read; every later reload reads 1 byte at ``end - 1`` and then 16 MiB chunks from ``end`` (the
   bytes it has consumed) until a short read. Each trainer flush uploads the whole file again:
-  a new generation (an ``overwrite`` op, since the trainer is another process).
+  a new generation that keeps the old bytes (an ``overwrite`` op with ``append``, since the
+  trainer is another process).
 - :class:`CheckpointPoller` (``checkpoint-poller``): an evaluator polling
   ``tf.train.latest_checkpoint`` and restoring each new checkpoint with ``tf.train.Checkpoint``
   while a trainer writes new ones. Recorded only (the requests of TF's checkpoint code are
@@ -133,9 +134,9 @@ class TensorBoardLogs(Workload):
         for k in range(self.reloads):
             if k > 0:
                 ops.append({"op": "sleep", "seconds": self.reload_interval_s})
-                for r in range(self.runs):
+                for r in range(self.runs):  # the trainer re-uploads the file with more events
                     ops.append({"op": "overwrite", "object": self._path(r),
-                                "size": self.size_at(r, k)})  # fmt: skip
+                                "size": self.size_at(r, k), "append": True})  # fmt: skip
             for r in range(self.runs):
                 if k == 0:
                     ops.append({"op": "open", "handle": f"run{r}", "object": self._path(r)})

@@ -52,6 +52,14 @@ def name_error(name: str) -> str | None:
     return None
 
 
+#: GCS's bucket naming rule, as said to a user whose bucket name breaks it
+BUCKET_RULE = (
+    "a bucket name is 3-63 characters (up to 222 with dots, each dot-separated part at most "
+    "63) of lowercase letters, digits, '-', '_' and '.', starting and ending with a letter or "
+    "digit (https://cloud.google.com/storage/docs/buckets#naming)"
+)
+
+
 def bucket_error(name: str) -> str | None:
     """Why GCS refuses bucket name ``name``, or ``None`` if it is valid."""
     shown = name if len(name) <= 80 and name.isprintable() else repr(name[:80])

@@ -20,7 +20,7 @@ def seed_plan(
 
     See :meth:`Backend.seed_from_dir` for the rules; ``ValueError`` names the first violation.
     """
-    from emulator.fakegcs.names import name_error
+    from emulator.fakegcs.names import BUCKET_RULE, bucket_error, name_error
 
     rootp = Path(root)
     if not rootp.is_dir():
@@ -34,6 +34,11 @@ def seed_plan(
         )
     plan: list[tuple[str, list[tuple[str, Path]]]] = []
     for bucket_dir in sorted(rootp.iterdir()):
+        if bucket_error(bucket_dir.name):  # GCS would answer 400 to every upload into it
+            raise ValueError(
+                f"seed directory {root}: {bucket_dir.name!r} is not a valid GCS bucket name: "
+                f"{BUCKET_RULE}"
+            )
         _check_link(rootp, real_root, bucket_dir, follow_symlinks)
         files: list[tuple[str, Path]] = []
         ancestors: dict[str, frozenset[Path]] = {str(bucket_dir): frozenset()}

@@ -10,15 +10,25 @@ requests on a virtual clock.
 - :class:`HazardCounter` classifies each ``read`` op's returned bytes by the generation they
   came from:
 
-  * **stale read**: some returned byte belongs to a generation older than the object's newest
-    generation at the time of the read (or the object is gone);
-  * **torn read**: the returned bytes come from two or more generations (e.g. block 0 cached
-    from the old checkpoint, blocks 1-2 fetched from the new one - TF returns no error);
+  * **stale read**: some returned byte differs from the object's current version at the time
+    of the read (or the object is gone). A byte served from an old version that the current
+    one kept as its prefix (an append, ``"append": true``) is not stale: it is the same byte;
+  * **torn read**: the returned bytes are not the bytes of any one version (e.g. block 0
+    cached from the old checkpoint, blocks 1-2 fetched from the new one - TF returns no
+    error). Bytes of an old version that an append kept are the new version's bytes too;
   * **error**: the read failed with a status other than OUT_OF_RANGE (e.g. INTERNAL "File
     contents are inconsistent" when an object shrank under a fresh stat-cache entry);
   * **stale stat** (counted apart, not a read hazard): a ``stat`` op answered from the stat
     cache with an older generation (or for an object that is gone) - the size a program then
     reads by (``GFile.read()``, ``read_file_to_string``) is the old one, cache on or off.
+  * **torn file / stale file**: one *pass* over a file - the reads of one handle between its
+    open and its close, or between two stats of the object - returned bytes that are not all
+    of one version / held a stale read. That is what a program sees: a checkpoint restored
+    from old block 0 and new blocks 1-2 is torn though no single read spans two versions.
+  * **reads not seen** / **tail lag**: a ``read`` op that got other or fewer bytes than the
+    current version holds means the program, run with this configuration, may not have seen
+    what the fixed trace assumes (``Hazards.assumes_data_not_seen``); a ``tail`` op follows
+    what it gets, and ``tail_lag`` says how many versions behind the object's end it fell.
 
 Invariants: a block held by the block cache is the one its latest full-block fetch at that
 position returned, so its generation is the generation logged for that fetch; a buffered
@@ -109,10 +119,26 @@ class Hazards:
     errors: int = 0
     stale_stats: int = 0
     errors_by_code: dict[str, int] = field(default_factory=dict)
+    #: passes over a file (see the module docstring) with a stale read / that are torn
+    stale_files: int = 0
+    torn_files: int = 0
+    #: ``read`` ops (not ``tail``) that returned other bytes, or fewer, than the object's
+    #: current version holds there: the program may not have seen what the trace assumes
+    reads_not_seen: int = 0
+    #: ``tail`` ops that ended before the object's current end, and the most versions of the
+    #: object a follower was behind after one (how many reloads behind)
+    tails_behind: int = 0
+    tail_lag: int = 0
 
     @property
     def any(self) -> bool:
         return bool(self.stale_reads or self.torn_reads or self.errors)
+
+    @property
+    def assumes_data_not_seen(self) -> bool:
+        """The fixed trace assumes data this configuration may not show the program: a read
+        returned other bytes than the current ones, or fewer, or a stat answered an old size."""
+        return bool(self.reads_not_seen or self.stale_stats)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -122,7 +148,25 @@ class Hazards:
             "errors": self.errors,
             "errors_by_code": dict(self.errors_by_code),
             "stale_stats": self.stale_stats,
+            "stale_files": self.stale_files,
+            "torn_files": self.torn_files,
+            "reads_not_seen": self.reads_not_seen,
+            "tails_behind": self.tails_behind,
+            "tail_lag": self.tail_lag,
+            "assumes_data_not_seen": self.assumes_data_not_seen,
         }
+
+
+Piece = tuple[int | None, int, int]  # (generation, start, end) of returned bytes
+
+
+@dataclass
+class _Pass:
+    """One pass over a file: per generation the furthest byte returned, and any stale read."""
+
+    key: tuple[str, str]
+    furthest: dict[int, int] = field(default_factory=dict)
+    stale: bool = False
 
 
 class HazardCounter:
@@ -134,38 +178,113 @@ class HazardCounter:
         self.hazards = Hazards()
         self._buffer_gen: dict[int, int | None] = {}  # id(buffered handle) -> generation
         self._codes: Counter[str] = Counter()
+        #: (bucket, name, generation) -> the version's content description (a TraceObject)
+        self._versions: dict[tuple[str, str, int], Any] = {}
+        #: (bucket, name) -> generations written, in order
+        self._history: dict[tuple[str, str], list[int]] = {}
+        self._passes: dict[int, _Pass] = {}  # id(handle) -> its current pass
 
-    def read(self, f: Any, offset: int, n: int) -> ReadResult:
+    # -- what the trace wrote -------------------------------------------------------------
+
+    def wrote(self, name: str, obj: Any) -> None:
+        """Version ``obj`` (an :class:`emulator.replay.objects.TraceObject`) of ``name`` is now
+        the object's current version (call right after it was stored)."""
+        bucket, _, path = name.partition("/")
+        gen = self.transport.generation(bucket, path)
+        if gen is not None:
+            self._versions[(bucket, path, gen)] = obj
+            self._history.setdefault((bucket, path), []).append(gen)
+
+    def _prefix(self, key: tuple[str, str], gen: int, other: int) -> int:
+        """Leading bytes generations ``gen`` and ``other`` of object ``key`` share."""
+        from emulator.replay.objects import common_prefix
+
+        a = self._versions.get((*key, gen))
+        b = self._versions.get((*key, other))
+        if a is None or b is None:
+            return 0
+        return common_prefix(a, b)
+
+    def _consistent(self, key: tuple[str, str], furthest: dict[int, int]) -> bool:
+        """Whether bytes returned from these generations (up to ``furthest[g]``) are all the
+        bytes of one version."""
+        if len(furthest) <= 1:
+            return True
+        return any(
+            all(g == v or hi <= self._prefix(key, g, v) for g, hi in furthest.items())
+            for v in furthest
+        )
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def read(self, f: Any, offset: int, n: int, *, follow: bool = False) -> ReadResult:
+        """Perform and classify one read; ``follow``: a read of a ``tail`` op."""
         tr = self.transport
         fetches_before = tr.fetches
         if isinstance(f, BufferedRandomAccessFile):
             old_start, old_len = f._buffer_start, f._buffer_len
             old_gen = self._buffer_gen.get(id(f))
             result = f.read(offset, n)
-            gens = self._buffered_gens(f, offset, n, result, old_start, old_len, old_gen)
+            pieces = self._buffered_pieces(f, offset, n, result, old_start, old_len, old_gen)
             if tr.fetches > fetches_before and n <= f.buffer_size and tr.last_fetch:
                 self._buffer_gen[id(f)] = tr.last_fetch[0]
         else:
             result = f.read(offset, n)
-            gens = self._cached_gens(f, offset, n, result, fetches_before)
-        self._count(f, result, gens)
+            pieces = self._cached_pieces(f, offset, n, result, fetches_before)
+        self._count(f, offset, n, result, pieces, follow)
         return result
 
+    def tail_done(self, f: Any, position: int) -> None:
+        """A ``tail`` op on ``f`` ended at ``position``: how far behind the object it is."""
+        key = (f.bucket, f.object)
+        current = self.transport.generation(*key)
+        obj = self._versions.get((*key, current)) if current is not None else None
+        if obj is None or position >= obj.size:
+            return
+        self.hazards.tails_behind += 1
+        behind = 0
+        for gen in reversed(self._history.get(key, [])):
+            version = self._versions.get((*key, gen))
+            if version is None or version.size <= position:
+                break
+            behind += 1
+        self.hazards.tail_lag = max(self.hazards.tail_lag, behind)
+
     def stat(self, name: str, st: Any) -> None:
-        """A successful ``stat`` op of ``name`` ("bucket/path") that returned ``st``."""
+        """A successful ``stat`` op of ``name`` ("bucket/path") that returned ``st``; it ends
+        the current pass over the object of every open handle."""
+        bucket, _, obj = name.partition("/")
+        for hid, p in list(self._passes.items()):
+            if p.key == (bucket, obj):
+                self._end_pass(hid)
         if getattr(st, "is_directory", False):
             return
-        bucket, _, obj = name.partition("/")
         current = self.transport.generation(bucket, obj)
         if current is None or st.generation < current:
             self.hazards.stale_stats += 1
 
     def forget(self, f: Any) -> None:
+        """``f`` was closed: its pass ends."""
         self._buffer_gen.pop(id(f), None)
+        self._end_pass(id(f))
+
+    def finish(self) -> None:
+        """The run ended: the passes of handles still open end."""
+        for hid in list(self._passes):
+            self._end_pass(hid)
+
+    def _end_pass(self, hid: int) -> None:
+        p = self._passes.pop(hid, None)
+        if p is None:
+            return
+        if p.stale:
+            self.hazards.stale_files += 1
+        if not self._consistent(p.key, p.furthest):
+            self.hazards.torn_files += 1
 
     # -- classification -------------------------------------------------------------------
 
-    def _buffered_gens(
+    def _buffered_pieces(
         self,
         f: Any,
         offset: int,
@@ -174,62 +293,84 @@ class HazardCounter:
         old_start: int,
         old_len: int,
         old_gen: int | None,
-    ) -> dict[int | None, int]:
-        """generation -> bytes of the returned data, for a cache-off handle."""
+    ) -> list[Piece]:
+        """Where the returned bytes of a cache-off handle came from."""
         got = result.returned
         if got == 0:
-            return {}
+            return []
         tr = self.transport
+        fresh = tr.last_fetch[0] if tr.last_fetch else None
         if n > f.buffer_size:
-            return {tr.last_fetch[0] if tr.last_fetch else None: got}
-        out: dict[int | None, int] = {}
+            return [(fresh, offset, offset + got)]
+        out: list[Piece] = []
         from_old = 0
         if old_start <= offset < old_start + old_len:
             from_old = min(got, old_start + old_len - offset)
-            out[old_gen] = from_old
-        rest = got - from_old
-        if rest > 0:
-            gen = tr.last_fetch[0] if tr.last_fetch else None
-            out[gen] = out.get(gen, 0) + rest
+            out.append((old_gen, offset, offset + from_old))
+        if got > from_old:
+            out.append((fresh, offset + from_old, offset + got))
         return out
 
-    def _cached_gens(
+    def _cached_pieces(
         self, f: Any, offset: int, n: int, result: ReadResult, fetches_before: int
-    ) -> dict[int | None, int]:
-        """generation -> bytes of the returned data, for a block-cache handle."""
+    ) -> list[Piece]:
+        """Where the returned bytes of a block-cache handle came from."""
         got = result.returned
         if got == 0:
-            return {}
+            return []
         tr = self.transport
         cache = self.fs.block_cache
         bs = cache.block_size
         if n > cache.max_bytes or not cache.enabled:
             fresh = tr.last_fetch if tr.fetches > fetches_before else None
-            return {fresh[0] if fresh else None: got}
-        out: dict[int | None, int] = {}
+            return [(fresh[0] if fresh else None, offset, offset + got)]
+        out: list[Piece] = []
         end = offset + got
         pos = offset - offset % bs
         while pos < end:
             lo, hi = max(pos, offset), min(pos + bs, end)
-            gen = tr.fetch_gen.get((f.bucket, f.object, pos, bs))
-            out[gen] = out.get(gen, 0) + (hi - lo)
+            out.append((tr.fetch_gen.get((f.bucket, f.object, pos, bs)), lo, hi))
             pos += bs
         return out
 
-    def _count(self, f: Any, result: ReadResult, gens: dict[int | None, int]) -> None:
+    def _count(
+        self, f: Any, offset: int, n: int, result: ReadResult, pieces: list[Piece], follow: bool
+    ) -> None:
         hz = self.hazards
         code = result.code
-        if code is not None and code != "OUT_OF_RANGE":
+        failed = code is not None and code != "OUT_OF_RANGE"
+        if failed:
             hz.errors += 1
             self._codes[code] += 1
             hz.errors_by_code = dict(self._codes)
-        if not gens:
-            return
-        current = self.transport.generation(f.bucket, f.object)
-        known = {g: b for g, b in gens.items() if g is not None}
-        stale = sum(b for g, b in known.items() if current is None or g < current)
+        key = (f.bucket, f.object)
+        current = self.transport.generation(*key)
+        stale = 0
+        furthest: dict[int, int] = {}
+        for gen, lo, hi in pieces:
+            if gen is None:
+                continue
+            furthest[gen] = max(furthest.get(gen, 0), hi)
+            if current is None:
+                stale += hi - lo
+            elif gen != current:
+                same = self._prefix(key, gen, current)
+                if hi > same:
+                    stale += hi - max(lo, same)
         if stale:
             hz.stale_reads += 1
             hz.stale_bytes += stale
-        if len(known) > 1:
+        if not self._consistent(key, furthest):
             hz.torn_reads += 1
+        p = self._passes.get(id(f))
+        if p is None or p.key != key:
+            p = self._passes[id(f)] = _Pass(key)
+        for gen, hi in furthest.items():
+            p.furthest[gen] = max(p.furthest.get(gen, 0), hi)
+        p.stale = p.stale or bool(stale)
+        if follow or failed:
+            return
+        obj = self._versions.get((*key, current)) if current is not None else None
+        expect = 0 if obj is None else max(0, min(n, obj.size - offset))
+        if stale or result.returned != expect:
+            hz.reads_not_seen += 1

@@ -45,6 +45,8 @@ class Isolation:
         self.buckets = {b: real_bucket(prefix, b) for b in trace_buckets(trace)}
         self.reverse = {real: b for b, real in self.buckets.items()}
         self.versions: dict[str, int] = {}
+        #: trace name -> its current version (written or skipped): the base of an append
+        self.objects: dict[str, TraceObject] = {}
         self.present: set[str] = set()  # trace names with an object in the backend
         plan = check_uploadable(trace)
         self._pending = {name: deque(sizes) for name, sizes in plan.items()}
@@ -66,22 +68,47 @@ class Isolation:
         bucket, obj = self.real_name(name)
         return f"{bucket}/{obj}"
 
-    def put(self, name: str, size: int, version: int | None = None) -> None:
-        """Write version ``version`` (default: the next) of ``name``, if the plan says an op
-        will observe it; writes of one object must come in trace order."""
+    def next_object(
+        self, name: str, size: int, version: int | None = None, *, append: bool = False
+    ) -> TraceObject:
+        """The next version of ``name`` (``append``: keeping the current one as its prefix)."""
         version = self.versions.get(name, 0) + 1 if version is None else version
-        self.versions[name] = version
+        old = self.objects.get(name)
+        if append and old is not None:
+            return old.appended(version, int(size))
+        return TraceObject(name, version, int(size))
+
+    def put(
+        self,
+        name: str,
+        size: int,
+        version: int | None = None,
+        earlier: tuple[tuple[int, int], ...] | None = None,
+        *,
+        append: bool = False,
+    ) -> None:
+        """Write version ``version`` (default: the next) of ``name``, if the plan says an op
+        will observe it; writes of one object must come in trace order. ``earlier``: the append
+        chain it keeps (else ``append`` builds it from the current version)."""
+        if earlier:
+            version = self.versions.get(name, 0) + 1 if version is None else version
+            new = TraceObject(name, version, int(size), tuple(tuple(e) for e in earlier))
+        else:
+            new = self.next_object(name, size, version, append=append)
+        self.versions[name] = new.version
+        self.objects[name] = new
         pending = self._pending.get(name)
         if pending is not None and pending and pending.popleft() is None:
             self.skipped += 1
             return
         bucket, obj = self.real_name(name)
-        upload_object(self.backend, bucket, obj, TraceObject(name, version, int(size)))
+        upload_object(self.backend, bucket, obj, new)
         self.present.add(name)
         self.uploads += 1
 
     def delete(self, name: str) -> None:
         """Delete the object if it is in the backend (deleting a missing one changes nothing)."""
+        self.objects.pop(name, None)
         if name in self.present:
             bucket, obj = self.real_name(name)
             self.backend.delete_object(bucket, obj)

@@ -121,7 +121,9 @@ def _run_model_gcsfs(
             renamed,
             fs,
             engine="model",
-            writer=lambda real, version, size: iso.put(original[real], size, version),
+            writer=lambda real, version, size, earlier=(): iso.put(
+                original[real], size, version, earlier
+            ),
             deleter=lambda real: iso.delete(original[real]),
             create_objects=False,
         ).to_dict()

@@ -13,8 +13,16 @@ never has to exist as one ``bytes`` value:
   from a temporary file written a chunk at a time (:func:`upload_object`), so memory stays
   bounded whatever the size.
 
+An *append* (``overwrite``/``write`` with ``"append": true``) makes a version that keeps the
+old version's bytes as its prefix: :class:`TraceObject` carries the chain of earlier versions
+(``earlier``: ``(version, size)`` pairs, oldest first, sizes not decreasing) whose bytes it
+keeps; bytes ``[0, s1)`` are version ``v1``'s, ``[s1, s2)`` version ``v2``'s, ..., the rest its
+own. Every engine builds a version's bytes this way, so an append keeps the old prefix byte for
+byte everywhere.
+
 Invariant: ``content_range(name, v, size, start, n)`` equals
-``object_content(name, v, size)[start:start+n]``.
+``object_content(name, v, size)[start:start+n]``; a :class:`TraceObject` without ``earlier`` is
+``object_content`` itself.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ __all__ = [
     "MAX_UPLOAD_BYTES",
     "LazyObjectTransport",
     "TraceObject",
+    "common_prefix",
     "content_range",
     "upload_object",
     "write_plan",
@@ -62,26 +71,73 @@ def content_range(name: str, version: int, size: int, start: int, n: int) -> byt
 
 @dataclass(frozen=True)
 class TraceObject:
-    """Version ``version`` of trace object ``name`` ("bucket/path"), ``size`` bytes long."""
+    """Version ``version`` of trace object ``name`` ("bucket/path"), ``size`` bytes long;
+    ``earlier``: the ``(version, size)`` chain whose bytes it keeps as its prefix (appends)."""
 
     name: str
     version: int
     size: int
+    earlier: tuple[tuple[int, int], ...] = ()
+
+    def segments(self) -> list[tuple[int, int, int]]:
+        """``(version, start, end)``: which version's digests each byte range holds."""
+        out: list[tuple[int, int, int]] = []
+        pos = 0
+        for version, size in self.earlier:
+            end = min(size, self.size)
+            if end > pos:
+                out.append((version, pos, end))
+                pos = end
+        if self.size > pos:
+            out.append((self.version, pos, self.size))
+        return out
 
     def read(self, start: int, n: int) -> bytes:
-        return content_range(self.name, self.version, self.size, start, n)
+        if not self.earlier:
+            return content_range(self.name, self.version, self.size, start, n)
+        stop = min(self.size, start + n)
+        parts = []
+        for version, lo, hi in self.segments():
+            a, b = max(lo, start), min(hi, stop)
+            if a < b:
+                parts.append(content_range(self.name, version, hi, a, b - a))
+        return b"".join(parts)
+
+    def appended(self, version: int, size: int) -> TraceObject:
+        """Version ``version`` of ``size`` bytes that keeps this version's bytes as its prefix."""
+        if size < self.size:
+            raise ValueError(f"an append cannot shrink {self.name} from {self.size} to {size}")
+        return TraceObject(self.name, version, size, (*self.earlier, (self.version, self.size)))
+
+
+def common_prefix(a: TraceObject, b: TraceObject) -> int:
+    """How many leading bytes versions ``a`` and ``b`` of one object have in common (by
+    construction: distinct versions' own digests never match)."""
+    if a == b:
+        return a.size
+    out = 0
+    for (va, la, ha), (vb, lb, hb) in zip(a.segments(), b.segments(), strict=False):
+        if va != vb or la != lb:
+            break
+        out = min(ha, hb)
+        if ha != hb:
+            break
+    return out
 
 
 class LazyObjectTransport(MemoryTransport):
     """A :class:`MemoryTransport` that can also hold :class:`TraceObject` s: requests, faults and
     generations as the memory transport's, bytes computed per ranged GET."""
 
-    def put_trace_object(self, name: str, version: int, size: int) -> int:
-        """Create or replace ``name`` with that version of trace content; returns the generation."""
+    def put_trace_object(
+        self, name: str, version: int, size: int, earlier: tuple[tuple[int, int], ...] = ()
+    ) -> int:
+        """Create or replace ``name`` with that version of trace content (keeping the
+        ``earlier`` chain's bytes as its prefix); returns the generation."""
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ValueError(f"size must be an integer >= 0, got {size!r}")
         bucket, _, path = name.partition("/")
-        return self._put(bucket, path, TraceObject(name, version, size))
+        return self._put(bucket, path, TraceObject(name, version, size, tuple(earlier)))
 
     def delete_trace_object(self, name: str) -> None:
         """Delete ``name`` ("bucket/path") if it exists (a trace's ``delete`` of a missing object

@@ -28,6 +28,7 @@ from emulator.model.cache_config import TF_DEFAULT_CONFIG, CacheConfig
 from emulator.model.clock import Clock, VirtualClock
 from emulator.model.gcs_model import GcsFilesystemModel, RetryConfig
 from emulator.model.transport import MemoryTransport, SizeOnlyTransport, Transport
+from emulator.replay.objects import TraceObject
 from emulator.replay.trace import (
     CloseOp,
     ConfigureOp,
@@ -60,7 +61,9 @@ __all__ = [
 ]
 
 
-Writer = Callable[[str, int, int], None]  # (object "bucket/path", version, size)
+#: (object "bucket/path", version, size[, earlier]): ``earlier`` (the append chain, see
+#: :class:`emulator.replay.objects.TraceObject`) is passed only for a version that appends
+Writer = Callable[..., None]
 Deleter = Callable[[str], None]  # (object "bucket/path")
 
 
@@ -72,13 +75,17 @@ def _split(name: str) -> tuple[str, str]:
 def _default_store(transport: Transport) -> tuple[Writer, Deleter]:
     if isinstance(transport, SizeOnlyTransport):
 
-        def write(name: str, version: int, size: int) -> None:
+        def write(name: str, version: int, size: int, earlier: Any = ()) -> None:
             transport.put(*_split(name), size)
 
     elif isinstance(transport, MemoryTransport):
 
-        def write(name: str, version: int, size: int) -> None:
-            transport.put(*_split(name), object_content(name, version, size))
+        def write(name: str, version: int, size: int, earlier: Any = ()) -> None:
+            if earlier:
+                data = TraceObject(name, version, size, tuple(earlier)).read(0, size)
+            else:
+                data = object_content(name, version, size)
+            transport.put(*_split(name), data)
 
     else:
         raise TypeError(
@@ -90,6 +97,38 @@ def _default_store(transport: Transport) -> tuple[Writer, Deleter]:
             transport.delete(*_split(name))
 
     return write, delete
+
+
+class _Versions:
+    """The objects' versions as the run makes them: ``current[name]`` is the object's current
+    :class:`TraceObject` (an append keeps the old one's bytes as its prefix); every new version
+    goes through ``writer`` and is told to ``hazards``."""
+
+    def __init__(self, writer: Writer, hazards: Any) -> None:
+        self.writer, self.hazards = writer, hazards
+        self.versions: dict[str, int] = {}
+        self.current: dict[str, TraceObject] = {}
+
+    def new_version(self, name: str, size: int, append: bool) -> None:
+        version = self.versions[name] = self.versions.get(name, 0) + 1
+        old = self.current.get(name)
+        if append and old is not None:
+            obj = old.appended(version, size)
+            self.writer(name, obj.version, size, obj.earlier)
+        else:
+            obj = TraceObject(name, version, size)
+            self.writer(name, obj.version, size)
+        self.current[name] = obj
+        if self.hazards is not None:
+            self.hazards.wrote(name, obj)
+
+    def assume(self, objects: dict[str, int]) -> None:
+        """The objects exist already, as version 1 (``create_objects=False``)."""
+        self.versions = dict.fromkeys(objects, 1)
+        self.current = {name: TraceObject(name, 1, size) for name, size in objects.items()}
+        if self.hazards is not None:
+            for name, obj in self.current.items():
+                self.hazards.wrote(name, obj)
 
 
 def run_trace(
@@ -118,13 +157,13 @@ def run_trace(
         writer = writer or default_writer
         deleter = deleter or default_deleter
     sleep = sleep or fs.clock.sleep
-    versions: dict[str, int] = {}
+    store = _Versions(writer, hazards)
     if create_objects:
         for name, size in trace.objects.items():
-            versions[name] = 1
-            writer(name, 1, size)
+            store.new_version(name, size, False)
     else:
-        versions = dict.fromkeys(trace.objects, 1)
+        store.assume(trace.objects)
+    new_version, current = store.new_version, store.current
     transport = fs.transport
     first_request = len(transport.requests)
     handles: dict[str, Any] = {}
@@ -132,11 +171,11 @@ def run_trace(
     reads: list[ReadRecord] = []
     size_only = fs.size_only
 
-    def do_read(handle: str, offset: int, n: int) -> int:
+    def do_read(handle: str, offset: int, n: int, follow: bool = False) -> int:
         if hazards is None:
             result = handles[handle].read(offset, n)
         else:
-            result = hazards.read(handles[handle], offset, n)
+            result = hazards.read(handles[handle], offset, n, follow=follow)
         data = result.data
         reads.append(
             ReadRecord(
@@ -150,19 +189,22 @@ def run_trace(
         )
         return result.returned
 
+    def do_tail(op: TailOp) -> None:
+        """TensorBoard's follower: a 1-byte probe at the end it knows, then chunks to EOF."""
+        pos = positions.get(op.handle, 0)
+        if pos > 0:
+            do_read(op.handle, pos - 1, 1, True)
+        while (got := do_read(op.handle, pos, op.chunk, True)) == op.chunk:
+            pos += got
+        positions[op.handle] = pos + got
+        if hazards is not None:
+            hazards.tail_done(handles[op.handle], pos + got)
+
     for op in trace.ops:
         if type(op) is ReadOp:
             do_read(op.handle, op.offset, op.n)
         elif type(op) is TailOp:
-            pos = positions.get(op.handle, 0)
-            if pos > 0:
-                do_read(op.handle, pos - 1, 1)
-            while True:
-                got = do_read(op.handle, pos, op.chunk)
-                pos += got
-                if got < op.chunk:
-                    break
-            positions[op.handle] = pos
+            do_tail(op)
         elif type(op) is OpenOp:
             handles[op.handle] = fs.open("gs://" + op.object)
             positions.pop(op.handle, None)
@@ -174,8 +216,7 @@ def run_trace(
         elif type(op) is SleepOp:
             sleep(op.seconds)
         elif type(op) is OverwriteOp:
-            versions[op.object] = versions.get(op.object, 0) + 1
-            writer(op.object, versions[op.object], op.size)
+            new_version(op.object, op.size, op.append)
         elif type(op) is ConfigureOp:
             fs.configure_block_cache(op.config)
         elif type(op) is StatOp:
@@ -189,21 +230,24 @@ def run_trace(
                     hazards.stat(op.object, st)
         elif type(op) is DeleteOp:
             deleter(op.object)
+            current.pop(op.object, None)
         elif type(op) is RemoveOp:
             if getattr(transport, "record", False):
                 transport.requests.append({"kind": "delete", "object": op.object})
             deleter(op.object)
+            current.pop(op.object, None)
             fs.clear_file_caches("gs://" + op.object)
         elif type(op) is WriteOp:
-            versions[op.object] = versions.get(op.object, 0) + 1
             if getattr(transport, "record", False):
                 # TF's resumable upload: the session POST, then one PUT with the content
                 transport.requests.append({"kind": "upload", "object": op.object})
                 transport.requests.append({"kind": "upload", "object": op.object})
-            writer(op.object, versions[op.object], op.size)
+            new_version(op.object, op.size, op.append)
             fs.clear_file_caches("gs://" + op.object)
         else:  # pragma: no cover - load_trace only builds the types above
             raise TypeError(f"unknown op {op!r}")
+    if hazards is not None:
+        hazards.finish()
     return TraceResult(engine, list(transport.requests[first_request:]), reads)
 
 

@@ -203,17 +203,21 @@ def remove(path: str) -> dict[str, Any]:
     return {"error": None}
 
 
-def write(path: str, name: str, version: int, size: int) -> dict[str, Any]:
+def write(
+    path: str, name: str, version: int, size: int, earlier: list | None = None
+) -> dict[str, Any]:
     """The program's own write: version ``version`` of trace object ``name`` uploaded through
     TF's GCS filesystem (``GFile`` write + close: a resumable upload, after which TF clears the
-    file's block-cache and stat-cache entries). ``{"error"}``."""
+    file's block-cache and stat-cache entries); ``earlier``: the append chain it keeps as its
+    prefix. ``{"error"}``."""
     import tensorflow as tf
 
-    from emulator.replay.trace import object_content
+    from emulator.replay.objects import TraceObject
 
+    chain = tuple((int(v), int(s)) for v, s in earlier or ())
     try:
         with tf.io.gfile.GFile(path, "wb") as fh:
-            fh.write(object_content(name, version, size))
+            fh.write(TraceObject(name, version, size, chain).read(0, size))
     except tf.errors.OpError as exc:
         return {"error": _code_name(exc.error_code)}
     return {"error": None}

@@ -301,7 +301,7 @@ class _TfTraceRun:
         if kind == "configure":
             return self.r._call("run_op(op)", op=dict(op))
         if kind == "overwrite":
-            self.iso.put(op["object"], op["size"])
+            self.iso.put(op["object"], op["size"], append=bool(op.get("append")))
             return None
         if kind == "delete":
             self.iso.delete(op["object"])
@@ -312,15 +312,17 @@ class _TfTraceRun:
             return result
         if kind == "write":
             name = op["object"]
-            version = self.iso.versions.get(name, 0) + 1
+            new = self.iso.next_object(name, op["size"], append=bool(op.get("append")))
             result = self.r._call(
-                "write(path, name, version, size)",
+                "write(path, name, version, size, earlier)",
                 path=self.gs_path(name),
                 name=name,
-                version=version,
-                size=int(op["size"]),
+                version=new.version,
+                size=new.size,
+                earlier=[list(e) for e in new.earlier],
             )
-            self.iso.versions[name] = version
+            self.iso.versions[name] = new.version
+            self.iso.objects[name] = new
             self.iso.present.add(name)
             return result
         if kind == "sleep":

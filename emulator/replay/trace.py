@@ -76,8 +76,13 @@ class CloseOp:
 
 @dataclass(frozen=True)
 class OverwriteOp:
+    """Another writer replaces the object with a new version of ``size`` bytes. ``append``: the
+    new version keeps the old version's bytes as its prefix (an event log re-uploaded with
+    more events); the bytes past the old end are the new version's own."""
+
     object: str
     size: int
+    append: bool = False
     op: str = field(default="overwrite", init=False)
 
 
@@ -113,6 +118,7 @@ class WriteOp:
 
     object: str
     size: int
+    append: bool = False
     op: str = field(default="write", init=False)
 
 
@@ -177,6 +183,8 @@ class Trace:
         for op in self.ops:
             d: dict[str, Any] = {"op": op.op}
             for k, v in op.__dict__.items():
+                if k == "append" and not v:
+                    continue  # the flag is written only where it is set
                 if k != "op":
                     d[k] = v.as_dict() if isinstance(v, CacheConfig) else v
             ops.append(d)
@@ -246,6 +254,17 @@ _OP_FIELDS = {
 }
 
 
+#: optional keys per op kind
+_OPTIONAL_FIELDS = {"overwrite": {"append"}, "write": {"append"}}
+
+
+def _flag(raw: dict, where: str, name: str) -> bool:
+    value = raw.get(name, False)
+    if not isinstance(value, bool):
+        raise TraceError(f"{where}: {name!r} must be true or false, got {value!r}")
+    return value
+
+
 def _op(raw: Any, where: str) -> Op:
     if not isinstance(raw, dict):
         raise TraceError(f"{where}: an op must be an object, got {raw!r}")
@@ -256,7 +275,7 @@ def _op(raw: Any, where: str) -> Op:
     missing = _OP_FIELDS[kind] - set(raw)
     if missing:
         raise TraceError(f"{where}: missing {sorted(missing)}")
-    extra = set(raw) - _OP_FIELDS[kind] - {"op", "comment"}
+    extra = set(raw) - _OP_FIELDS[kind] - {"op", "comment"} - _OPTIONAL_FIELDS.get(kind, set())
     if extra:
         raise TraceError(f"{where}: unknown keys {sorted(extra)}")
     if kind == "open":
@@ -275,11 +294,19 @@ def _op(raw: Any, where: str) -> Op:
             raise TraceError(f"{where}: 'chunk' must be > 0")
         return TailOp(_str(raw["handle"], where, "handle"), chunk)
     if kind == "overwrite":
-        return OverwriteOp(_object_name(raw["object"], where), _int(raw["size"], where, "size"))
+        return OverwriteOp(
+            _object_name(raw["object"], where),
+            _int(raw["size"], where, "size"),
+            _flag(raw, where, "append"),
+        )
     if kind == "remove":
         return RemoveOp(_object_name(raw["object"], where))
     if kind == "write":
-        return WriteOp(_object_name(raw["object"], where), _int(raw["size"], where, "size"))
+        return WriteOp(
+            _object_name(raw["object"], where),
+            _int(raw["size"], where, "size"),
+            _flag(raw, where, "append"),
+        )
     if kind == "stat":
         return StatOp(_object_name(raw["object"], where))
     if kind == "configure":
@@ -313,6 +340,28 @@ def _check_handles(ops: tuple[Op, ...]) -> None:
                 raise TraceError(f"ops[{i}] ({op.op}): handle {op.handle!r} is not open")
             if isinstance(op, CloseOp):
                 open_handles.discard(op.handle)
+
+
+def _check_appends(objects: dict[str, int], ops: tuple[Op, ...]) -> None:
+    """An append (``overwrite``/``write`` with ``append``) needs an object that exists at that
+    point and a new size at least its current size (the old bytes are the new prefix)."""
+    sizes = dict(objects)
+    for i, op in enumerate(ops):
+        if isinstance(op, OverwriteOp | WriteOp):
+            if op.append:
+                if op.object not in sizes:
+                    raise TraceError(
+                        f"ops[{i}] ({op.op}): append to {op.object!r}, which does not exist here"
+                    )
+                if op.size < sizes[op.object]:
+                    raise TraceError(
+                        f"ops[{i}] ({op.op}): append of {op.size} bytes to {op.object!r} of "
+                        f"{sizes[op.object]} bytes: an append keeps the old bytes, so it "
+                        "cannot shrink the object"
+                    )
+            sizes[op.object] = op.size
+        elif isinstance(op, DeleteOp | RemoveOp):
+            sizes.pop(op.object, None)
 
 
 def read_json_file(path: str | os.PathLike) -> Any:
@@ -409,6 +458,7 @@ def load_trace(source: str | os.PathLike | dict | Trace) -> Trace:
         raise TraceError("trace: 'clients' must be an object")
     ops = tuple(_op(raw, f"ops[{i}]") for i, raw in enumerate(tf_raw))
     _check_handles(ops)
+    _check_appends(objects, ops)
     return Trace(
         objects=objects, ops=ops, config=config, stat_cache_max_age=age,
         client_ops=client_ops, clients=dict(clients),

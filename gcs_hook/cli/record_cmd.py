@@ -125,6 +125,13 @@ def record(
         fail(f"ledger file {from_ledger} does not exist")
     if data is not None and not Path(data).is_dir():
         fail(f"--data {data} is not a directory")
+    if data is not None:  # before anything starts: GCS would refuse every upload into it
+        from emulator.fakegcs.names import BUCKET_RULE, bucket_error
+
+        for bucket_dir in sorted(p for p in Path(data).iterdir() if p.is_dir()):
+            if bucket_error(bucket_dir.name):
+                fail(f"--data {data}: {bucket_dir.name!r} is not a valid GCS bucket name: "
+                     f"{BUCKET_RULE}")  # fmt: skip
     _check_output("--out", out)
     if not math.isfinite(min_sleep_ms) or min_sleep_ms < 0:
         fail(f"--min-sleep-ms must be >= 0 and finite, got {min_sleep_ms}")
@@ -163,6 +170,14 @@ def record(
             records = load_ledger_jsonl(from_ledger)
         except (ValueError, OSError) as exc:
             fail(str(exc).splitlines()[0])
+        from benchmarks.record.ledger import reader_principal, recording_settings_problem
+
+        problem = recording_settings_problem(records, principal or reader_principal(records))
+        if problem:
+            fail(f"--from-ledger {from_ledger} was not recorded with the recording settings: "
+                 f"{problem}; record it again with GCS_READ_CACHE_BLOCK_SIZE_MB=0 and "
+                 "GCS_STAT_CACHE_MAX_AGE=0 in the program's environment (before it imports "
+                 "TensorFlow), or use gcs-hook record -- CMD")  # fmt: skip
         sizes = _sizes_from_dir(data) if data else None
         result = ledger_to_trace(records, sizes, own=principal, min_sleep_s=min_sleep_ms / 1000)
         _write(out, result.trace)

@@ -138,8 +138,9 @@ def _print_outcome(console: Any, outcome: Any, memory_budget: str, json_out: boo
         sampling = outcome.sampling
         if sampling.get("exact") is False:
             console.print(
-                f"  sampled at R = {sampling['sample_rate']:g}: estimated error "
-                f"≤ {sampling['max_error_estimate']:.2%} (--exact for every read)"
+                f"  sampled at R = {sampling['sample_rate']:g}: error estimate "
+                f"~{sampling['max_error_estimate']:.2%} (an estimate, not a bound: "
+                "docs/scale.md measured errors above it; --exact for every read)"
             )
     if json_out:
         from benchmarks.tune.advice import results_json

@@ -13,6 +13,7 @@ one-line ``gcs-hook: error: …`` (exit 2) for the first bad option, in the orde
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from gcs_hook.cli.errors import fail
 from gcs_hook.cli.values import (
     deprecated_rate_mbps,
     option,
+    parse_cache_size,
     parse_duration,
     parse_rate,
     parse_size,
@@ -62,7 +64,7 @@ def parse_configs(text: str) -> list[CacheConfig]:
                 "(example: 8MiB/32MiB/0)"
             )
         try:
-            block, max_bytes = parse_size(parts[0]), parse_size(parts[1])
+            block, max_bytes = parse_cache_size(parts[0]), parse_cache_size(parts[1])
             stale_s = parse_duration(parts[2], unit="s") if len(parts) == 3 else 0.0
             if not float(stale_s).is_integer():
                 raise ValueError(
@@ -143,8 +145,8 @@ def _timing_from_flags(
     rate = option("--bandwidth", parse_rate, bandwidth, context="bad timing")
     if bandwidth_mibps is not None:
         rate = deprecated_rate_mbps(bandwidth_mibps * 1.048576, context="bad timing")
-    if rate is None:
-        fail("bad timing: --bandwidth must be a positive rate for predictions (e.g. 64MiB/s)")
+    if rate is None:  # 0 = no limit, as in serve and the README: bytes cost no time
+        rate = math.inf
     try:
         return GcsTiming(latency_s, rate, overhead_s)
     except ValueError as exc:

@@ -41,6 +41,7 @@ __all__ = [
     "deprecated_rate_mbps",
     "option",
     "parse_backend_spec",
+    "parse_cache_size",
     "parse_duration",
     "parse_port",
     "parse_rate",
@@ -101,6 +102,25 @@ def parse_size(
     if size < low:
         raise ValueError(f"size {text!r} must be at least {low:,} bytes")
     return size
+
+
+#: decimal size units: refused for TF cache sizes, which TF counts in MiB
+_DECIMAL_UNITS = {"k": "KiB", "kb": "KiB", "m": "MiB", "mb": "MiB", "g": "GiB", "gb": "GiB",
+                  "t": "TiB", "tb": "TiB", "p": "PiB", "pb": "PiB"}  # fmt: skip
+
+
+def parse_cache_size(text: str | int, **kw: int) -> int:
+    """A TF block-cache size (block size, max bytes): :func:`parse_size` in binary units or
+    plain bytes. A decimal unit (``8M``, ``8MB``) is refused with a hint, never taken as
+    8,000,000 bytes: TF's own ``GCS_READ_CACHE_*_MB`` variables count MiB."""
+    m = _NUMBER_UNIT.match(str(text))
+    if m and m.group(2).lower() in _DECIMAL_UNITS:
+        binary = _DECIMAL_UNITS[m.group(2).lower()]
+        raise ValueError(
+            f"TF cache sizes are binary: did you mean {m.group(1)}{binary}? ({text!r} would be "
+            "decimal; write plain bytes for an exact count)"
+        )
+    return parse_size(text, **kw)
 
 
 def parse_rate(text: str, *, maximum: float = MAX_RATE) -> float | None:

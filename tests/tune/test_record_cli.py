@@ -89,8 +89,10 @@ def test_record_writes_the_trace_and_exits_with_the_programs_code(recorded) -> N
     # three flushes of log.txt (+ the close, which uploads again) and the append to a.rec
     assert [w["object"] for w in writes][-1] == "livejob/a.rec"
     assert writes[-1]["size"] == len(FILES["a.rec"]) + 4000
+    assert writes[-1].get("append") is True  # the fake kept both versions: old bytes kept
     (over,) = [op for op in trace["ops"] if op["op"] == "overwrite"]
     assert over["object"] == "livejob/b.rec"
+    assert "append" not in over  # another process rewrote it
     # the program's stdout is its own (the trace goes to --out, the summary to stderr)
     assert len(json.loads(recorded["stdout"].strip())) == 6
     fail = _cli("record", "--out", str(recorded["dir"] / "x.json"), "--", sys.executable, "-c",

@@ -53,6 +53,8 @@ def test_workers_capped_at_the_cores_and_sampling_reported(tmp_path) -> None:
     assert 0 < sampling["sampled_reads"] < sampling["total_reads"]
     assert len(sampling["error_estimates"]) == len(doc["results"])
     assert "sampled at R = 0.5" in res.stdout
+    assert "error estimate ~" in res.stdout and "an estimate, not a bound" in res.stdout
+    assert "≤" not in res.stdout + res.stderr
     exact = run_cli(
         "--workload", str(path), "--memory-budget", "64MiB", "--quick", "--exact",
         "--out", str(tmp_path / "exact"), cwd=tmp_path,
