@@ -1,6 +1,7 @@
 """The recommendation ``gcs-hook tune`` prints, with rules that hold on live files.
 
-:func:`recommend` picks, among the configurations whose ``max_bytes`` fits the memory budget:
+:func:`recommend` picks, among the configurations whose memory column (``max_bytes`` plus the
+block in flight, :attr:`PointResult.memory_bytes`) fits the memory budget:
 
 1. only configurations with no stale reads, no torn reads and no errors, unless
    ``allow_stale`` (if none is safe, the fastest overall, flagged in the note);
@@ -34,7 +35,7 @@ def recommend(
     tie: float = TIE_FRACTION,
 ) -> tuple[PointResult | None, str]:
     """(recommended result, a note saying what was excluded)."""
-    fitting = [r for r in results if r.config.max_bytes <= memory_budget]
+    fitting = [r for r in results if r.fits(memory_budget)]
     if not fitting:
         return None, "no configuration fits the memory budget"
     note = ""

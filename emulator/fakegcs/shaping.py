@@ -98,6 +98,18 @@ class ShapedSender:
         self._start = 0.0
         self._paced = 0
 
+    def due(self, nbytes: int) -> float | None:
+        """When the last of ``nbytes`` more body bytes will have gone out under the current
+        pacing (``time.monotonic()``), or None when nothing is paced."""
+        shaping = self._current()
+        bw = shaping.bandwidth_bytes_per_s if shaping is not None else None
+        if not bw:
+            return None
+        now = time.monotonic()
+        if bw != self._bw:
+            return now + nbytes / bw
+        return max(now, self._start + (self._paced + nbytes) / bw)
+
     def pieces(self, data: bytes | memoryview) -> Iterator[memoryview | bytes]:
         """Yield ``data`` in pieces, sleeping before each as the bandwidth cap requires."""
         shaping = self._current()
