@@ -32,6 +32,17 @@ until the end of the trace. With the cache on, TF's requests do not depend on ha
 off each handle has its own read-ahead buffer, so this rule decides the cache-off prediction
 (its error is measured in tests/tune/test_record_cli.py and stated in the README).
 
+Lanes and think time (docs/trace-format.md): every op made from one of the program's requests
+(read, stat, write, remove) gets a ``lane`` and a ``think``. Requests are taken in arrival
+order; a request goes on a lane that is free when it arrives (the lane's previous request
+ended at or before its arrival), the one freed most recently; if none is free it opens a new
+lane. So the number of lanes is the most requests the program had in flight at once, and
+``think`` = arrival - the end of the lane's previous response (a lane's first request: arrival
+- the program's start, ``start_t`` or else the first arrival). ``at`` is the request's
+``[arrive, first_byte, end]`` since that start, as the bucket saw it (pass-through: the
+upstream's first byte and end). The ``sleep`` ops stay the program's idle gaps (nothing in
+flight), for the engines' clocks; ``recorded.mode`` says where the times come from.
+
 Invariants: object sizes are the sizes at the start of the recording; every read op's
 ``n`` is the recorded request's range length, so replaying the trace with the recording
 configuration reproduces the recorded media requests one for one.
@@ -149,6 +160,41 @@ def _effect_time(rec: Any) -> float:
     return rec.t
 
 
+class _Lanes:
+    """Greedy interval partitioning of the program's requests (see the module docstring)."""
+
+    def __init__(self, t0: float) -> None:
+        self.t0 = t0
+        self.free_at: list[float] = []  # lane -> end of its last request
+
+    def place(self, rec: Any) -> dict[str, Any]:
+        """The ``lane``, ``think`` and ``at`` keys of the op made from ``rec``."""
+        t, end = rec.t, max(rec.t, rec.t_end or rec.t)
+        free = [i for i, f in enumerate(self.free_at) if f <= t]
+        if free:
+            lane = max(free, key=lambda i: (self.free_at[i], -i))
+            think = t - self.free_at[lane]
+        else:
+            lane = len(self.free_at)
+            self.free_at.append(self.t0)
+            think = t - self.t0
+        self.free_at[lane] = end
+        first = getattr(rec, "t_up_first", None) or (rec.t_first or None)
+        up_end = getattr(rec, "t_up_end", None) or end
+        if first is not None:
+            first = min(max(first, t), up_end)
+        at = [round(t - self.t0, 6), None if first is None else round(first - self.t0, 6),
+              round(max(up_end, t) - self.t0, 6)]  # fmt: skip
+        if at[1] is not None:
+            at[1] = min(max(at[1], at[0]), at[2])
+        out: dict[str, Any] = {"at": at}
+        if lane:
+            out["lane"] = lane
+        if think > 0:
+            out["think"] = round(max(0.0, think), 6)
+        return out
+
+
 def ledger_to_trace(
     records: Iterable[Any],
     objects: Mapping[str, int] | None = None,
@@ -157,11 +203,13 @@ def ledger_to_trace(
     min_sleep_s: float = 0.001,
     start_t: float | None = None,
     comment: str = "",
+    timing_mode: str | None = None,
 ) -> LedgerTrace:
     """The trace of ``records`` (see the module docstring). ``objects``: sizes at the start
     (None: :func:`infer_start_sizes`). ``own``: the program's principal (None:
     :func:`reader_principal`). ``start_t``: monotonic time the program started (a
-    leading ``sleep`` covers the time before its first request)."""
+    leading ``sleep`` covers the time before its first request). ``timing_mode``: where the
+    times come from (``"upstream"``, ``"fake"``, ``"ledger"``), written as ``recorded.mode``."""
     recs = sorted(records, key=lambda r: (_effect_time(r), r.seq))
     if own is None:
         own = reader_principal(recs)
@@ -175,6 +223,12 @@ def ledger_to_trace(
     n_handles = 0
     last_t = start_t
     skipped = out.skipped
+    own_times = [r.t for r in recs if r.principal == own]
+    lanes = _Lanes(start_t if start_t is not None else min(own_times, default=0.0))
+    placed = sorted(
+        (r for r in recs if r.principal == own and _becomes_op(r)), key=lambda r: (r.t, r.seq)
+    )
+    timing = {r.seq: lanes.place(r) for r in placed}
 
     def skip(kind: str) -> None:
         skipped[kind] = skipped.get(kind, 0) + 1
@@ -203,26 +257,29 @@ def ledger_to_trace(
                 handle_read[obj] = False
                 ops.append({"op": "open", "handle": handles[obj], "object": obj})
             ops.append(
-                {"op": "read", "handle": handles[obj], "offset": start, "n": end - start + 1}
-            )
+                {"op": "read", "handle": handles[obj], "offset": start, "n": end - start + 1,
+                 **timing.get(rec.seq, {})}
+            )  # fmt: skip
             handle_read[obj] = True
             last_t = max(last_t or 0.0, rec.t_end or rec.t)
             out.own_requests += 1
         elif rec.kind == "metadata" and obj and mine:
             gap(rec.t)
-            ops.append({"op": "stat", "object": obj})
+            ops.append({"op": "stat", "object": obj, **timing.get(rec.seq, {})})
             last_t = max(last_t or 0.0, rec.t_end or rec.t)
             out.own_requests += 1
         elif rec.kind == "upload" and obj and rec.status in (200, 201) and _completes(rec):
             if mine:
                 gap(rec.t_end or rec.t)
-                ops.append({"op": "write", "object": obj, "size": int(rec.bytes_in)})
+                ops.append({"op": "write", "object": obj, "size": int(rec.bytes_in),
+                            **timing.get(rec.seq, {})})  # fmt: skip
             else:
                 ops.append({"op": "overwrite", "object": obj, "size": int(rec.bytes_in)})
                 out.other_writes += 1
             sizes[obj] = int(rec.bytes_in)
         elif rec.kind == "delete" and obj and rec.status in (200, 204):
-            ops.append({"op": "remove" if mine else "delete", "object": obj})
+            ops.append({"op": "remove" if mine else "delete", "object": obj,
+                        **(timing.get(rec.seq, {}) if mine else {})})  # fmt: skip
             sizes.pop(obj, None)
             if not mine:
                 out.other_writes += 1
@@ -237,4 +294,19 @@ def ledger_to_trace(
         "ops": ops,
         "comment": comment or f"recorded by gcs-hook record; handles: {HANDLE_RULE}",
     }
+    if timing_mode is not None:
+        out.trace["recorded"] = {"mode": timing_mode, "lanes": len(lanes.free_at)}
     return out
+
+
+def _becomes_op(rec: Any) -> bool:
+    """Whether ``rec`` (a request of the program) turns into an op (see the module docstring)."""
+    if not rec.bucket or not rec.object:
+        return False
+    if rec.kind == "media":
+        return rec.method == "GET" and rec.range is not None and rec.range[1] >= 0
+    if rec.kind == "metadata":
+        return True
+    if rec.kind == "upload":
+        return rec.status in (200, 201) and _completes(rec)
+    return rec.kind == "delete" and rec.status in (200, 204)

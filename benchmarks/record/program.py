@@ -88,6 +88,7 @@ def record_program(
             objects,
             min_sleep_s=min_sleep_s,
             comment=f"recorded by gcs-hook record: {' '.join(cmd)[:200]}",
+            timing_mode="fake",
         )
         return ProgramRecording(result, proc.returncode, seconds, len(records))
     finally:

@@ -191,8 +191,9 @@ def record_upstream(
         )
     comment = _comment("recorded by gcs-hook record --upstream", cmd, redact_names)
     result = ledger_to_trace(
-        records, start_sizes(records), own=PRINCIPAL, min_sleep_s=min_sleep_s, comment=comment
-    )
+        records, start_sizes(records), own=PRINCIPAL, min_sleep_s=min_sleep_s, comment=comment,
+        timing_mode="upstream",
+    )  # fmt: skip
     if redact_names:
         result.trace = redact_trace(result.trace)
     errors = sum(1 for r in records if (r.extra or {}).get("upstream_error") is not None)
@@ -249,7 +250,9 @@ def record_fake_limited(
             cmd, env, emu.ledger, max_seconds, max_requests
         )
     comment = _comment("recorded by gcs-hook record", cmd, redact_names)
-    result = ledger_to_trace(records, objects, min_sleep_s=min_sleep_s, comment=comment)
+    result = ledger_to_trace(
+        records, objects, min_sleep_s=min_sleep_s, comment=comment, timing_mode="fake"
+    )
     if redact_names:
         result.trace = redact_trace(result.trace)
     return UpstreamRecording(result, code, seconds, len(records), stopped_by, 0, 0)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.fakegcs.names import name_error
+from emulator.replay.trace_timing import OP_TIMING_KEYS, TraceTiming, op_timing_dict, parse_timing
 
 __all__ = [
     "CacheConfig",
@@ -180,6 +181,8 @@ class Trace:
     ops: tuple[Op, ...]
     config: CacheConfig | None = None
     stat_cache_max_age: int | None = None
+    #: lanes, think times and recorded times (emulator.replay.trace_timing); None: none given
+    timing: TraceTiming | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"config": self.config.as_dict() if self.config else None}
@@ -187,13 +190,16 @@ class Trace:
             out["stat_cache_max_age"] = self.stat_cache_max_age
         out["objects"] = dict(self.objects)
         ops = []
-        for op in self.ops:
+        for i, op in enumerate(self.ops):
             d: dict[str, Any] = {"op": op.op}
             for k, v in op.__dict__.items():
                 if k != "op":
                     d[k] = v.as_dict() if isinstance(v, CacheConfig) else v
+            d.update(op_timing_dict(self.timing, i))
             ops.append(d)
         out["ops"] = ops
+        if self.timing is not None and self.timing.recorded is not None:
+            out["recorded"] = dict(self.timing.recorded)
         return out
 
 
@@ -264,7 +270,7 @@ def _op(raw: Any, where: str) -> Op:
     missing = _OP_FIELDS[kind] - set(raw)
     if missing:
         raise TraceError(f"{where}: missing {sorted(missing)}")
-    extra = set(raw) - _OP_FIELDS[kind] - {"op", "comment"}
+    extra = set(raw) - _OP_FIELDS[kind] - {"op", "comment"} - OP_TIMING_KEYS
     if extra:
         raise TraceError(f"{where}: unknown keys {sorted(extra)}")
     if kind == "open":
@@ -355,7 +361,9 @@ def load_trace(source: str | os.PathLike | dict | Trace) -> Trace:
             doc = _parse_json(text)
     if not isinstance(doc, dict):
         raise TraceError("a trace must be a JSON object")
-    unknown = set(doc) - {"config", "stat_cache_max_age", "objects", "ops", "comment", "name"}
+    unknown = set(doc) - {
+        "config", "stat_cache_max_age", "objects", "ops", "comment", "name", "recorded"
+    }  # fmt: skip
     if unknown:
         raise TraceError(f"trace: unknown top-level keys {sorted(unknown)}")
     config = _config(doc.get("config"), "config")
@@ -374,7 +382,11 @@ def load_trace(source: str | os.PathLike | dict | Trace) -> Trace:
         raise TraceError("trace: 'ops' must be a list")
     ops = tuple(_op(raw, f"ops[{i}]") for i, raw in enumerate(ops_raw))
     _check_handles(ops)
-    return Trace(objects=objects, ops=ops, config=config, stat_cache_max_age=age)
+    try:
+        timing = parse_timing(ops_raw, doc.get("recorded"))
+    except ValueError as e:
+        raise TraceError(str(e)) from None
+    return Trace(objects=objects, ops=ops, config=config, stat_cache_max_age=age, timing=timing)
 
 
 def dump_trace(trace: Trace) -> str:
