@@ -38,7 +38,7 @@ from typing import Any
 
 from emulator.fakegcs.profile import TimingProfile
 
-__all__ = ["Step", "WallTime", "trace_steps", "wall_time"]
+__all__ = ["Step", "WallTime", "pace_coupling", "predict_wall", "trace_steps", "wall_time"]
 
 #: body bytes of a metadata/list answer and of an upload session start (as in timing.py)
 SMALL_RESPONSE_BYTES = 200
@@ -53,6 +53,8 @@ class Step:
     lane: int
     think_s: float
     requests: tuple[int, ...] = ()
+    #: the recorded I/O time of the lane's previous op (for ``pace``, see :func:`wall_time`)
+    io_before_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,8 @@ class WallTime:
 
 
 class _Lane:
-    __slots__ = ("steps", "phase", "until", "left", "reqs", "arrive", "first", "nbytes")
+    __slots__ = ("steps", "phase", "until", "left", "reqs", "arrive", "first", "nbytes",
+                 "io_start", "last_io")  # fmt: skip
 
     def __init__(self, steps: Iterable[Step]) -> None:
         self.steps: deque[Step] = deque(steps)
@@ -84,6 +87,8 @@ class _Lane:
         self.reqs: deque[int] = deque()
         self.arrive = self.first = 0.0
         self.nbytes = 0
+        self.io_start: float | None = None  # first request of the current step
+        self.last_io = 0.0  # I/O time of the lane's previous step
 
 
 def wall_time(
@@ -92,9 +97,15 @@ def wall_time(
     *,
     latency: Callable[[], float] | None = None,
     intervals: bool = False,
+    pace: float = 0.0,
 ) -> WallTime:
     """Simulate the lanes of ``steps`` together under ``profile`` (see the module docstring).
-    ``latency``: draws of the first-byte latency (default: the profile's mean every time)."""
+    ``latency``: draws of the first-byte latency (default: the profile's mean every time).
+    ``pace`` (0..1, :func:`pace_coupling`): the share of a step's recorded think time that was
+    waiting for the program (backpressure: a consumer that had not taken the last element
+    yet) rather than work; a step's think time becomes ``think + pace * (recorded I/O of the
+    lane's previous op - its I/O now)``, at least 0, so a lane paced by a slower consumer
+    keeps that pace when its I/O gets faster."""
     by_lane: dict[int, list[Step]] = {}
     for st in steps:
         by_lane.setdefault(st.lane, []).append(st)
@@ -129,12 +140,20 @@ def wall_time(
             elif ph in ("idle", "ready"):
                 if lane.reqs:  # the step's next request
                     lane.nbytes, lane.arrive = lane.reqs.popleft(), now
+                    if lane.io_start is None:
+                        lane.io_start = now
                     d = fixed + (latency() if latency is not None else mean_latency)
                     lane.phase, lane.until = "wait", now + d
                 elif lane.steps:  # the next step: its think time first
+                    if lane.phase == "ready":
+                        lane.last_io = now - lane.io_start if lane.io_start is not None else 0.0
+                    lane.io_start = None
                     st = lane.steps.popleft()
                     lane.reqs = deque(st.requests)
-                    lane.phase, lane.until = "think", now + st.think_s
+                    think = st.think_s
+                    if pace and st.io_before_s:
+                        think = max(0.0, think + pace * (st.io_before_s - lane.last_io))
+                    lane.phase, lane.until = "think", now + think
                 else:
                     lane.phase = "done"
                     return
@@ -204,19 +223,59 @@ def trace_steps(
     marks.append(len(log))
     timing = trace.timing
     steps: list[Step] = []
+    io_last: dict[int, float] = {}  # lane -> recorded I/O time of its last timed op
     for i, op in enumerate(trace.ops):
         reqs = log[marks[i] : marks[i + 1]]
         if isinstance(op, WriteOp):  # the resumable upload: session start, then the content
             reqs = [*reqs, SMALL_RESPONSE_BYTES, op.size]
         elif isinstance(op, RemoveOp):
             reqs = [*reqs, 0]
+        io_before = 0.0
         if timing is None:
             lane, think = 0, (op.seconds if isinstance(op, SleepOp) else 0.0)
         else:
             lane, think = timing.lanes[i], timing.think[i]
-        if reqs or think:
-            steps.append(Step(lane, think, tuple(reqs)))
+            at = timing.at[i]
+            if at is not None:
+                io_before = io_last.get(lane, 0.0)
+                io_last[lane] = at[2] - at[0]
+        if reqs or think or io_before:
+            steps.append(Step(lane, think, tuple(reqs), io_before))
     return steps, res
+
+
+def pace_coupling(trace: Any, *, min_pairs: int = 16) -> float:
+    """How much of a recorded trace's think time was waiting rather than work, 0..1.
+
+    Over the ops with recorded times, the least-squares slope of ``think`` on the recorded I/O
+    time of the lane's previous op, negated and clipped to 0..1: a lane whose next request waits
+    for a consumer starts it a fixed pace after the previous one, so a longer I/O leaves a
+    shorter think time (slope -1); work between reads does not depend on the I/O (slope 0).
+    0 for a trace without recorded times or with fewer than ``min_pairs`` pairs."""
+    from emulator.replay.trace import load_trace
+
+    trace = load_trace(trace)
+    timing = trace.timing
+    if timing is None:
+        return 0.0
+    io_last: dict[int, float] = {}
+    xs: list[float] = []
+    ys: list[float] = []
+    for lane, think, at in zip(timing.lanes, timing.think, timing.at, strict=True):
+        if at is None:
+            continue
+        if lane in io_last:
+            xs.append(io_last[lane])
+            ys.append(think)
+        io_last[lane] = at[2] - at[0]
+    if len(xs) < min_pairs:
+        return 0.0
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    if var <= 1e-12 * len(xs):
+        return 0.0
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var
+    return min(1.0, max(0.0, -slope))
 
 
 def sequential_seconds(steps: Sequence[Step], profile: TimingProfile) -> float:
@@ -225,3 +284,18 @@ def sequential_seconds(steps: Sequence[Step], profile: TimingProfile) -> float:
     bw = min(profile.stream_bandwidth_Bps or math.inf, profile.aggregate_bandwidth_Bps or math.inf)
     return sum(s.think_s + sum(per + (b / bw if bw < math.inf else 0.0) for b in s.requests)
                for s in steps)  # fmt: skip
+
+
+def predict_wall(
+    trace: Any, config: Any, profile: TimingProfile, *, pace: float | None = None, **kw: Any
+) -> tuple[WallTime, Any]:
+    """The wall time of ``trace`` under ``config`` and ``profile`` (and the size-only run):
+    :func:`trace_steps` then :func:`wall_time`, with ``pace`` = :func:`pace_coupling` of the
+    trace unless given. ``kw`` go to :func:`trace_steps`."""
+    from emulator.replay.trace import load_trace
+
+    trace = load_trace(trace)
+    steps, sim = trace_steps(trace, config, **kw)
+    if pace is None:
+        pace = pace_coupling(trace)
+    return wall_time(steps, profile, pace=pace), sim
