@@ -34,6 +34,17 @@ until the end of the trace. With the cache on, TF's requests do not depend on ha
 off each handle has its own read-ahead buffer, so this rule decides the cache-off prediction
 (its error is measured in tests/tune/test_record_cli.py and stated in the README).
 
+Lanes and think time (docs/trace-format.md): every op made from one of the program's requests
+(read, stat, write, remove) gets a ``lane`` and a ``think``. Requests are taken in arrival
+order; a request goes on a lane that is free when it arrives (the lane's previous request
+ended at or before its arrival), the one freed most recently; if none is free it opens a new
+lane. So the number of lanes is the most requests the program had in flight at once, and
+``think`` = arrival - the end of the lane's previous response (a lane's first request: arrival
+- the program's start, ``start_t`` or else the first arrival). ``at`` is the request's
+``[arrive, first_byte, end]`` since that start, as the bucket saw it (pass-through: the
+upstream's first byte and end). The ``sleep`` ops stay the program's idle gaps (nothing in
+flight), for the engines' clocks; ``recorded.mode`` says where the times come from.
+
 Invariants: object sizes are the sizes at the start of the recording; every read op's
 ``n`` is the recorded request's range length, so replaying the trace with the recording
 configuration reproduces the recorded media requests one for one.
@@ -215,13 +226,84 @@ def _ownership(
     return mine, readers
 
 
-def _upload_op(obj: str, size: int, mine: bool, flag: list[bool]) -> dict[str, Any]:
+class _Handles:
+    """The handle rule (:data:`HANDLE_RULE`): one handle per object, a new one when a read
+    starts at offset 0 after the handle has read."""
+
+    def __init__(self) -> None:
+        self.of: dict[str, str] = {}  # object -> open handle
+        self.has_read: dict[str, bool] = {}
+        self.n = 0
+
+    def for_read(self, obj: str, start: int, ops: list[dict[str, Any]]) -> str:
+        """The handle a read of ``obj`` at ``start`` goes on (its close/open ops to ``ops``)."""
+        if obj not in self.of or (start == 0 and self.has_read[obj]):
+            if obj in self.of:
+                ops.append({"op": "close", "handle": self.of[obj]})
+            self.n += 1
+            self.of[obj] = f"h{self.n}"
+            ops.append({"op": "open", "handle": self.of[obj], "object": obj})
+        self.has_read[obj] = True
+        return self.of[obj]
+
+    def close_all(self, ops: list[dict[str, Any]]) -> None:
+        for obj in sorted(self.of, key=lambda o: int(self.of[o][1:])):
+            ops.append({"op": "close", "handle": self.of[obj]})
+
+
+def _upload_op(
+    obj: str, size: int, mine: bool, flag: list[bool], old_size: int | None
+) -> dict[str, Any]:
     """A completed upload's op: the program's own ``write`` or another writer's ``overwrite``,
-    ``append`` when ``flag`` (this upload's entry of ``appends``, if any) says it appended."""
+    ``append`` when ``flag`` (this upload's entry of ``appends``, if any) says it appended and
+    the object did not shrink (``old_size``: its size before; an append never shrinks it)."""
     op: dict[str, Any] = {"op": "write" if mine else "overwrite", "object": obj, "size": size}
-    if flag and flag[0]:
+    if flag and flag[0] and old_size is not None and size >= old_size:
         op["append"] = True
     return op
+
+
+def _files_wire(rec: Any, peers: Mapping[int, Any] | None, fsspec_pids: set[int] | None) -> bool:
+    """Whether ``rec`` is gcsfs files' own wire traffic (plain HTTP from an fsspec process)."""
+    if not fsspec_pids or rec.scheme != "http":
+        return False
+    peer = peers.get(rec.conn_id) if peers else None
+    return peer is None or peer.pid in fsspec_pids
+
+
+class _Lanes:
+    """Greedy interval partitioning of the program's requests (see the module docstring)."""
+
+    def __init__(self, t0: float) -> None:
+        self.t0 = t0
+        self.free_at: list[float] = []  # lane -> end of its last request
+
+    def place(self, rec: Any) -> dict[str, Any]:
+        """The ``lane``, ``think`` and ``at`` keys of the op made from ``rec``."""
+        t, end = rec.t, max(rec.t, rec.t_end or rec.t)
+        free = [i for i, f in enumerate(self.free_at) if f <= t]
+        if free:
+            lane = max(free, key=lambda i: (self.free_at[i], -i))
+            think = t - self.free_at[lane]
+        else:
+            lane = len(self.free_at)
+            self.free_at.append(self.t0)
+            think = t - self.t0
+        self.free_at[lane] = end
+        first = getattr(rec, "t_up_first", None) or (rec.t_first or None)
+        up_end = getattr(rec, "t_up_end", None) or end
+        if first is not None:
+            first = min(max(first, t), up_end)
+        at = [round(t - self.t0, 6), None if first is None else round(first - self.t0, 6),
+              round(max(up_end, t) - self.t0, 6)]  # fmt: skip
+        if at[1] is not None:
+            at[1] = min(max(at[1], at[0]), at[2])
+        out: dict[str, Any] = {"at": at}
+        if lane:
+            out["lane"] = lane
+        if think > 0:
+            out["think"] = round(max(0.0, think), 6)
+        return out
 
 
 def ledger_to_trace(
@@ -236,6 +318,7 @@ def ledger_to_trace(
     file_events: Iterable[tuple[float, dict[str, Any]]] = (),
     fsspec_pids: set[int] | None = None,
     appends: Mapping[str, list[bool]] | None = None,
+    timing_mode: str | None = None,
 ) -> LedgerTrace:
     """The trace of ``records`` (see the module docstring). ``objects``: sizes at the start
     (None: :func:`infer_start_sizes`). ``own``: the program's principal (None:
@@ -252,7 +335,9 @@ def ledger_to_trace(
     requests from the processes in ``fsspec_pids`` are then those files' own wire traffic
     (skipped as ``gcsfs-wire``: the model of each ``cache_type`` predicts it).
     ``appends``: per object, for each completed upload in the order they took effect, whether
-    it appended."""
+    it appended.
+    ``timing_mode``: where the times come from (``"upstream"``, ``"fake"``, ``"ledger"``),
+    written as ``recorded.mode``."""
     recs = sorted(records, key=lambda r: (_effect_time(r), r.seq))
     if own is None:
         own = reader_principal(recs)
@@ -261,15 +346,14 @@ def ledger_to_trace(
     sizes = dict(objects)
     out = LedgerTrace(trace={})
     ops: list[dict[str, Any]] = []
-    handles: dict[str, str] = {}  # object -> open handle
-    handle_read: dict[str, bool] = {}
-    n_handles = 0
+    hs = _Handles()
     uploaded: dict[str, int] = {}  # object -> completed uploads so far
     last_t = start_t
     skipped = out.skipped
     is_mine, reader_pids = _ownership(recs, own, peers)
     events = sorted(file_events, key=lambda e: e[0])
     next_event = 0
+    timing, lanes = _lane_timing(recs, is_mine, start_t)
 
     def skip(kind: str) -> None:
         skipped[kind] = skipped.get(kind, 0) + 1
@@ -289,17 +373,15 @@ def ledger_to_trace(
             ops.append(op)
             next_event += 1
 
-    def wire_of_files(rec: Any) -> bool:
-        if not fsspec_pids or rec.scheme != "http":
-            return False
-        peer = peers.get(rec.conn_id) if peers else None
-        return peer is None or peer.pid in fsspec_pids
-
     for rec in recs:
         flush_events(_effect_time(rec))
         obj = _obj(rec)
         mine = is_mine(rec)
-        if mine and rec.kind in ("media", "metadata", "list") and wire_of_files(rec):
+        if (
+            mine
+            and rec.kind in ("media", "metadata", "list")
+            and _files_wire(rec, peers, fsspec_pids)
+        ):
             skip("gcsfs-wire")
             continue
         if mine and rec.kind in ("upload", "delete") and peers and rec.conn_id in peers:
@@ -310,52 +392,48 @@ def ledger_to_trace(
                 continue
             gap(rec.t)
             start, end = rec.range
-            if obj not in handles or (start == 0 and handle_read[obj]):
-                if obj in handles:
-                    ops.append({"op": "close", "handle": handles[obj]})
-                n_handles += 1
-                handles[obj] = f"h{n_handles}"
-                handle_read[obj] = False
-                ops.append({"op": "open", "handle": handles[obj], "object": obj})
+            handle = hs.for_read(obj, start, ops)
             ops.append(
-                {"op": "read", "handle": handles[obj], "offset": start, "n": end - start + 1}
-            )
-            handle_read[obj] = True
+                {"op": "read", "handle": handle, "offset": start, "n": end - start + 1,
+                 **timing.get(rec.seq, {})}
+            )  # fmt: skip
             last_t = max(last_t or 0.0, rec.t_end or rec.t)
             out.own_requests += 1
         elif rec.kind == "metadata" and obj and mine:
             gap(rec.t)
-            ops.append({"op": "stat", "object": obj})
+            ops.append({"op": "stat", "object": obj, **timing.get(rec.seq, {})})
             last_t = max(last_t or 0.0, rec.t_end or rec.t)
             out.own_requests += 1
         elif rec.kind == "upload" and obj and rec.status in (200, 201) and _completes(rec):
             k = uploaded[obj] = uploaded.get(obj, 0) + 1
-            op = _upload_op(obj, int(rec.bytes_in), mine, (appends or {}).get(obj, [])[k - 1 : k])
-            if op.get("append") and op["size"] < sizes.get(obj, op["size"] + 1):
-                del op["append"]  # an append never shrinks the object
+            flag = (appends or {}).get(obj, [])[k - 1 : k]
+            op = _upload_op(obj, int(rec.bytes_in), mine, flag, sizes.get(obj))
             if mine:
+                op.update(timing.get(rec.seq, {}))
                 gap(rec.t_end or rec.t)
             else:
                 out.other_writes += 1
             ops.append(op)
             sizes[obj] = int(rec.bytes_in)
         elif rec.kind == "delete" and obj and rec.status in (200, 204):
-            ops.append({"op": "remove" if mine else "delete", "object": obj})
+            ops.append({"op": "remove" if mine else "delete", "object": obj,
+                        **(timing.get(rec.seq, {}) if mine else {})})  # fmt: skip
             sizes.pop(obj, None)
             if not mine:
                 out.other_writes += 1
         else:
             skip(rec.kind if mine or rec.kind not in ("media", "metadata") else "other-clients")
     flush_events(None)
-    for obj in sorted(handles, key=lambda o: int(handles[o][1:])):
-        ops.append({"op": "close", "handle": handles[obj]})
-    out.handles = n_handles
+    hs.close_all(ops)
+    out.handles = hs.n
     out.trace = {
         "config": None,
         "objects": dict(objects),
         "ops": ops,
         "comment": comment or f"recorded by gcs-hook record; handles: {HANDLE_RULE}",
     }
+    if timing_mode is not None:
+        out.trace["recorded"] = {"mode": timing_mode, "lanes": len(lanes.free_at)}
     return out
 
 
@@ -393,3 +471,27 @@ def recording_warnings(result: LedgerTrace, n_records: int) -> list[str]:
         reason = SKIP_REASONS.get(kind, "not a read, stat, write or delete")
         out.append(f"skipped {n} {kind} request{'s' if n != 1 else ''}: {reason}")
     return out
+
+
+def _becomes_op(rec: Any) -> bool:
+    """Whether ``rec`` (a request of the program) turns into an op (see the module docstring)."""
+    if not rec.bucket or not rec.object:
+        return False
+    if rec.kind == "media":
+        return rec.method == "GET" and rec.range is not None and rec.range[1] >= 0
+    if rec.kind == "metadata":
+        return True
+    if rec.kind == "upload":
+        return rec.status in (200, 201) and _completes(rec)
+    return rec.kind == "delete" and rec.status in (200, 204)
+
+
+def _lane_timing(
+    recs: list[Any], is_mine: Callable[[Any], bool], start_t: float | None
+) -> tuple[dict[int, dict[str, Any]], _Lanes]:
+    """The ``lane``/``think``/``at`` keys of each of the program's requests that becomes an op,
+    by ledger sequence number, and the lanes they were placed in."""
+    own_times = [r.t for r in recs if is_mine(r)]
+    lanes = _Lanes(start_t if start_t is not None else min(own_times, default=0.0))
+    placed = sorted((r for r in recs if is_mine(r) and _becomes_op(r)), key=lambda r: (r.t, r.seq))
+    return {r.seq: lanes.place(r) for r in placed}, lanes

@@ -127,6 +127,7 @@ def record_program(
                 comment=trace_comment(
                     "recorded by gcs-hook record", cmd, keep_command=keep_command
                 ),
+                timing_mode="fake",
             )
         if ledger_path is not None:
             write_ledger(ledger_path, records)

@@ -154,7 +154,12 @@ def record_upstream(
         "recorded by gcs-hook record --upstream", cmd, keep_command=keep_command
     )
     result = ledger_to_trace(
-        records, start_sizes(records), own=PRINCIPAL, min_sleep_s=min_sleep_s, comment=comment
+        records,
+        start_sizes(records),
+        own=PRINCIPAL,
+        min_sleep_s=min_sleep_s,
+        comment=comment,
+        timing_mode="upstream",
     )
     _finish_files(result, records, ledger_path, redact_names)
     errors = sum(1 for r in records if (r.extra or {}).get("upstream_error") is not None)
@@ -229,7 +234,12 @@ def record_fake_limited(
         )
         appends = recorded_appends(emu, records)
         result = tree.to_trace(
-            records, objects, min_sleep_s=min_sleep_s, comment=comment, appends=appends
+            records,
+            objects,
+            min_sleep_s=min_sleep_s,
+            comment=comment,
+            appends=appends,
+            timing_mode="fake",
         )
     _finish_files(result, records, ledger_path, redact_names)
     return UpstreamRecording(result, code, seconds, len(records), stopped_by, 0, 0)

@@ -13,9 +13,9 @@ __all__ = ["best_under_budget"]
 
 
 def best_under_budget(results: Iterable[PointResult], memory_budget: int) -> PointResult | None:
-    """The fastest configuration whose max_bytes fits ``memory_budget`` (ties: fewer requests,
-    then less memory, then smaller blocks)."""
-    fitting = [r for r in results if r.config.max_bytes <= memory_budget]
+    """The fastest configuration whose memory column (``max_bytes`` plus the block in flight)
+    fits ``memory_budget`` (ties: fewer requests, then less memory, then smaller blocks)."""
+    fitting = [r for r in results if r.fits(memory_budget)]
     if not fitting:
         return None
     return min(

@@ -80,6 +80,10 @@ class PointResult:
             return 0
         return self.config.max_bytes + self.config.block_size
 
+    def fits(self, memory_budget: int) -> bool:
+        """Whether the memory column (:attr:`memory_bytes`) is within ``memory_budget``."""
+        return self.memory_bytes <= memory_budget
+
     @property
     def epoch_s(self) -> float:
         return self.predicted_s / max(1, self.epochs)
@@ -125,24 +129,27 @@ def default_grid(memory_budget: int, *, quick: bool = False) -> list[CacheConfig
     """The default grid under ``memory_budget`` bytes; the first point is cache off ``(0, 0, 0)``.
 
     block_size 256 KiB … 256 MiB (×4 steps when quick, ×2 otherwise); max_bytes 0 (cache off)
-    and ×4 steps from 16 MiB up to the budget, plus the budget itself; max_staleness 0 (never
-    stale) and, unless quick, 60 s and 600 s; and for every block size, max_bytes = 2, 4 and 8
-    blocks (within the budget). Points where 0 < max_bytes < block_size (every block evicted
-    at once) are left out.
+    and ×4 steps from 16 MiB up to the budget, plus the budget less the largest block (the
+    largest cache every block size fits in); max_staleness 0 (never stale) and, unless quick,
+    60 s and 600 s; and for every block size, max_bytes = 2, 4 and 8 blocks. Every point's
+    memory column (``max_bytes`` plus the block in flight) is within the budget. Points where
+    0 < max_bytes < block_size (every block evicted at once) are left out.
     """
     if memory_budget < 0:
         raise ValueError("memory budget must be >= 0")
     blocks = _pow2_range(256 * KiB, 256 * MiB, 4 if quick else 2)
     maxes = [0] + [m for m in _pow2_range(16 * MiB, memory_budget, 4) if m <= memory_budget]
-    if memory_budget > 0 and memory_budget not in maxes:
-        maxes.append(memory_budget)
+    top = memory_budget - blocks[-1]
+    if top >= 16 * MiB and top not in maxes:
+        maxes.append(top)
+        maxes.sort()
     stales = [0] if quick else [0, 60, 600]
     grid = [CacheConfig(0, 0, 0)]  # cache off: block size and staleness do not matter
     seen = set(grid)
     for s in stales:
         for m in maxes:
             for b in blocks:
-                if 0 < m < b or m == 0:
+                if 0 < m < b or m == 0 or m + b > memory_budget:
                     continue
                 grid.append(CacheConfig(b, m, s))
                 seen.add(grid[-1])
@@ -150,7 +157,7 @@ def default_grid(memory_budget: int, *, quick: bool = False) -> list[CacheConfig
         for b in blocks:
             for k in (2, 4, 8):
                 c = CacheConfig(b, k * b, s)
-                if k * b <= memory_budget and c not in seen:
+                if (k + 1) * b <= memory_budget and c not in seen:
                     grid.append(c)
                     seen.add(c)
     return grid

@@ -1,6 +1,7 @@
 """The recommendation ``gcs-hook tune`` prints, with rules that hold on live files.
 
-:func:`recommend` picks, among the configurations whose ``max_bytes`` fits the memory budget:
+:func:`recommend` picks, among the configurations whose memory column (``max_bytes`` plus the
+block in flight, :attr:`PointResult.memory_bytes`) fits the memory budget:
 
 1. only safe configurations - every read returned the current version's bytes (bytes an
    append kept count as current), no pass over a file was torn, no read failed - unless
@@ -35,7 +36,7 @@ def recommend(
     tie: float = TIE_FRACTION,
 ) -> tuple[PointResult | None, str]:
     """(recommended result, a note saying what was excluded)."""
-    fitting = [r for r in results if r.config.max_bytes <= memory_budget]
+    fitting = [r for r in results if r.fits(memory_budget)]
     if not fitting:
         return None, "no configuration fits the memory budget"
     note = ""

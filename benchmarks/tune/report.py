@@ -9,7 +9,7 @@ Files written by :func:`write_report` into the output directory:
   recommended cell is outlined, cells over the memory budget are hatched;
 - ``predicted_vs_measured.png`` — when measured runs exist: predicted vs measured seconds.
 
-The recommendation is the fastest configuration whose ``max_bytes`` fits the budget
+The recommendation is the fastest configuration whose memory column fits the budget
 (:func:`benchmarks.sweep.best_under_budget`), printed as
 ``ConfigureGcsHook(block_cache=BlockCacheParams(block_size=..., max_bytes=..., max_staleness=...))``
 (a cache-off winner is printed as ``ConfigureGcsHook()`` — TF 2.21's default is cache off, which
@@ -92,7 +92,7 @@ def rich_table(
 
     folded = [r for r in results if r.config.max_bytes <= budget and redundant(r)]
     fitting = sorted(
-        (r for r in results if r.config.max_bytes <= budget and not redundant(r)),
+        (r for r in results if r.fits(budget) and not redundant(r)),
         key=lambda r: (r.predicted_s, r.requests, r.config.max_bytes),
     )
     shown = fitting[:top]
@@ -212,7 +212,7 @@ def heatmap_png(
                     light = im.norm(v) < 0.4  # viridis_r is light at the low end
                     color = "black" if light else "white"
                     ax.text(j, i, fmt(v), ha="center", va="center", fontsize=6.5, color=color)
-                if rows[i] > budget:
+                if rows[i] and rows[i] + blocks[j] > budget:  # the memory column
                     ax.add_patch(
                         Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", lw=0, alpha=0.5)
                     )

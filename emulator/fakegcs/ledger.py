@@ -7,6 +7,10 @@ Invariants:
   ``since(mark())`` is exactly the requests that arrived after the mark.
 - ``t`` is ``time.monotonic()`` when the request line arrived; on Linux that clock is system
   wide, so it can be compared with times logged by another process (e.g. a TF subprocess).
+  ``t_first`` is when the answer's first byte went out and ``t_end`` when the answer was
+  complete (``t <= t_first <= t_end``); ``conn_id`` is the client connection. Pass-through
+  records also carry ``t_up_first``/``t_up_end``: the upstream's first byte and end. Records
+  written before these fields existed load with ``t_first = 0.0`` (unknown).
 - Records never hold credentials: no headers, no bodies, no query values of secret-like keys
   (tokens, ``client_secret``, ``X-Goog-Signature``/``-Credential``, OAuth ``code`` ...).
 - Memory is bounded: at most ``window`` records are held in memory; older ones spill to a
@@ -153,6 +157,11 @@ class RequestRecord:
     t_end: float = 0.0
     scheme: str = "http"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: first response byte sent to the client (0.0: not recorded, an old ledger)
+    t_first: float = 0.0
+    #: pass-through mode: the upstream's answer head arrived / its last byte was read
+    t_up_first: float | None = None
+    t_up_end: float | None = None
 
     def as_trace_request(self) -> dict[str, Any]:
         """The request as a trace-format.md request dict (kind, object, range)."""

@@ -10,6 +10,12 @@ list, upload answers; not the token endpoint, not refused CONNECTs):
   connection are sequential, so this is also a per-connection cap; parallel connections each get
   the full bandwidth (like per-stream limits on real GCS).
 
+A :class:`emulator.fakegcs.profile.TimingProfile` makes it honest (``Shaping.from_profile``,
+``gcs-hook serve --timing PROFILE``): the first-byte latency of each response is then a seeded
+lognormal draw (median and p99), and ``aggregate_bandwidth_bytes_per_s`` caps the body bytes of
+all responses in flight together (each piece waits for its turn at the shared rate, first come
+first served, as well as for its own stream's rate).
+
 Invariants: latencies are finite, ≥ 0 and at most ``MAX_DELAY_S`` (one hour); a bandwidth is
 ``0``/``None`` (unlimited) or between ``MIN_BANDWIDTH`` (1 kB/s) and ``MAX_BANDWIDTH`` (10^13 B/s);
 anything else is a ``ValueError`` at construction, so an absurd value can never make every
@@ -20,9 +26,14 @@ body chunk, so assigning a new :class:`Shaping` (or ``None``) takes effect immed
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from emulator.fakegcs.profile import LatencySampler, TimingProfile
 
 #: Largest piece sent at once while a bandwidth cap is active (pacing granularity).
 PACE_PIECE = 64 * 1024
@@ -38,8 +49,27 @@ class Shaping:
     first_byte_latency_s: float = 0.0
     bandwidth_bytes_per_s: float | None = None
     per_request_overhead_s: float = 0.0
+    #: a timing profile's latency distribution and aggregate cap (None: constant, no cap)
+    profile: TimingProfile | None = None
+    _sampler: LatencySampler | None = field(default=None, init=False, compare=False, repr=False)
+    _aggregate: AggregateLimiter | None = field(default=None, init=False, compare=False, repr=False)
+
+    @classmethod
+    def from_profile(cls, profile: TimingProfile) -> Shaping:
+        """The shaping that applies ``profile`` (median latency shown as the latency)."""
+        return cls(
+            first_byte_latency_s=profile.latency_median_s,
+            bandwidth_bytes_per_s=profile.stream_bandwidth_Bps,
+            per_request_overhead_s=profile.per_request_overhead_s,
+            profile=profile,
+        )
 
     def __post_init__(self) -> None:
+        if self.profile is not None:
+            object.__setattr__(self, "_sampler", self.profile.sampler())
+            if self.profile.aggregate_bandwidth_Bps:
+                agg = AggregateLimiter(self.profile.aggregate_bandwidth_Bps)
+                object.__setattr__(self, "_aggregate", agg)
         for name in ("first_byte_latency_s", "per_request_overhead_s"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v <= MAX_DELAY_S:
@@ -69,13 +99,19 @@ class Shaping:
 
     @property
     def limited(self) -> bool:
-        return bool(self.bandwidth_bytes_per_s)
+        return bool(self.bandwidth_bytes_per_s) or self._aggregate is not None
 
     def delay_first_byte(self) -> None:
-        """Sleep for the per-request overhead plus first-byte latency."""
-        d = self.per_request_overhead_s + self.first_byte_latency_s
+        """Sleep for the per-request overhead plus first-byte latency (a draw from the
+        profile's distribution when there is one)."""
+        latency = self._sampler.draw() if self._sampler is not None else self.first_byte_latency_s
+        d = self.per_request_overhead_s + latency
         if d > 0:
             time.sleep(d)
+
+    def aggregate_due(self, nbytes: int) -> float | None:
+        """Reserve ``nbytes`` at the aggregate cap; when they may have gone out (or None)."""
+        return self._aggregate.reserve(nbytes) if self._aggregate is not None else None
 
     def expected_time(self, nbytes: int) -> float:
         """Seconds one response of ``nbytes`` body bytes takes under this shaping (lower bound)."""
@@ -83,6 +119,22 @@ class Shaping:
         if self.bandwidth_bytes_per_s:
             t += nbytes / self.bandwidth_bytes_per_s
         return t
+
+
+class AggregateLimiter:
+    """A rate shared by every response: bytes are granted first come, first served."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = float(rate)
+        self._next_free = 0.0
+        self._lock = threading.Lock()
+
+    def reserve(self, nbytes: int) -> float:
+        """Book ``nbytes`` now; the monotonic time by which they may have been sent."""
+        with self._lock:
+            start = max(time.monotonic(), self._next_free)
+            self._next_free = start + nbytes / self.rate
+            return self._next_free
 
 
 class ShapedSender:
@@ -98,10 +150,22 @@ class ShapedSender:
         self._start = 0.0
         self._paced = 0
 
+    def due(self, nbytes: int) -> float | None:
+        """When the last of ``nbytes`` more body bytes will have gone out under the current
+        pacing (``time.monotonic()``), or None when nothing is paced."""
+        shaping = self._current()
+        bw = shaping.bandwidth_bytes_per_s if shaping is not None else None
+        if not bw:
+            return None
+        now = time.monotonic()
+        if bw != self._bw:
+            return now + nbytes / bw
+        return max(now, self._start + (self._paced + nbytes) / bw)
+
     def pieces(self, data: bytes | memoryview) -> Iterator[memoryview | bytes]:
         """Yield ``data`` in pieces, sleeping before each as the bandwidth cap requires."""
         shaping = self._current()
-        if shaping is None or not shaping.bandwidth_bytes_per_s:
+        if shaping is None or not shaping.limited:
             self._bw = None
             yield data
             return
@@ -118,4 +182,9 @@ class ShapedSender:
                 if due > now:
                     time.sleep(due - now)
                 self._paced += len(piece)
+            agg = shaping.aggregate_due(len(piece)) if shaping is not None else None
+            if agg is not None:
+                wait = agg - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
             yield piece

@@ -286,6 +286,7 @@ class UpstreamForwarder:
                 self._unreachable(ex, host, ValueError("request not forwardable"), bytes_in)
                 return
         assert resp is not None
+        rec.mark_upstream_first()
         extra: dict[str, object] = {"upstream": True, **response_facts(resp)}
         if resp.status >= 400:
             extra["upstream_error"] = resp.status
@@ -293,6 +294,7 @@ class UpstreamForwarder:
         if close_after:
             headers.append(("Connection", "close"))
         rec.status = resp.status
+        rec.mark_first_byte()
         if resp.length == 0:
             rec.record(resp.status, 0, bytes_in, extra=extra)
         conn.send(

@@ -141,6 +141,7 @@ def run_trace(
     sleep: Callable[[float], None] | None = None,
     create_objects: bool = True,
     hazards: Any = None,
+    on_op: Callable[[int], None] | None = None,
 ) -> TraceResult:
     """Execute ``trace`` on ``fs``. ``trace.config``/``stat_cache_max_age`` are NOT applied
     here (build ``fs`` with them, as :func:`simulate` does). Objects are created through
@@ -150,7 +151,8 @@ def run_trace(
     own upload: a new version through ``writer``, then ``fs.clear_file_caches`` (TF clears the
     file's blocks and stat entry after uploading it); ``remove``, its own delete, likewise. ``hazards``: an
     :class:`emulator.replay.hazards.HazardCounter` that performs and classifies each read.
-    Result requests are the transport's requests sent during the ops."""
+    Result requests are the transport's requests sent during the ops. ``on_op(i)`` is called
+    before op ``i`` runs (what the wall-time model uses to tell which op sent which request)."""
     trace = load_trace(trace)
     if writer is None or deleter is None:
         default_writer, default_deleter = _default_store(fs.transport)
@@ -200,7 +202,9 @@ def run_trace(
         if hazards is not None:
             hazards.tail_done(handles[op.handle], pos + got)
 
-    for op in trace.ops:
+    for i, op in enumerate(trace.ops):
+        if on_op is not None:
+            on_op(i)
         if type(op) is ReadOp:
             do_read(op.handle, op.offset, op.n)
         elif type(op) is TailOp:
@@ -294,6 +298,7 @@ def simulate(
     cost: Callable[[str, int], float] | None = None,
     count_hazards: bool = False,
     buffer_size: int | None = None,
+    on_op: Callable[[int], None] | None = None,
 ) -> SimResult:
     """Run ``trace`` on the model with a size-only transport and a virtual clock.
 
@@ -306,7 +311,8 @@ def simulate(
     read's bytes by generation (:mod:`emulator.replay.hazards`); the counts go to
     ``extra["hazards"]``. ``extra["media_bytes"]`` is the media bytes fetched, each request
     priced with the object's size at the time it was sent. ``buffer_size``: the cache-off
-    read-ahead buffer (None: the config's block size, as TF at start-up).
+    read-ahead buffer (None: the config's block size, as TF at start-up). ``on_op``: see
+    :func:`run_trace`.
     """
     from emulator.replay.hazards import HazardCounter, PricedTransport
 
@@ -329,7 +335,7 @@ def simulate(
         buffer_size=buffer_size,
     )
     counter = HazardCounter(transport, fs) if count_hazards else None
-    result = run_trace(trace, fs, engine="simulate", hazards=counter)
+    result = run_trace(trace, fs, engine="simulate", hazards=counter, on_op=on_op)
     extra: dict[str, Any] = {"media_bytes": transport.media_bytes}
     if counter is not None:
         extra["hazards"] = counter.hazards

@@ -25,6 +25,7 @@ from typing import Any
 from emulator.fakegcs.names import name_error
 from emulator.model.cache_config import CacheConfig
 from emulator.replay.limits import MAX_TRACE_FILE_BYTES, TraceError
+from emulator.replay.trace_timing import OP_TIMING_KEYS, TraceTiming, op_timing_dict, parse_timing
 
 __all__ = [
     "CacheConfig",
@@ -171,6 +172,8 @@ class Trace:
     #: other clients' ops (gcsfs files), out of ``ops`` (emulator.replay.client_ops)
     client_ops: tuple[Any, ...] = ()
     clients: dict[str, Any] = field(default_factory=dict)
+    #: lanes, think times and recorded times (emulator.replay.trace_timing); None: none given
+    timing: TraceTiming | None = None
 
     def to_dict(self, with_clients: bool = False) -> dict[str, Any]:
         """The JSON form TF's engines walk: TF's ops only, unless ``with_clients`` (then the
@@ -180,13 +183,14 @@ class Trace:
             out["stat_cache_max_age"] = self.stat_cache_max_age
         out["objects"] = dict(self.objects)
         ops = []
-        for op in self.ops:
+        for i, op in enumerate(self.ops):
             d: dict[str, Any] = {"op": op.op}
             for k, v in op.__dict__.items():
                 if k == "append" and not v:
                     continue  # the flag is written only where it is set
                 if k != "op":
                     d[k] = v.as_dict() if isinstance(v, CacheConfig) else v
+            d.update(op_timing_dict(self.timing, i))
             ops.append(d)
         if with_clients:
             for c in self.client_ops:  # back at their places (they kept their indices)
@@ -194,6 +198,8 @@ class Trace:
             if self.clients:
                 out["clients"] = dict(self.clients)
         out["ops"] = ops
+        if self.timing is not None and self.timing.recorded is not None:
+            out["recorded"] = dict(self.timing.recorded)
         return out
 
 
@@ -275,7 +281,13 @@ def _op(raw: Any, where: str) -> Op:
     missing = _OP_FIELDS[kind] - set(raw)
     if missing:
         raise TraceError(f"{where}: missing {sorted(missing)}")
-    extra = set(raw) - _OP_FIELDS[kind] - {"op", "comment"} - _OPTIONAL_FIELDS.get(kind, set())
+    extra = (
+        set(raw)
+        - _OP_FIELDS[kind]
+        - {"op", "comment"}
+        - _OPTIONAL_FIELDS.get(kind, set())
+        - OP_TIMING_KEYS
+    )
     if extra:
         raise TraceError(f"{where}: unknown keys {sorted(extra)}")
     if kind == "open":
@@ -429,7 +441,7 @@ def load_trace(source: str | os.PathLike | dict | Trace) -> Trace:
     if not isinstance(doc, dict):
         raise TraceError("a trace must be a JSON object")
     unknown = set(doc) - {
-        "config", "stat_cache_max_age", "objects", "ops", "comment", "name", "clients"
+        "config", "stat_cache_max_age", "objects", "ops", "comment", "name", "clients", "recorded"
     }  # fmt: skip
     if unknown:
         raise TraceError(f"trace: unknown top-level keys {sorted(unknown)}")
@@ -459,9 +471,13 @@ def load_trace(source: str | os.PathLike | dict | Trace) -> Trace:
     ops = tuple(_op(raw, f"ops[{i}]") for i, raw in enumerate(tf_raw))
     _check_handles(ops)
     _check_appends(objects, ops)
+    try:
+        timing = parse_timing(ops_raw, doc.get("recorded"))
+    except ValueError as e:
+        raise TraceError(str(e)) from None
     return Trace(
         objects=objects, ops=ops, config=config, stat_cache_max_age=age,
-        client_ops=client_ops, clients=dict(clients),
+        client_ops=client_ops, clients=dict(clients), timing=timing,
     )  # fmt: skip
 
 

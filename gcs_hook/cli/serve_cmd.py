@@ -6,6 +6,7 @@ and ``doctor`` (modules :mod:`gcs_hook.cli.serve_state`, :mod:`gcs_hook.cli.demo
                    [--require-auth] [--latency-ms MS] [--overhead-ms MS] [--bandwidth RATE]
                    [--token T] [--duration S] [--state-file FILE] [--demo]
                    [--persist DIR] [--data-follow-symlinks] [--tls [--tls-port N]]
+                   [--timing PROFILE.json]
     gcs-hook env   [--state-file FILE]
     gcs-hook demo  [--backend ...]          (same as ``serve --demo``)
     gcs-hook doctor [--json]
@@ -163,6 +164,19 @@ def _shaping_from_flags(
         fail(f"shaping: {exc}")
 
 
+def _shaping_from_profile(path: Path, flags: Any) -> Any:
+    """The :class:`Shaping` of the timing profile in ``path``; one-line error if unreadable."""
+    if flags is not None:
+        fail("shaping: give --timing or --latency-ms/--bandwidth/--overhead-ms, not both")
+    from emulator.fakegcs.profile import TimingProfile
+    from emulator.fakegcs.shaping import Shaping
+
+    try:
+        return Shaping.from_profile(TimingProfile.load(path))
+    except ValueError as exc:
+        fail(f"--timing: {str(exc).splitlines()[0]}")
+
+
 def serve(
     backend: Annotated[
         str, typer.Option("--backend", help="embedded | container | http(s)://host:port")
@@ -240,6 +254,14 @@ def serve(
     tls_port: Annotated[
         str, typer.Option("--tls-port", help="Port of the --tls listener, 0-65535 (0 = any).")
     ] = "0",
+    timing: Annotated[
+        Path | None,
+        typer.Option(
+            "--timing",
+            help="Shaping from a timing profile (JSON): seeded lognormal latency, per-stream "
+            "rate, aggregate cap, overhead. Not with --latency-ms/--bandwidth/--overhead-ms.",
+        ),
+    ] = None,
 ) -> None:
     """Run fake-gcs-server + the TLS front in the foreground; print the client environment."""
     from rich.console import Console
@@ -254,6 +276,8 @@ def serve(
     if not token or any(c.isspace() for c in token):
         fail("--token must be a non-empty value without whitespace")
     shaping = _shaping_from_flags(latency_ms, overhead_ms, bandwidth, bandwidth_mbps)
+    if timing is not None:
+        shaping = _shaping_from_profile(timing, shaping)
     console = Console(stderr=True, highlight=False)
     path = state_file or default_state_file()
     if not demo:

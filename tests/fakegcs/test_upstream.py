@@ -23,6 +23,7 @@ from _impersonator import Impersonator
 
 from emulator.fakegcs.ca_bundle import CaBundle
 from emulator.fakegcs.faults import Fault
+from emulator.fakegcs.ledger import RequestRecord
 from emulator.fakegcs.passthrough import PassThrough
 from emulator.fakegcs.upstream import UpstreamConfig
 from emulator.replay.trace import digest_chain
@@ -332,3 +333,23 @@ def test_unforwardable_request_is_refused_without_echo(pt) -> None:
     assert answer.startswith((b"HTTP/1.1 400", b"HTTP/1.1 502")), answer[:200]
     assert b"sekrit" not in answer
     assert not [r for r in pt.ledger.records() if r.extra.get("upstream")]
+
+
+def test_pass_through_records_upstream_first_byte_and_end(imp, pt, token) -> None:
+    """The record separates the upstream's time from the front's: t <= t_up_first <= t_first
+    <= t_end, the upstream's own first-byte delay shows in t_up_first, and t_up_end is set."""
+    from emulator.fakegcs.shaping import Shaping
+
+    imp.emu.front.shaping = Shaping(first_byte_latency_s=0.05)
+    try:
+        status, body = _get(_via_proxy(pt), f"/{BUCKET}/data.bin",
+                            {"Authorization": f"Bearer {token}", "Range": "bytes=0-99"})  # fmt: skip
+    finally:
+        imp.emu.front.shaping = None
+    assert status == 206 and body == DATA[:100]
+    [rec] = pt.ledger.records()
+    assert rec.t_up_first is not None and rec.t_up_end is not None
+    assert rec.t <= rec.t_up_first <= rec.t_first <= rec.t_end
+    assert rec.t_up_first <= rec.t_up_end <= rec.t_end
+    assert rec.t_up_first - rec.t >= 0.05  # the upstream's shaping delay is the upstream's
+    assert RequestRecord.from_json(json.loads(json.dumps(rec.to_json()))) == rec

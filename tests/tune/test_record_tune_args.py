@@ -84,8 +84,10 @@ def test_advice_near_ties_go_to_less_memory_and_hazards_are_excluded() -> None:
     assert best is results[1] and "excluded" in note
     best, _ = recommend(results, 2 * 1024 * MiB, allow_stale=True)
     assert best is results[4]
-    best, _ = recommend(results[:3], 300 * MiB)  # budget
-    assert best is results[1]
+    best, _ = recommend(results[:3], 320 * MiB)  # budget: max_bytes + the block in flight
+    assert best is results[1] and best.memory_bytes == 320 * MiB
+    best, note = recommend(results[:3], 300 * MiB)  # 256 MiB fits, 256 MiB + 64 MiB does not
+    assert best is None and "fits" in note
 
 
 def _rec(seq, t, kind, obj, *, method="GET", rng=None, out=0, inn=0, who="test-token",

@@ -170,12 +170,16 @@ def test_token_host_is_tunnelled_blind(recorded) -> None:
 
 def test_trace_equals_fake_mode_trace(recorded, fake_trace) -> None:
     def strip(trace: dict) -> tuple:
-        return trace["objects"], [op for op in trace["ops"] if op["op"] != "sleep"]
+        untimed = [{k: v for k, v in op.items() if k not in ("lane", "think", "at")}
+                   for op in trace["ops"] if op["op"] != "sleep"]  # fmt: skip
+        return trace["objects"], untimed
 
     up_objects, up_ops = strip(recorded["trace"])
     fake_objects, fake_ops = strip(fake_trace)
     assert up_objects == fake_objects == {f"{BUCKET}/{k}": len(v) for k, v in FILES.items()}
     assert up_ops == fake_ops
+    assert recorded["trace"]["recorded"]["mode"] == "upstream"
+    assert fake_trace["recorded"]["mode"] == "fake"
     kinds = {op["op"] for op in up_ops}
     assert {"read", "stat", "write"} <= kinds
 

@@ -150,7 +150,10 @@ def test_default_grid_respects_budget_and_block_rule() -> None:
     assert CacheConfig(0, 0, 0) in grid
     assert all(c.max_bytes <= 256 * MiB for c in grid)
     assert not [c for c in grid if 0 < c.max_bytes < c.block_size]
-    assert {c.block_size for c in grid if c.cache_on} >= {256 * KiB, 256 * MiB}
+    # the memory column (max_bytes + the block in flight) fits: a 256 MiB block needs 512 MiB
+    assert all(c.max_bytes + c.block_size <= 256 * MiB for c in grid if c.cache_on)
+    assert {c.block_size for c in grid if c.cache_on} >= {256 * KiB, 64 * MiB}
+    assert 256 * MiB not in {c.block_size for c in grid}
     assert len(default_grid(2 * GiB, quick=True)) < len(default_grid(2 * GiB))
     with pytest.raises(ValueError):
         default_grid(-1)
@@ -163,8 +166,11 @@ def test_recommendation_respects_memory_budget(budget) -> None:
     grid = default_grid(4 * GiB, quick=True)  # deliberately includes configs over the budget
     results = run_sweep(trace, grid, epochs=3, workers=1)
     best = best_under_budget(results, budget)
-    assert best is not None and best.config.max_bytes <= budget
-    fitting = [r for r in results if r.config.max_bytes <= budget]
+    assert best is not None and best.memory_bytes <= budget  # the memory column, block included
+    fitting = [r for r in results if r.memory_bytes <= budget]
+    # a config whose max_bytes alone fits but whose block in flight does not is never chosen
+    if 0 < budget < 4 * GiB:  # the 4 GiB grid fits its own budget, block included
+        assert any(r.config.max_bytes <= budget < r.memory_bytes for r in results)
     assert best.predicted_s == min(r.predicted_s for r in fitting)
     line = recommendation_line(best)
     if best.config.cache_on:

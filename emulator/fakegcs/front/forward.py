@@ -192,6 +192,7 @@ class Forwarder:
         if fault is not None and fault.action == "stall":
             self.front.stopping.wait(fault.stall_s)
         rec.status = resp.status
+        rec.mark_first_byte()
         extra = {"injected": True, "fault": fault.action} if fault is not None else None
         if resp.length == 0:  # HEAD, 204/304, or an empty body: complete with the headers
             rec.record(resp.status, 0, bytes_in, extra=extra)
@@ -245,7 +246,9 @@ class Forwarder:
                     assert fault is not None
                     self._cut(h, mv[:n], rec, bytes_out, bytes_in, fault)
                 if resp.length == 0:  # this is the last piece of a Content-Length body
-                    rec.record(resp.status, bytes_out + n, bytes_in, extra=extra)
+                    rec.record(
+                        resp.status, bytes_out + n, bytes_in, extra=extra, t_end=sender.due(n)
+                    )
                 for piece in h.send_with_data_passthrough(h11.Data(data=mv[:n])):
                     for part in sender.pieces(piece):
                         conn.sendall(part)

@@ -6,7 +6,14 @@ Invariants:
   (so a client holding its whole response always finds the record), and :meth:`finish` records
   an aborted request from the progress seen so far (``status`` or 499, bytes out and in) with
   ``extra["aborted"]`` set; transfers cut by the backend or an injected fault say so there too.
-- ``seq`` and ``t`` are taken when the request arrives; ``t_end`` when the record is made.
+- ``seq`` and ``t`` are taken when the request arrives; ``t_first`` when the answer's status line
+  is about to go out (after any shaping delay: the client's first response byte), or when the
+  record is made if no answer head was sent first; ``t_end`` when the record is made, or when a
+  paced last piece (made right after the record) will have gone out. So
+  ``t <= t_first <= t_end`` (all ``time.monotonic()``).
+- In pass-through mode ``t_up_first`` is when the upstream's answer head arrived and
+  ``t_up_end`` when its last body byte was read (the record is made right after), so the
+  front's own cost is ``(t_first - t) - (t_up_first - t)`` on top of the upstream's time.
 """
 
 from __future__ import annotations
@@ -47,10 +54,22 @@ class Recorder:
             "bucket": bucket, "object": obj,
         }  # fmt: skip
         self.done = False
+        self.t_first: float | None = None
+        self.t_up_first: float | None = None
         # progress so far, for a request that ends before its record is made
         self.status = 0
         self.bytes_out = 0
         self.bytes_in = 0
+
+    def mark_first_byte(self) -> None:
+        """The answer's head is about to be sent (the first time only counts)."""
+        if self.t_first is None:
+            self.t_first = time.monotonic()
+
+    def mark_upstream_first(self) -> None:
+        """The upstream's answer head arrived (pass-through mode)."""
+        if self.t_up_first is None:
+            self.t_up_first = time.monotonic()
 
     def record(
         self,
@@ -59,20 +78,27 @@ class Recorder:
         bytes_in: int,
         who: str | None = None,
         extra: dict[str, Any] | None = None,
+        t_end: float | None = None,
     ) -> None:
-        """Append the record (no-op after the first call)."""
+        """Append the record (no-op after the first call). ``t_end``: when the answer's last
+        byte goes out, if that is later than now (a paced last piece); default now."""
         if self.done:
             return
         self.done = True
         fields = dict(self.fields)
         if who is not None:
             fields["principal"] = who
+        now = time.monotonic()
+        if self.t_up_first is not None:
+            fields["t_up_first"] = self.t_up_first
+            fields["t_up_end"] = now
         rec = RequestRecord(
             **fields,
             status=status,
             bytes_out=bytes_out,
             bytes_in=bytes_in,
-            t_end=time.monotonic(),
+            t_end=max(now, t_end) if t_end is not None else now,
+            t_first=self.t_first if self.t_first is not None else now,
             scheme=self.conn.scheme,
             extra=extra or {},
         )
