@@ -55,7 +55,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 __all__ = [
@@ -166,15 +166,50 @@ def reader_principal(records: Iterable[Any]) -> str:
     return max(counts, key=lambda p: (counts[p], p == OWN_PRINCIPAL)) if counts else OWN_PRINCIPAL
 
 
-def completed_uploads(records: Iterable[Any]) -> list[tuple[str, str]]:
-    """``(bucket, object)`` of every upload that completed, in the order they took effect (what
-    :func:`benchmarks.record.versions.append_flags` takes)."""
+def _completed_upload_records(records: Iterable[Any]) -> list[Any]:
     recs = sorted(records, key=lambda r: (_effect_time(r), r.seq))
     return [
-        (r.bucket, r.object)
+        r
         for r in recs
         if r.kind == "upload" and _obj(r) and r.status in (200, 201) and _completes(r)
     ]
+
+
+def completed_uploads(records: Iterable[Any]) -> list[tuple[str, str]]:
+    """``(bucket, object)`` of every upload that completed, in the order they took effect (what
+    :func:`benchmarks.record.versions.append_flags` takes)."""
+    return [(r.bucket, r.object) for r in _completed_upload_records(records)]
+
+
+def mark_appends(records: Iterable[Any], appends: Mapping[str, list[bool]]) -> list[Any]:
+    """``records`` with each completed upload's append flag in ``extra["appended"]``, so a
+    written ledger keeps what only the fake's versions could tell (``--from-ledger`` reads
+    it back with :func:`appends_in`). The records themselves are not changed (copies)."""
+    records = list(records)
+    flag_of: dict[int, bool] = {}
+    seen: dict[str, int] = {}
+    for r in _completed_upload_records(records):
+        obj = _obj(r)
+        k = seen[obj] = seen.get(obj, 0) + 1
+        flags = appends.get(obj, [])
+        flag_of[r.seq] = bool(flags[k - 1]) if k <= len(flags) else False
+    return [
+        replace(r, extra={**r.extra, "appended": flag_of[r.seq]}) if r.seq in flag_of else r
+        for r in records
+    ]
+
+
+def appends_in(records: Iterable[Any]) -> dict[str, list[bool]] | None:
+    """The append flags a ledger written by ``record`` carries (:func:`mark_appends`), in the
+    form ``ledger_to_trace`` takes; None when no completed upload carries one (a ledger of
+    ``serve --ledger``: the fake's versions were not kept, so every upload is a rewrite)."""
+    out: dict[str, list[bool]] = {}
+    found = False
+    for r in _completed_upload_records(records):
+        flag = r.extra.get("appended") if isinstance(r.extra, dict) else None
+        found = found or flag is not None
+        out.setdefault(_obj(r), []).append(flag is True)
+    return out if found else None
 
 
 #: TF 2.21's default read-ahead buffer (cache off): a GET of exactly this many bytes
@@ -335,10 +370,12 @@ def ledger_to_trace(
     requests from the processes in ``fsspec_pids`` are then those files' own wire traffic
     (skipped as ``gcsfs-wire``: the model of each ``cache_type`` predicts it).
     ``appends``: per object, for each completed upload in the order they took effect, whether
-    it appended.
+    it appended (None: the flags the records carry, :func:`appends_in`).
     ``timing_mode``: where the times come from (``"upstream"``, ``"fake"``, ``"ledger"``),
     written as ``recorded.mode``."""
     recs = sorted(records, key=lambda r: (_effect_time(r), r.seq))
+    if appends is None:
+        appends = appends_in(recs)
     if own is None:
         own = reader_principal(recs)
     if objects is None:
@@ -351,9 +388,18 @@ def ledger_to_trace(
     last_t = start_t
     skipped = out.skipped
     is_mine, reader_pids = _ownership(recs, own, peers)
+
+    def owns(rec: Any) -> bool:
+        """The request is one of the program's own ops (a tree process's upload or delete is
+        the program's only when that process also read; else another writer's ``overwrite``
+        or ``delete``, which takes no lane time)."""
+        if rec.kind in ("upload", "delete") and peers and rec.conn_id in peers:
+            return is_mine(rec) and peers[rec.conn_id].pid in reader_pids
+        return is_mine(rec)
+
     events = sorted(file_events, key=lambda e: e[0])
     next_event = 0
-    timing, lanes = _lane_timing(recs, is_mine, start_t)
+    timing, lanes = _lane_timing(recs, owns, start_t)
 
     def skip(kind: str) -> None:
         skipped[kind] = skipped.get(kind, 0) + 1
@@ -376,7 +422,7 @@ def ledger_to_trace(
     for rec in recs:
         flush_events(_effect_time(rec))
         obj = _obj(rec)
-        mine = is_mine(rec)
+        mine = owns(rec)
         if (
             mine
             and rec.kind in ("media", "metadata", "list")
@@ -384,8 +430,6 @@ def ledger_to_trace(
         ):
             skip("gcsfs-wire")
             continue
-        if mine and rec.kind in ("upload", "delete") and peers and rec.conn_id in peers:
-            mine = peers[rec.conn_id].pid in reader_pids
         if rec.kind == "media" and obj and mine and rec.method == "GET":
             if rec.range is None or rec.range[1] < 0:
                 skip("media-without-range")

@@ -29,7 +29,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.record.fsspec_log import FSSPEC_LOG_ENV, SHIM_DIR, read_fsspec_log
-from benchmarks.record.ledger import LedgerTrace, completed_uploads, ledger_to_trace
+from benchmarks.record.ledger import (
+    LedgerTrace,
+    completed_uploads,
+    ledger_to_trace,
+    mark_appends,
+)
 from benchmarks.record.process import run_limited
 from benchmarks.record.settings import PROGRAM_RECORDING_ENV
 from benchmarks.record.sharing import trace_comment
@@ -119,10 +124,12 @@ def record_program(
             returncode, seconds, _ = run_limited(cmd, env, stdout=stdout)
             emu.ledger.wait_quiet(quiet_s=0.05, timeout=30.0)
             records = emu.ledger.since(mark)
+            appends = recorded_appends(emu, records)
+            records = mark_appends(records, appends)  # the written ledger keeps them
             result = tree.to_trace(
                 records,
                 objects,
-                appends=recorded_appends(emu, records),
+                appends=appends,
                 min_sleep_s=min_sleep_s,
                 comment=trace_comment(
                     "recorded by gcs-hook record", cmd, keep_command=keep_command

@@ -37,7 +37,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.record.ledger import LedgerTrace, infer_start_sizes, ledger_to_trace
+from benchmarks.record.ledger import (
+    LedgerTrace,
+    infer_start_sizes,
+    ledger_to_trace,
+    mark_appends,
+)
 from benchmarks.record.process import STOP_GRACE_S, run_limited
 from benchmarks.record.settings import PROGRAM_RECORDING_ENV
 from benchmarks.record.sharing import trace_comment
@@ -233,6 +238,7 @@ def record_fake_limited(
             cmd, env, emu.ledger, max_seconds, max_requests
         )
         appends = recorded_appends(emu, records)
+        records = mark_appends(records, appends)  # the written ledger keeps them
         result = tree.to_trace(
             records,
             objects,

@@ -11,8 +11,15 @@ import urllib.parse
 import urllib.request
 import uuid
 
-from benchmarks.record.ledger import completed_uploads, ledger_to_trace
+from benchmarks.record.ledger import (
+    completed_uploads,
+    ledger_to_trace,
+    appends_in,
+    load_ledger_jsonl,
+    mark_appends,
+)
 from benchmarks.record.versions import append_flags, keep_versions
+from benchmarks.record.writer import write_ledger
 from emulator.replay.trace import load_trace
 
 
@@ -25,7 +32,7 @@ def _upload(front_url: str, bucket: str, name: str, data: bytes) -> None:
         resp.read()
 
 
-def test_appends_and_rewrites_told_apart_from_the_fakes_versions(gcs_emulator) -> None:
+def test_appends_and_rewrites_told_apart_from_the_fakes_versions(gcs_emulator, tmp_path) -> None:
     bucket = f"ap-{uuid.uuid4().hex[:12]}"
     backend = gcs_emulator.backend
     backend.create_bucket(bucket)
@@ -50,5 +57,13 @@ def test_appends_and_rewrites_told_apart_from_the_fakes_versions(gcs_emulator) -
         load_trace(trace)  # a valid trace: every append grows an existing object
         # without the fake's versions nothing can be told: every upload is a rewrite
         assert "append" not in str(ledger_to_trace(records, None).trace["ops"])
+        # a ledger written by record keeps the flags (--from-ledger), redacted or not
+        path = tmp_path / "ledger.jsonl"
+        write_ledger(path, mark_appends(records, flags))
+        again = ledger_to_trace(load_ledger_jsonl(path), {f"{bucket}/run/events": len(v1)})
+        overwrites = [op for op in again.trace["ops"] if op["op"] == "overwrite"]
+        assert [op.get("append", False) for op in overwrites] == [True, False, True]
+        write_ledger(path, mark_appends(records, flags), redact_key=b"k" * 32)
+        assert list(appends_in(load_ledger_jsonl(path)).values()) == [[True, False, True]]
     finally:
         backend.delete_bucket(bucket)

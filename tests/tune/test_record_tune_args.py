@@ -3,6 +3,7 @@ written; ``parse_configs``; the advice rules; the ledger → trace rules (no TF 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,12 @@ CLI = [sys.executable, "-c", "from gcs_hook.cli import main; main()"]
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    """Run the CLI in ``cwd`` with no reachable Docker engine (a dead socket), so the
+    container case fails the same way whether or not this machine runs one."""
+    env = {**os.environ, "DOCKER_HOST": f"unix://{cwd}/no-engine.sock"}
+    return subprocess.run(
+        [*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 @pytest.mark.parametrize(
