@@ -1,6 +1,7 @@
-"""Soak: 32 readers through the front while it injects seeded network faults, for a bounded time.
+"""Soak: 32 readers through the front while it injects seeded network faults and 600 idle or
+half-open connections sit on it, for a bounded time.
 
-Run: ``python -m benchmarks.perf.soak [--seconds 20] [--readers 32] [--seed 1]``
+Run: ``python -m benchmarks.perf.soak [--seconds 20] [--readers 32] [--idle 600] [--seed 1]``
 
 Setup: an embedded fake GCS (memory backend) with a few random objects; the front's
 :class:`emulator.fakegcs.faults.FaultPlan` (seeded) answers media requests with, at the given
@@ -9,6 +10,13 @@ probabilities: a 503, a connection reset mid-body, a body truncated below its
 ``CONNECT`` + TLS path (what TensorFlow uses). Each reader loops until time is up: pick an
 object and a random range, GET it, check every byte against the local copy, retry (new
 connection) on a fault.
+
+Hostile crowd (``--idle N``, default 600, opened before the readers start and held to the end):
+a quarter each of connections that send nothing, half a request head (slowloris), a ``CONNECT``
+and then no TLS handshake, and (on a direct-TLS listener, :class:`TlsListener`) a TCP connect
+with no ClientHello. Every good read must still be served, byte for byte; the benchmark prints
+how many of the crowd the front closed (it evicts the least-progressed when its table is full)
+and its thread count, which stays bounded.
 
 Prints: faults injected by kind, reads completed, retries, corrupted bytes (must be 0; bytes
 of a cut body are checked too), p50/p99 read latency (from the first attempt to the verified
@@ -22,6 +30,9 @@ import argparse
 import http.client
 import os
 import random
+import resource
+import select
+import socket
 import statistics
 import sys
 import threading
@@ -29,11 +40,60 @@ import time
 
 from emulator.fakegcs.faults import Fault, FaultPlan
 from emulator.fakegcs.session import GcsEmulator
+from emulator.fakegcs.tls_listener import TlsListener
 
 BUCKET = "soak"
 N_OBJECTS = 8
 OBJECT_SIZE = 4 << 20
 READ_SIZE = 256 << 10
+
+
+#: what each quarter of the idle crowd sends, and to which port ("front" or "tls")
+CROWD = (
+    ("front", b""),  # connects, sends nothing
+    ("front", b"GET /storage/v1/b HTTP/1.1\r\nHost: storage.googleapis.com\r\nX-Slow: "),
+    ("front", b"CONNECT storage.googleapis.com:443 HTTP/1.1\r\n\r\n"),  # then no handshake
+    ("tls", b""),  # direct TLS: no ClientHello
+)
+
+
+def open_crowd(n: int, ports: dict[str, int]) -> list[socket.socket]:
+    """``n`` idle or half-open loopback connections, a quarter of each kind of :data:`CROWD`."""
+    out = []
+    for i in range(n):
+        where, first = CROWD[i % len(CROWD)]
+        s = socket.create_connection(("127.0.0.1", ports[where]), timeout=10)
+        if first:
+            s.sendall(first)
+        out.append(s)
+    return out
+
+
+def closed_by_front(crowd: list[socket.socket]) -> list[int]:
+    """How many crowd sockets of each :data:`CROWD` kind the front has closed (readable with
+    EOF or reset; a ``CONNECT`` answer of 200 is read past)."""
+    n = [0] * len(CROWD)
+    poller = select.poll()
+    for s in crowd:
+        s.setblocking(False)
+        poller.register(s, select.POLLIN)
+    ready = {fd for fd, _ in poller.poll(0)}
+    for i, s in enumerate(crowd):
+        if s.fileno() not in ready:
+            continue
+        try:
+            while s.recv(65536):
+                pass
+            n[i % len(CROWD)] += 1  # EOF
+        except BlockingIOError:
+            pass  # only the CONNECT answer: still open
+        except OSError:
+            n[i % len(CROWD)] += 1  # reset
+    return n
+
+
+def _front_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name.startswith("front-"))
 
 
 class Reader(threading.Thread):
@@ -119,9 +179,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--readers", type=int, default=32)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--fault-rate", type=float, default=0.02, help="probability per fault kind")
+    ap.add_argument("--idle", type=int, default=600, help="idle/half-open connections held")
     args = ap.parse_args(argv)
     if not 1 <= args.seconds <= 600 or not 1 <= args.readers <= 128:
         ap.error("--seconds must be 1..600 and --readers 1..128")
+    if not 0 <= args.idle <= 4000:
+        ap.error("--idle must be 0..4000")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = 2 * args.idle + 4 * args.readers + 256  # both ends live in this process
+    if soft < need:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
     if not 0 < args.fault_rate <= 0.2:
         ap.error("--fault-rate must be in (0, 0.2]")
     rng = random.Random(args.seed)
@@ -140,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         ):
             plan.add(fault)
         emu.front.faults = plan
+        listener = TlsListener(emu.front)
+        crowd = open_crowd(args.idle, {"front": emu.front.port, "tls": listener.port})
         mark = emu.ledger.mark()
         stop_at = time.monotonic() + args.seconds
         readers = [Reader(i, emu, blobs, stop_at) for i in range(args.readers)]
@@ -149,8 +218,13 @@ def main(argv: list[str] | None = None) -> int:
         for r in readers:
             r.join(timeout=args.seconds + 90)
         wall = time.monotonic() - t0
+        threads = _front_threads()
+        closed = closed_by_front(crowd)
         emu.ledger.wait_quiet(0.2, timeout=10)
         recs = emu.ledger.since(mark)
+        for c in crowd:
+            c.close()
+        listener.close()
     lat = sorted(x for r in readers for x in r.latencies)
     done = len(lat)
     corrupted = sum(r.corrupted for r in readers)
@@ -166,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
         f"  reads completed    : {done} ({done / wall:.0f}/s), retries {sum(r.retries for r in readers)}"
     )
     print(f"  corrupted bytes    : {corrupted}")
+    print(
+        f"  idle crowd         : {args.idle} held; closed by the front: silent "
+        f"{closed[0]}, half head {closed[1]}, CONNECT without handshake {closed[2]}, TLS "
+        f"without ClientHello {closed[3]}; front threads at the end {threads}"
+    )
     if lat:
         p50 = statistics.median(lat) * 1000
         p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000

@@ -413,12 +413,15 @@ def test_fault_rejects_bad_network_values(kw):
 
 
 def test_soak_benchmark_smoke(capsys):
-    """A 2-second, 4-reader soak with faults: every byte right, every reader finished."""
+    """A 2-second, 4-reader soak with faults and 200 idle or half-open connections held on
+    the front and a direct-TLS listener: every byte right, every reader finished."""
     from benchmarks.perf import soak as bench_soak
 
-    assert bench_soak.main(["--seconds", "2", "--readers", "4", "--fault-rate", "0.1"]) == 0
+    argv = ["--seconds", "2", "--readers", "4", "--fault-rate", "0.1", "--idle", "200"]
+    assert bench_soak.main(argv) == 0
     out = capsys.readouterr().out
     assert "corrupted bytes    : 0" in out and "reads completed" in out
+    assert "idle crowd         : 200 held" in out
 
 
 def test_spooled_upload_is_byte_exact_and_size_limited(gcs_emulator, gcs_bucket):
