@@ -387,16 +387,7 @@ def ledger_to_trace(
     uploaded: dict[str, int] = {}  # object -> completed uploads so far
     last_t = start_t
     skipped = out.skipped
-    is_mine, reader_pids = _ownership(recs, own, peers)
-
-    def owns(rec: Any) -> bool:
-        """The request is one of the program's own ops (a tree process's upload or delete is
-        the program's only when that process also read; else another writer's ``overwrite``
-        or ``delete``, which takes no lane time)."""
-        if rec.kind in ("upload", "delete") and peers and rec.conn_id in peers:
-            return is_mine(rec) and peers[rec.conn_id].pid in reader_pids
-        return is_mine(rec)
-
+    owns = _op_owner(*_ownership(recs, own, peers), peers)
     events = sorted(file_events, key=lambda e: e[0])
     next_event = 0
     timing, lanes = _lane_timing(recs, owns, start_t)
@@ -528,6 +519,21 @@ def _becomes_op(rec: Any) -> bool:
     if rec.kind == "upload":
         return rec.status in (200, 201) and _completes(rec)
     return rec.kind == "delete" and rec.status in (200, 204)
+
+
+def _op_owner(
+    is_mine: Callable[[Any], bool], reader_pids: set[int], peers: Mapping[int, Any] | None
+) -> Callable[[Any], bool]:
+    """Whether a request is one of the program's own ops: a tree process's upload or delete is
+    the program's only when that process also read; else it is another writer's
+    ``overwrite``/``delete``, which takes no lane time."""
+
+    def owns(rec: Any) -> bool:
+        if rec.kind in ("upload", "delete") and peers and rec.conn_id in peers:
+            return is_mine(rec) and peers[rec.conn_id].pid in reader_pids
+        return is_mine(rec)
+
+    return owns
 
 
 def _lane_timing(

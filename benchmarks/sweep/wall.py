@@ -25,7 +25,8 @@ without is one lane whose ``sleep`` ops are think time, i.e. today's sequential 
 Invariants: a single lane without an aggregate cap gives exactly ``sum(think) + sum(request
 times)`` (the sequential model of :mod:`benchmarks.sweep.timing`); wall time is at least the
 longest lane's think time plus its requests' fixed costs, and at least the total body bytes
-over the aggregate cap; the event loop ends (every event retires a phase of one lane).
+over the aggregate cap; the event loop ends (every event retires a phase of one lane; a body
+whose time left is below the clock's float resolution is retired, so the clock always moves).
 """
 
 from __future__ import annotations
@@ -180,7 +181,9 @@ def wall_time(
             io += dt
         for ln in bodies:
             ln.left = 0.0 if rate == math.inf else max(0.0, ln.left - rate * dt)
-            if ln.left <= max(_EPS, 1e-9 * ln.nbytes):
+            # done: a rounding rest, or one whose time left is below the clock's resolution
+            # (else the clock could not move past it: the loop would never end)
+            if ln.left <= max(_EPS, 1e-9 * ln.nbytes) or nxt + ln.left / rate <= nxt:
                 ln.left = 0.0
         t = nxt
         for i, ln in enumerate(lanes):

@@ -21,7 +21,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from benchmarks.sweep.cost import DEFAULT_PRICES, PriceTable
 from benchmarks.sweep.grid import PointResult
+from benchmarks.tune.bucket_timing import cost_usd
 
 __all__ = ["TIE_FRACTION", "recommend", "results_json"]
 
@@ -82,13 +84,18 @@ def recommend(
 
 
 def results_json(
-    results: Sequence[PointResult], best: PointResult | None = None, *, exact: bool = True
+    results: Sequence[PointResult],
+    best: PointResult | None = None,
+    *,
+    exact: bool = True,
+    prices: PriceTable = DEFAULT_PRICES,
 ) -> list[dict[str, Any]]:
     """One JSON object per configuration: ``config`` (None = cache off), media ``requests``,
     ``metadata_requests``, media ``bytes_fetched``, ``predicted_seconds``, hazards
     (``stale_reads``, ``torn_reads``, ``errors``, ``stale_stats``, ``stale_files``,
     ``torn_files``), ``assumes_data_not_seen`` (+ ``reads_not_seen``, ``tail_lag``: how many
-    versions behind a ``tail`` follower fell), memory; ``exact`` False when
+    versions behind a ``tail`` follower fell), memory, ``cost_usd`` (all epochs, at
+    ``prices``); ``exact`` False when
     the sweep sampled (the numbers are then estimates, see ``tune --exact``)."""
     out = []
     for r in results:
@@ -100,6 +107,7 @@ def results_json(
                 "metadata_requests": r.metadata_requests,
                 "bytes_fetched": r.media_bytes_fetched,
                 "predicted_seconds": round(r.predicted_s, 6),
+                "cost_usd": round(cost_usd(r, prices), 8),
                 "stale_reads": r.stale_reads,
                 "torn_reads": r.torn_reads,
                 "errors": r.errors,

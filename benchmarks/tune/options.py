@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmarks.sweep.cost import DEFAULT_PRICES, PriceTable
 from benchmarks.sweep.grid import PointResult
 from benchmarks.sweep.timing import DEFAULT_TIMING, GcsTiming
+from emulator.fakegcs.profile import TimingProfile
 from emulator.model.cache_config import CacheConfig
 from gcs_hook.units import GiB, MiB
 
@@ -36,7 +38,9 @@ class TuneOptions:
     backend: str = "embedded"
     out_dir: str = "tune-out"
     quick: bool = False
-    timing: GcsTiming = DEFAULT_TIMING
+    timing: GcsTiming = DEFAULT_TIMING  # the flags (used when no profile applies)
+    profile: TimingProfile | None = None  # --timing: the bucket's profile
+    prices: PriceTable = DEFAULT_PRICES  # --prices
     measure: bool = True
     workers: int | None = None
     scheduler: str | None = None

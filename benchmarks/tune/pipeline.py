@@ -3,9 +3,11 @@
 1. :func:`record_stage` (named workloads, when TensorFlow is installed): the workload at
    measurement scale is recorded through the front and checked against its synthesized trace;
    a workload without a synthesizer is also recorded at sweep scale.
-2. :func:`sweep_stage`: every configuration of the grid priced on the sweep-scale trace (compiled
-   engine, exact or sampled; the model engine for traces it does not cover), then the
-   recommendation (:func:`benchmarks.tune.advice.recommend`).
+2. :func:`sweep_stage`: the bucket's timing profile (:mod:`benchmarks.tune.bucket_timing`:
+   ``--timing``, fitted from an upstream recording, or the flags), every configuration of the
+   grid priced on the sweep-scale trace (compiled engine, exact or sampled; the model engine for
+   traces it does not cover), wall time with the program's lanes where the trace has them, then
+   the recommendation (:func:`benchmarks.tune.advice.recommend`).
 3. :func:`measure_stage`: a few configurations in real TF through the shaped front.
 4. :func:`report_stage`: tables, files, the recommendation line.
 
@@ -24,6 +26,12 @@ from typing import Any
 
 from benchmarks.sweep import PointResult, run_sweep
 from benchmarks.tune.advice import recommend
+from benchmarks.tune.bucket_timing import (
+    BucketTiming,
+    bucket_timing,
+    sequential_timing,
+    wall_results,
+)
 from benchmarks.tune.inputs import config_grid, same_reads
 from benchmarks.tune.options import MEASURE_TIMING, TuneOptions, TuneOutcome
 from benchmarks.tune.report import format_bytes, recommendation_line, rich_table, write_report
@@ -60,6 +68,8 @@ class TuneJob:
     note: str = ""
     engine: str = "fast"
     measurements: list[dict[str, Any]] = field(default_factory=list)
+    bucket: BucketTiming | None = None
+    seconds_model: str = "sequential"
 
 
 def tune_job(opts: TuneOptions) -> TuneJob:
@@ -152,8 +162,24 @@ def sweep_stage(opts: TuneOptions, console: Any, job: TuneJob) -> None:
     """Stage 2: the sweep over the grid, then the recommendation. Fills ``job.results``,
     ``job.sampling``, ``job.engine``, ``job.best``, ``job.note``."""
     grid = config_grid(opts)
-    job.results, job.sampling = _sweep(opts, console, grid, job.trace, job.workload, job.epochs)
+    job.bucket = bucket_timing(opts.profile, opts.timing, job.trace)
+    _print_bucket(console, job.bucket)
+    timing = sequential_timing(job.bucket.profile)
+    job.results, job.sampling = _sweep(
+        opts, console, grid, job.trace, job.workload, job.epochs, timing
+    )
     job.engine = str(job.sampling.get("engine", "fast"))
+    with _progress_bar(console) as bar:
+        task = bar.add_task("wall time", total=len(job.results))
+        walled = wall_results(
+            job.results, job.trace, job.bucket.profile,
+            stat_cache_max_age=opts.stat_cache_max_age,
+            progress=lambda d, t: bar.update(task, completed=d),
+        )  # fmt: skip
+    if walled is not None:
+        job.results, job.seconds_model = walled, "wall"
+        console.print("  seconds: the wall-time model (the trace's lanes run in parallel, "
+                      "bodies share the bucket's cap; requests and bytes as swept)")  # fmt: skip
     job.best, job.note = recommend(job.results, opts.memory_budget, allow_stale=opts.allow_stale)
     if job.note:
         console.print(f"  {job.note}")
@@ -206,6 +232,9 @@ def report_stage(opts: TuneOptions, console: Any, job: TuneJob, t0: float) -> Tu
         "logical_bytes": workload.logical_bytes() if workload else None,
         "epochs": job.epochs,
         "timing": opts.timing.as_dict(),
+        "bucket_timing": job.bucket.as_dict() if job.bucket else None,
+        "seconds_model": job.seconds_model,
+        "prices": opts.prices.as_dict(),
         "measure_timing": MEASURE_TIMING.as_dict(),
         "model_check": job.model_check,
         "grid": "quick" if opts.quick else "full",
@@ -223,8 +252,9 @@ def report_stage(opts: TuneOptions, console: Any, job: TuneJob, t0: float) -> Tu
         summary=summary,
         measurements=job.measurements,
         best=best,
+        prices=opts.prices,
     )
-    console.print(rich_table(results, best=best, budget=opts.memory_budget))
+    console.print(rich_table(results, best=best, budget=opts.memory_budget, prices=opts.prices))
     if job.measurements:
         _print_measurements(console, job.measurements)
     line = recommendation_line(best)
@@ -291,6 +321,23 @@ def _progress_bar(console: Any) -> Any:
     )
 
 
+def _print_bucket(console: Any, bucket: BucketTiming) -> None:
+    """One line on the profile the seconds use (and the fit's lines when fitted)."""
+    p = bucket.profile
+    mib = 1024 * 1024
+    stream = f"{p.stream_bandwidth_Bps / mib:.1f} MiB/s" if p.stream_bandwidth_Bps else "no limit"
+    cap = f"{p.aggregate_bandwidth_Bps / mib:.1f} MiB/s" if p.aggregate_bandwidth_Bps else "none"
+    where = {"--timing": "--timing", "fitted": "fitted from the recording",
+             "flags": "the --latency-ms/--bandwidth/--overhead-ms flags"}[bucket.source]  # fmt: skip
+    console.print(
+        f"[bold]timing[/bold] ({where}): first byte median {p.latency_median_s * 1e3:.1f} ms, "
+        f"p99 {float(p.latency_p99_s or 0) * 1e3:.1f} ms; stream {stream}; aggregate cap "
+        f"{cap}; {p.per_request_overhead_s * 1e3:.1f} ms per request"
+    )
+    for line in bucket.fit_lines:
+        console.print(f"  {line}")
+
+
 def _sweep(
     opts: TuneOptions,
     console: Any,
@@ -298,6 +345,7 @@ def _sweep(
     trace: dict[str, Any] | None,
     workload: Workload | None,
     epochs: int,
+    timing: Any,
 ) -> tuple[list[PointResult], dict[str, Any]]:
     """The sweep stage: exact or sampled on the compiled engine when it covers the trace
     (a synthesizable workload is synthesized into columns, only its sample when sampled), else
@@ -308,7 +356,7 @@ def _sweep(
     from benchmarks.sweep.sampling import run_sampled_sweep, summary, workload_sweep_inputs
     from emulator.replay.columnar import READ, ColumnarTrace, from_dict
 
-    common = {"timing": opts.timing, "epochs": epochs,
+    common = {"timing": timing, "epochs": epochs,
               "stat_cache_max_age": opts.stat_cache_max_age, "workers": opts.workers,
               "scheduler": opts.scheduler}  # fmt: skip
     if trace is not None and not fast_engine_covers(trace):

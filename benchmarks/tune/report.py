@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from benchmarks.sweep import PointResult, best_under_budget
+from benchmarks.sweep.cost import DEFAULT_PRICES, PriceTable
+from benchmarks.tune.bucket_timing import cost_usd
 from benchmarks.tune.hook_params import block_cache_params
 from emulator.atomic_files import atomic_writer
 
@@ -69,15 +71,21 @@ def recommendation_line(result: PointResult | None) -> str:
 
 
 def rich_table(
-    results: Sequence[PointResult], *, best: PointResult | None, budget: int, top: int = 12
+    results: Sequence[PointResult],
+    *,
+    best: PointResult | None,
+    budget: int,
+    top: int = 12,
+    prices: PriceTable = DEFAULT_PRICES,
 ) -> Any:
-    """A rich Table of the ``top`` fastest configurations fitting the budget, plus TF's default."""
+    """A rich Table of the ``top`` fastest configurations fitting the budget, plus TF's default
+    (``$/epoch``: operations and bytes at ``prices``)."""
     from rich.table import Table
 
     table = Table(title="Predicted cost per configuration (fastest first)")
     hazards = any(r.hazardous or r.stale_files for r in results)
     unseen = any(r.assumes_data_not_seen or r.tail_lag for r in results)
-    cols = ["block", "max_bytes", "stale", "s/epoch", "fetched/ep", "req/ep", "memory"]
+    cols = ["block", "max_bytes", "stale", "s/epoch", "fetched/ep", "req/ep", "$/epoch", "memory"]
     if hazards:
         cols += ["stale rd", "stale files", "torn rd", "torn files", "errors"]
     if unseen:
@@ -121,6 +129,7 @@ def rich_table(
             f"{r.epoch_s:.2f}",
             format_bytes(r.media_bytes_fetched / max(1, r.epochs)),
             f"{r.requests_per_epoch:.0f}",
+            _usd(cost_usd(r, prices) / max(1, r.epochs)),
             format_bytes(r.memory_bytes) if c.cache_on else "-",
         ]
         if hazards:
@@ -130,6 +139,15 @@ def rich_table(
             row.append(_not_seen(r))
         table.add_row(*row, style=style)
     return table
+
+
+def _usd(v: float) -> str:
+    """Dollars with the digits that matter: '$0.0042', '$1.23', '$120'."""
+    if v == 0:
+        return "$0"
+    if v < 0.01:
+        return f"${v:.2g}"
+    return f"${v:.2f}" if v < 100 else f"${v:.0f}"
 
 
 def _not_seen(r: PointResult) -> str:
@@ -281,15 +299,17 @@ def write_report(
     summary: Mapping[str, Any],
     measurements: Sequence[Mapping[str, Any]] = (),
     best: PointResult | None | str = "budget",
+    prices: PriceTable = DEFAULT_PRICES,
 ) -> dict[str, str]:
     """Write CSV, JSON and PNGs into ``out_dir``; returns {kind: path}. ``best``: the
-    recommended result (default: the fastest fitting the budget)."""
+    recommended result (default: the fastest fitting the budget); every row carries
+    ``cost_usd`` (all epochs, at ``prices``)."""
     os.makedirs(out_dir, exist_ok=True)
     if isinstance(best, str):
         best = best_under_budget(results, budget)
     paths = {}
     csv_path = os.path.join(out_dir, "sweep.csv")
-    rows = [r.as_row() for r in results]
+    rows = [r.as_row() | {"cost_usd": round(cost_usd(r, prices), 8)} for r in results]
     with atomic_writer(csv_path) as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["block_size"])
         writer.writeheader()
@@ -298,7 +318,9 @@ def write_report(
     doc = dict(summary)
     doc.update(
         memory_budget=budget,
-        recommendation=best.as_row() if best else None,
+        recommendation=(best.as_row() | {"cost_usd": round(cost_usd(best, prices), 8)})
+        if best
+        else None,
         recommendation_line=recommendation_line(best),
         results=rows,
         measured=list(measurements),

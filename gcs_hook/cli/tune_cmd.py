@@ -4,7 +4,8 @@
                   [--configs 1MiB/4MiB/0,8MiB/32MiB/0,off [--with-grid]] [--json] [--allow-stale]
                   [--backend embedded|container|URL] [--out DIR] [--quick]
                   [--param KEY=VALUE ...] [--latency-ms MS] [--bandwidth RATE]
-                  [--overhead-ms MS] [--no-measure] [--workers N] [--scheduler ADDR]
+                  [--overhead-ms MS] [--timing PROFILE.json] [--prices PRICES.json]
+                  [--no-measure] [--workers N] [--scheduler ADDR]
                   [--stat-cache-max-age S] [--exact] [--sample-rate R]
 
 The options are parsed in one step into a :class:`benchmarks.tune.TuneOptions` by
@@ -48,20 +49,35 @@ def tune(
         typer.Option("--param", "-p", help="workload parameter KEY=VALUE (repeatable)"),
     ] = None,
     latency_ms: Annotated[
-        str,
-        typer.Option("--latency-ms", help="GCS first-byte latency for predictions, ms (or 20ms)"),
-    ] = "20",
+        str | None,
+        typer.Option(
+            "--latency-ms", help="GCS first-byte latency for predictions, ms [default 20]"
+        ),
+    ] = None,
     bandwidth: Annotated[
-        str,
-        typer.Option("--bandwidth", help="per-connection bandwidth, a rate (e.g. 64MiB/s)"),
-    ] = "64MiB/s",
+        str | None,
+        typer.Option("--bandwidth", help="per-connection bandwidth, a rate [default 64MiB/s]"),
+    ] = None,
     bandwidth_mibps: Annotated[
         float | None,
         typer.Option("--bandwidth-mibps", help="Deprecated: use --bandwidth N MiB/s.", hidden=True),
     ] = None,
     overhead_ms: Annotated[
-        str, typer.Option("--overhead-ms", help="per-request client overhead, ms (or 1ms)")
-    ] = "1",
+        str | None,
+        typer.Option("--overhead-ms", help="per-request client overhead, ms [default 1]"),
+    ] = None,
+    timing_file: Annotated[
+        str | None,
+        typer.Option(
+            "--timing",
+            help="the bucket's timing profile (JSON: latency median/p99, stream and aggregate "
+            "bandwidth) instead of --latency-ms/--bandwidth/--overhead-ms",
+        ),
+    ] = None,
+    prices_file: Annotated[
+        str | None,
+        typer.Option("--prices", help="a price table (JSON) for the $ column [GCS list prices]"),
+    ] = None,
     no_measure: Annotated[
         bool, typer.Option("--no-measure", help="skip measured runs with real TF")
     ] = False,
@@ -123,10 +139,12 @@ def tune(
         if isinstance(exc, BackendError):
             fail(f"backend {backend} unusable: {str(exc).splitlines()[0]}")
         raise
-    _print_outcome(console, outcome, memory_budget, json_out)
+    _print_outcome(console, outcome, memory_budget, json_out, opts.prices)
 
 
-def _print_outcome(console: Any, outcome: Any, memory_budget: str, json_out: bool) -> None:
+def _print_outcome(
+    console: Any, outcome: Any, memory_budget: str, json_out: bool, prices: Any
+) -> None:
     """The recommendation, the line to paste (or the JSON), the model check and the files."""
     console.print()
     best = outcome.best
@@ -147,7 +165,8 @@ def _print_outcome(console: Any, outcome: Any, memory_budget: str, json_out: boo
 
         console.print(outcome.line)
         exact = outcome.sampling.get("exact") is not False
-        typer.echo(json.dumps(results_json(outcome.results, best, exact=exact), indent=1))
+        doc = results_json(outcome.results, best, exact=exact, prices=prices)
+        typer.echo(json.dumps(doc, indent=1))
     else:
         typer.echo(outcome.line)  # never wrapped: it is meant to be pasted
     console.print(f"model check: {outcome.model_check}")

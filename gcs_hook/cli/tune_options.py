@@ -135,9 +135,16 @@ def _check_out_dir(out: str) -> None:
 
 
 def _timing_from_flags(
-    latency_ms: str, overhead_ms: str, bandwidth: str, bandwidth_mibps: float | None
+    latency_ms: str | None,
+    overhead_ms: str | None,
+    bandwidth: str | None,
+    bandwidth_mibps: float | None,
 ) -> GcsTiming:
-    """The :class:`GcsTiming` the flags ask for; a bad value is the one-line error."""
+    """The :class:`GcsTiming` the flags ask for (None: the default of each); a bad value is the
+    one-line error."""
+    latency_ms = "20" if latency_ms is None else latency_ms
+    overhead_ms = "1" if overhead_ms is None else overhead_ms
+    bandwidth = "64MiB/s" if bandwidth is None else bandwidth
     latency_s = option("--latency-ms", parse_duration, latency_ms, unit="ms", context="bad timing")
     overhead_s = option(
         "--overhead-ms", parse_duration, overhead_ms, unit="ms", context="bad timing"
@@ -163,10 +170,12 @@ class TuneArgs:
     out: str
     quick: bool
     param: list[str] | None
-    latency_ms: str
-    bandwidth: str
+    latency_ms: str | None
+    bandwidth: str | None
     bandwidth_mibps: float | None
-    overhead_ms: str
+    overhead_ms: str | None
+    timing_file: str | None
+    prices_file: str | None
     no_measure: bool
     workers: int | None
     scheduler: str | None
@@ -196,6 +205,7 @@ class TuneArgs:
         timing = _timing_from_flags(
             self.latency_ms, self.overhead_ms, self.bandwidth, self.bandwidth_mibps
         )
+        profile, prices = self._profile(), self._prices()
         workers = self._workers()
         self._check_sweep_options()
         trace = source.get("trace")
@@ -208,6 +218,8 @@ class TuneArgs:
             out_dir=self.out,
             quick=self.quick,
             timing=timing,
+            profile=profile,
+            prices=prices,
             measure=not self.no_measure and trace is None,
             workers=workers,
             scheduler=self.scheduler,
@@ -239,6 +251,25 @@ class TuneArgs:
             fail(f"workload {name!r} is recorded with TensorFlow: pip install 'gcs-hook[tf]'")
         return {"workload": name, "params": params}
 
+    def _profile(self) -> Any:
+        """``--timing``: the loaded profile (None: not given); it replaces the timing flags."""
+        if self.timing_file is None:
+            return None
+        given = [name for name, v in (("--latency-ms", self.latency_ms),
+                 ("--bandwidth", self.bandwidth), ("--bandwidth-mibps", self.bandwidth_mibps),
+                 ("--overhead-ms", self.overhead_ms)) if v is not None]  # fmt: skip
+        if given:
+            fail(f"--timing gives the bucket's latency and bandwidth: drop {', '.join(given)}")
+        return _load_json_file("--timing", self.timing_file, "TimingProfile")
+
+    def _prices(self) -> Any:
+        """``--prices``: the loaded price table (default: GCS list prices)."""
+        if self.prices_file is None:
+            from benchmarks.sweep.cost import DEFAULT_PRICES
+
+            return DEFAULT_PRICES
+        return _load_json_file("--prices", self.prices_file, "PriceTable")
+
     def _workers(self) -> int | None:
         workers = self.workers
         if workers is not None and workers < 1:
@@ -261,6 +292,28 @@ class TuneArgs:
             fail("--scheduler needs dask.distributed (pip install 'dask[distributed]')")
         if self.stat_cache_max_age is not None and self.stat_cache_max_age < 0:
             fail(f"--stat-cache-max-age must be >= 0 seconds, got {self.stat_cache_max_age}")
+
+
+#: the largest --timing / --prices file read (both are a few hundred bytes)
+_MAX_SMALL_JSON = 1 << 20
+
+
+def _load_json_file(flag: str, path: str, kind: str) -> Any:
+    """A :class:`TimingProfile` or :class:`PriceTable` from ``path``; a missing, huge, special
+    or malformed file is the one-line error."""
+    from benchmarks.sweep.cost import PriceTable
+    from emulator.fakegcs.profile import TimingProfile
+
+    p = Path(path)
+    if not p.is_file():
+        fail(f"{flag} {path}: no such file")
+    if p.stat().st_size > _MAX_SMALL_JSON:
+        fail(f"{flag} {path}: larger than {_MAX_SMALL_JSON >> 20} MiB (not a {kind} file)")
+    cls = TimingProfile if kind == "TimingProfile" else PriceTable
+    try:
+        return cls.load(p)
+    except (ValueError, TypeError) as exc:
+        fail(f"{flag} {path}: {str(exc).splitlines()[0] if str(exc) else exc}")
 
 
 def _load_trace(path: Path, shown: str) -> Any:
@@ -304,5 +357,7 @@ def tune_other_client(client: str, given: dict[str, Any]) -> None:
         tf_only={"--param": bool(a["param"]), "--allow-stale": a["allow_stale"],
                  "--stat-cache-max-age": a["stat_cache_max_age"] is not None,
                  "--exact": a["exact"], "--sample-rate": a["sample_rate"] is not None,
-                 "--workers": a["workers"] is not None, "--scheduler": bool(a["scheduler"])},
+                 "--workers": a["workers"] is not None, "--scheduler": bool(a["scheduler"]),
+                 "--timing": a["timing_file"] is not None,
+                 "--prices": a["prices_file"] is not None},
     )  # fmt: skip
