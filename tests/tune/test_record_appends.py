@@ -12,9 +12,9 @@ import urllib.request
 import uuid
 
 from benchmarks.record.ledger import (
+    appends_in,
     completed_uploads,
     ledger_to_trace,
-    appends_in,
     load_ledger_jsonl,
     mark_appends,
 )
