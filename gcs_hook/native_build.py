@@ -58,7 +58,8 @@ import filelock
 
 SOURCE_DIR = Path(__file__).resolve().parent / "native"
 LIBRARY_NAME = "gcs_hook_ops.so"
-BASE_FLAGS = ("-std=c++17", "-shared", "-fPIC", "-O2", "-Wno-deprecated-declarations")
+BASE_FLAGS = ("-std=c++17", "-shared", "-fPIC", "-O2", "-Wno-deprecated-declarations",
+              "-Wno-interference-size")  # fmt: skip
 JSONCPP_INCLUDE_CANDIDATES = ("/usr/include/jsoncpp", "/usr/local/include/jsoncpp", "/usr/include")
 LAYOUTS = {  # header that must exist -> value of GCS_HOOK_XLA_TSL
     "xla/tsl/platform/cloud/gcs_file_system.h": 1,
@@ -280,27 +281,19 @@ def build(*, force: bool = False) -> Path:
 def compile_and_link(
     p: BuildPlan, out: Path, objdir: Path
 ) -> tuple[list[str], subprocess.CompletedProcess[str]]:
-    """Compile every source to an object in ``objdir``, as many at once as there are cores (each
-    parses TensorFlow's headers: most of the build), then link them into ``out``. Returns the
-    first failing command and its result, else the link's."""
-    jobs = max(1, min(len(p.sources), os.cpu_count() or 1))
-    compile_cmds = [
-        [p.compiler, *p.command_flags, "-c", str(src), "-o", str(objdir / f"{i}-{src.stem}.o")]
-        for i, src in enumerate(p.sources)
-    ]
-    for start in range(0, len(compile_cmds), jobs):
-        batch = compile_cmds[start : start + jobs]
-        procs = [
-            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for cmd in batch
-        ]
-        done = [(cmd, proc, *proc.communicate()) for cmd, proc in zip(batch, procs, strict=True)]
-        for cmd, proc, stdout, stderr in done:
-            if proc.returncode != 0:
-                return cmd, subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
-    objects = [cmd[-1] for cmd in compile_cmds]
-    link = [p.compiler, *p.command_flags, *objects, "-o", str(out), *p.link_flags]
-    return link, subprocess.run(link, capture_output=True, text=True, check=False)
+    """Compile every source as one translation unit (``objdir/unity.cc`` includes them all, in
+    order) and link it into ``out``, in one compiler run. TensorFlow's headers are most of the
+    work and are parsed once instead of once per source: measured here, 9.3 CPU-s instead of
+    36 for the four sources (and less wall time than compiling them in parallel on 2 cores).
+    Returns the command and its result."""
+    for src in p.sources:  # an #include names the file verbatim: no quote or line break in it
+        if any(c in str(src) for c in '"\n\r'):
+            raise NativeBuildError(f"cannot build from a source path with a quote or line "
+                                   f"break in it: {str(src)!r}")  # fmt: skip
+    unity = objdir / "unity.cc"
+    unity.write_text("".join(f'#include "{src}"\n' for src in p.sources), encoding="utf-8")
+    cmd = [p.compiler, *p.command_flags, str(unity), "-o", str(out), *p.link_flags]
+    return cmd, subprocess.run(cmd, capture_output=True, text=True, check=False)
 
 
 def _compile(p: BuildPlan, out: Path) -> None:

@@ -44,7 +44,17 @@ elif [ ! -x .venv/bin/python ] || ! .venv/bin/python -m pip --version >/dev/null
 fi
 
 VPY=.venv/bin/python
-"$VPY" -m pip install --quiet --disable-pip-version-check --upgrade pip
-"$VPY" -m pip install --quiet --disable-pip-version-check -e '.[tf,tensorboard,dev,bench,docker,dask,parquet]'
+# The install is skipped when this venv already holds exactly what pyproject.toml and this script
+# ask for (a stamp of both, written after a complete install; the editable install picks up source
+# changes by itself). Any change to either file, or a missing package, installs again.
+stamp=.venv/.gcs-hook-install-stamp
+want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] \
+    || ! "$VPY" -c 'import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in ("gcs_hook", "tensorflow", "tensorboard", "gcsfs", "pytest", "xdist", "ruff", "testcontainers", "dask", "pyarrow")))'; then
+    rm -f "$stamp"
+    "$VPY" -m pip install --quiet --disable-pip-version-check --upgrade pip
+    "$VPY" -m pip install --quiet --disable-pip-version-check -e '.[tf,tensorboard,dev,bench,docker,dask,parquet]'
+    echo "$want" > "$stamp"
+fi
 # ahead of time: the native ops and numba's kernels, so the first `gcs-hook tune` is not cold
 "$VPY" scripts/prebuild.py

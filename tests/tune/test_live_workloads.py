@@ -57,7 +57,9 @@ def _bucket(name: str) -> str:
     return f"{name[:4]}-{uuid.uuid4().hex[:12]}"
 
 
-def test_tensorboard_synthesized_equals_real_tensorboard(gcs_emulator, tf_worker_factory) -> None:
+def test_tensorboard_synthesized_equals_real_tensorboard(
+    gcs_emulator, tf_worker_factory, tmp_path
+) -> None:
     pytest.importorskip("tensorboard")
     base = get_workload("tensorboard", runs=3, event_bytes=100_000, initial_events=8,
                         events_per_reload=8, reloads=3, reload_interval_s=2)  # fmt: skip
@@ -84,6 +86,32 @@ def test_tensorboard_synthesized_equals_real_tensorboard(gcs_emulator, tf_worker
     print("\ntensorboard: config, requests predicted/real, bytes predicted/real")
     for row in rows:
         print(row)
+    _tune_advice_on_the_recording(trace, tmp_path)
+
+
+def _tune_advice_on_the_recording(trace: dict, tmp_path) -> None:
+    """Issue 18: the README's command on real TensorBoard's recording (the trainer appended
+    over 3 reloads). A follower re-reads what it has; appended bytes keep the old ones, so no
+    configuration is hazardous for it and cache off is not flagged; the advice fetches at most
+    1.1x the cache-off bytes (a large block re-fetches whole blocks of every growing file)."""
+    import json
+    import subprocess
+    import sys
+
+    path = tmp_path / "tensorboard.json"
+    path.write_text(json.dumps(trace))
+    res = subprocess.run(
+        [sys.executable, "-c", "from gcs_hook.cli import main; main()", "tune", "--workload",
+         str(path), "--json", "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    (off,) = [r for r in rows if r["config"] is None]
+    flags = ("stale_reads", "torn_reads", "torn_files", "errors")
+    assert not any(off[k] for k in flags), off
+    (best,) = [r for r in rows if r["recommended"]]
+    assert best["config"] is None or best["bytes_fetched"] <= 1.1 * off["bytes_fetched"], best
 
 
 def test_checkpoint_poller_predicted_and_stale_poll(gcs_emulator, tf_worker_factory) -> None:
