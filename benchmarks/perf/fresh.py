@@ -3,8 +3,10 @@
 Prints, each measured in this run in fresh cache directories (nothing of this user's caches is
 used or changed):
 
-1. the native ops' cold build: one g++ invocation for every source (the old way) vs one per
-   core then a link (:func:`gcs_hook.native_build.compile_and_link`), side by side;
+1. the native ops' cold build, wall and CPU seconds: one g++ invocation for every source, one
+   per source on all cores then a link (the two old ways), and one translation unit that
+   includes every source (:func:`gcs_hook.native_build.compile_and_link`: TF's headers parsed
+   once), side by side;
 2. numba's kernels compiled cold (empty ``NUMBA_CACHE_DIR``) vs loaded from that cache
    (what ``scripts/prebuild.py`` leaves behind), each in a fresh interpreter;
 3. one ``import tensorflow`` in a fresh interpreter (what each TF process costs);
@@ -47,20 +49,52 @@ def _python(code: str, env: dict[str, str]) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+def _timed(run) -> tuple[float, float]:  # noqa: ANN001 - a no-argument callable
+    """(wall, CPU of child processes) seconds of ``run()``."""
+    import resource
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    t0, c0 = time.perf_counter(), cpu()
+    run()
+    return time.perf_counter() - t0, cpu() - c0
+
+
 def native_build() -> None:
     from gcs_hook import native_build as nb
 
     p = nb.plan()
     with tempfile.TemporaryDirectory(prefix="gcs-hook-bench-") as d:
-        t0 = time.perf_counter()
-        subprocess.run(p.command(Path(d) / "serial.so"), capture_output=True, check=True)
-        serial = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        _, proc = nb.compile_and_link(p, Path(d) / "parallel.so", Path(d))
-        parallel = time.perf_counter() - t0
-        assert proc.returncode == 0, proc.stderr[-2000:]
-    print(f"native ops, cold build: one g++ for {len(p.sources)} sources {serial:.1f} s, one per "
-          f"core + link {parallel:.1f} s (x{serial / parallel:.2f})")  # fmt: skip
+        tmp = Path(d)
+
+        def serial() -> None:
+            subprocess.run(p.command(tmp / "serial.so"), capture_output=True, check=True)
+
+        def per_core() -> None:
+            objs = [tmp / f"{i}.o" for i in range(len(p.sources))]
+            jobs = max(1, min(len(objs), os.cpu_count() or 1))
+            cmds = [[p.compiler, *p.command_flags, "-c", str(src), "-o", str(o)]
+                    for src, o in zip(p.sources, objs, strict=True)]  # fmt: skip
+            for start in range(0, len(cmds), jobs):
+                procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         for c in cmds[start : start + jobs]]  # fmt: skip
+                assert all(pr.wait() == 0 for pr in procs)
+            link = [p.compiler, *p.command_flags, *map(str, objs), "-o", str(tmp / "pc.so"),
+                    *p.link_flags]  # fmt: skip
+            subprocess.run(link, capture_output=True, check=True)
+
+        def unity() -> None:
+            _, proc = nb.compile_and_link(p, tmp / "unity.so", tmp)
+            assert proc.returncode == 0, proc.stderr[-2000:]
+
+        rows = [(name, *_timed(fn)) for name, fn in
+                (("one g++, all sources", serial), ("one per source on the cores", per_core),
+                 ("one translation unit (used)", unity))]  # fmt: skip
+    print(f"native ops, cold build of {len(p.sources)} sources ({os.cpu_count()} cores):")
+    for name, wall, cpu in rows:
+        print(f"  {name:30s} {wall:5.1f} s wall, {cpu:5.1f} CPU-s")
 
 
 def numba() -> None:
