@@ -42,6 +42,7 @@ __all__ = [
     "TensorBoardLogs",
     "TB_READ_CHUNK",
     "run_live",
+    "upload_as_other_writer",
 ]
 
 #: TF's record reader buffer in tf_record_iterator (io/record_io_wrapper.cc kReaderBufferSize)
@@ -219,7 +220,7 @@ class CheckpointPoller(Workload):
 LIVE = (TensorBoardLogs, CheckpointPoller)
 
 
-def _upload(front_url: str, bucket: str, name: str, data: bytes) -> None:
+def upload_as_other_writer(front_url: str, bucket: str, name: str, data: bytes) -> None:
     """An anonymous single-request upload through the front (another writer, not the reader)."""
     q = urllib.parse.urlencode({"uploadType": "media", "name": name})
     req = urllib.request.Request(
@@ -244,7 +245,7 @@ def run_live(workload: Workload, emulator: Any, reader: Any, *, trainer: Any = N
             if k > 0:
                 time.sleep(workload.reload_interval_s)
                 for name, data in workload.updates(k):
-                    _upload(emulator.url, bucket, name.partition("/")[2], data)
+                    upload_as_other_writer(emulator.url, bucket, name.partition("/")[2], data)
             results.append(reader.run(workload.reader_step_code(), timeout=600))
         return results
     assert isinstance(workload, CheckpointPoller)
@@ -257,7 +258,7 @@ def run_live(workload: Workload, emulator: Any, reader: Any, *, trainer: Any = N
             # data and index first, the state file last (as CheckpointManager writes them)
             for fname in sorted(new, key=lambda f: f == "checkpoint"):
                 with open(os.path.join(outdir, fname), "rb") as fh:
-                    _upload(emulator.url, bucket, f"ckpt/{fname}", fh.read())
+                    upload_as_other_writer(emulator.url, bucket, f"ckpt/{fname}", fh.read())
             for _ in range(2):  # a poll that finds it, and one that finds nothing new
                 results.append(reader.run(workload.reader_step_code(), timeout=600))
                 time.sleep(workload.poll_interval_s)

@@ -7,8 +7,6 @@ workloads' trainers do): the second keeps the first's bytes as its prefix, the t
 
 from __future__ import annotations
 
-import urllib.parse
-import urllib.request
 import uuid
 
 from benchmarks.record.ledger import (
@@ -20,16 +18,8 @@ from benchmarks.record.ledger import (
 )
 from benchmarks.record.versions import append_flags, keep_versions
 from benchmarks.record.writer import write_ledger
+from benchmarks.workloads.live import upload_as_other_writer
 from emulator.replay.trace import load_trace
-
-
-def _upload(front_url: str, bucket: str, name: str, data: bytes) -> None:
-    q = urllib.parse.urlencode({"uploadType": "media", "name": name})
-    req = urllib.request.Request(
-        f"{front_url}/upload/storage/v1/b/{bucket}/o?{q}", data=data, method="POST"
-    )
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        resp.read()
 
 
 def test_appends_and_rewrites_told_apart_from_the_fakes_versions(gcs_emulator, tmp_path) -> None:
@@ -45,7 +35,7 @@ def test_appends_and_rewrites_told_apart_from_the_fakes_versions(gcs_emulator, t
         v3 = v2[:-1] + b"X" + b"event-2|" * 10  # one old byte changed: a rewrite
         v4 = v3 + b"tail"
         for data in (v2, v3, v4):
-            _upload(gcs_emulator.url, bucket, "run/events", data)
+            upload_as_other_writer(gcs_emulator.url, bucket, "run/events", data)
         gcs_emulator.ledger.wait_quiet(quiet_s=0.05, timeout=30.0)
         records = [r for r in gcs_emulator.ledger.since(mark) if r.bucket == bucket]
         flags = append_flags(backend, completed_uploads(records))
