@@ -226,6 +226,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--programs", default="sequential,interleave,interleave-work,follower")
     ap.add_argument("--fake", action="store_true", help="also record in fake mode (+--timing)")
+    ap.add_argument("--keep", metavar="DIR", help="also write each recorded trace to DIR")
     args = ap.parse_args()
     from benchmarks.sweep.fit import fit_profile, trace_samples
     from emulator.fakegcs.profile import TimingProfile
@@ -247,6 +248,11 @@ def main() -> None:
         try:
             for program in programs:
                 trace = _record(program, script, bucket)
+                if args.keep:
+                    from emulator.atomic_files import write_atomic
+
+                    os.makedirs(args.keep, exist_ok=True)
+                    write_atomic(os.path.join(args.keep, f"{program}.json"), json.dumps(trace))
                 fit = fit_profile(trace_samples(trace))
                 print(f"## {program}: recorded {len(trace['ops'])} ops, "
                       f"{trace['recorded']['lanes']} lanes", flush=True)  # fmt: skip

@@ -10,9 +10,10 @@ answered them (a trace's ``at`` times, see docs/trace-format.md). Output: a
 - Bodies of at least :data:`MIN_BODY_BYTES`: rate ``bytes / (end - first_byte)``; each body's
   concurrency is the time-averaged number of bodies in flight over it (itself included). The
   per-stream rate is the median rate of bodies that ran alone (concurrency < 1.25; else the
-  p90 of all rates). Where bodies that ran with others (concurrency >= 1.75) got clearly less
-  (median < 85 % of the per-stream rate), there is an aggregate cap: the median of
-  ``rate x concurrency`` over them. Otherwise the data show none (up to the concurrency seen).
+  p90 of all rates). Bodies that ran with others (concurrency >= 1.75) tell the aggregate cap:
+  the one whose processor sharing (``min(stream, cap / concurrency)``) explains their rates
+  clearly better than no cap (:func:`_fit_cap`). Otherwise the data show none (up to the
+  concurrency seen).
 - Quality: every request's duration ``end - arrive`` predicted from the profile (mean latency
   + body at ``min(stream, cap / concurrency)``) against the recorded one: median and p90 of the
   relative error.
@@ -148,11 +149,8 @@ def fit_profile(samples: Iterable[Sample], *, seed: int = 0, source: str = "") -
         stream = statistics.median(alone) if len(alone) >= MIN_SAMPLES else _quantile(
             sorted(rates), 0.90)  # fmt: skip
         together = [(r, c) for r, c in zip(rates, conc, strict=True) if c >= 1.75]
-        if (
-            len(together) >= MIN_SAMPLES
-            and statistics.median(r for r, _ in together) < 0.85 * stream
-        ):
-            agg = statistics.median(r * c for r, c in together)
+        agg = _fit_cap(together, stream) if len(together) >= MIN_SAMPLES else None
+        if agg is not None:
             note = f"concurrent bodies slowed down: cap fitted from {len(together)} of them"
         elif together:
             note = f"concurrent bodies kept the per-stream rate (up to {max(conc):.1f} at once)"
@@ -169,6 +167,27 @@ def fit_profile(samples: Iterable[Sample], *, seed: int = 0, source: str = "") -
         profile, len(timed), len(big), med, p90, p99, stream, agg, max(conc, default=0.0),
         statistics.median(errors), _quantile(sorted(errors), 0.90), note, total,
     )  # fmt: skip
+
+
+def _fit_cap(together: Sequence[tuple[float, float]], stream: float) -> float | None:
+    """The aggregate cap that best explains the rates of bodies that ran with others (``(rate,
+    concurrency)``): processor sharing gives each ``min(stream, cap / concurrency)``. The cap
+    minimises the summed absolute error over the candidates ``rate x concurrency`` of the
+    bodies themselves; None (no cap) unless the best cap explains the rates clearly better
+    (an error at least 20 % below the no-cap one). A cap binds only where ``concurrency >
+    cap / stream``: bodies two at a time under a cap of twice the stream rate are not slowed,
+    so a median over all of them would miss it."""
+
+    def loss(cap: float) -> float:
+        return sum(abs(r - min(stream, cap / c)) for r, c in together)
+
+    none = loss(math.inf)
+    best, best_loss = None, none
+    for cand in sorted({r * c for r, c in together}):
+        got = loss(cand)
+        if got < best_loss:
+            best, best_loss = cand, got
+    return best if best is not None and best_loss <= 0.8 * none else None
 
 
 def _duration_errors(

@@ -39,7 +39,15 @@ from typing import Any
 
 from emulator.fakegcs.profile import TimingProfile
 
-__all__ = ["Step", "WallTime", "pace_coupling", "predict_wall", "trace_steps", "wall_time"]
+__all__ = [
+    "Step",
+    "WallTime",
+    "client_overhead",
+    "pace_coupling",
+    "predict_wall",
+    "trace_steps",
+    "wall_time",
+]
 
 #: body bytes of a metadata/list answer and of an upload session start (as in timing.py)
 SMALL_RESPONSE_BYTES = 200
@@ -199,11 +207,15 @@ def trace_steps(
     stat_cache_max_age: int | None = None,
     clock_cost: Callable[[str, int], float] | None = None,
     buffer_size: int = 64 * 1024 * 1024,
+    client_s: float = 0.0,
 ) -> tuple[list[Step], Any]:
     """The steps of ``trace`` under the cache ``config`` and the size-only run's
     :class:`emulator.replay.simulation.SimResult` (its counts are the sweep's, exactly).
     ``clock_cost``: what moves the model's virtual clock per request (as the model engine);
-    ``buffer_size``: the cache-off read-ahead buffer (TF's default 64 MiB, as the sweep)."""
+    ``buffer_size``: the cache-off read-ahead buffer (TF's default 64 MiB, as the sweep);
+    ``client_s``: the client's own cost per request (:func:`client_overhead`), taken out of
+    the recorded think time of every op that sent a request when it was recorded (the caller
+    charges it to each request the configuration sends instead)."""
     from emulator.replay.simulation import simulate
     from emulator.replay.trace import RemoveOp, SleepOp, WriteOp, load_trace
 
@@ -239,12 +251,42 @@ def trace_steps(
         else:
             lane, think = timing.lanes[i], timing.think[i]
             at = timing.at[i]
+            if at is not None and client_s:
+                think = max(0.0, think - client_s)
             if at is not None:
                 io_before = io_last.get(lane, 0.0)
                 io_last[lane] = at[2] - at[0]
         if reqs or think or io_before:
             steps.append(Step(lane, think, tuple(reqs), io_before))
     return steps, res
+
+
+def client_overhead(trace: Any, *, quantile: float = 0.10, min_ops: int = 16) -> float:
+    """The client's own cost of one request, seconds, read off a recorded trace: a low quantile
+    of the think time before ops that sent a request, on a lane whose previous op sent one too.
+
+    Between two requests of one lane there is the program's work (if any) and the client's own
+    per-request cost (TF's curl set-up, auth header, response handling), which a recording
+    cannot tell apart from work; the lowest gaps are the ones with no work in them. A
+    configuration that sends fewer requests saves that cost per request it does not send. 0 for
+    a trace without recorded times or with fewer than ``min_ops`` such ops."""
+    from emulator.replay.trace import load_trace
+
+    timing = load_trace(trace).timing
+    if timing is None:
+        return 0.0
+    seen: set[int] = set()
+    gaps: list[float] = []
+    for lane, think, at in zip(timing.lanes, timing.think, timing.at, strict=True):
+        if at is None:
+            continue
+        if lane in seen:
+            gaps.append(think)
+        seen.add(lane)
+    if len(gaps) < min_ops:
+        return 0.0
+    gaps.sort()
+    return gaps[int(quantile * (len(gaps) - 1))]
 
 
 def pace_coupling(trace: Any, *, min_pairs: int = 16) -> float:
@@ -290,15 +332,29 @@ def sequential_seconds(steps: Sequence[Step], profile: TimingProfile) -> float:
 
 
 def predict_wall(
-    trace: Any, config: Any, profile: TimingProfile, *, pace: float | None = None, **kw: Any
+    trace: Any,
+    config: Any,
+    profile: TimingProfile,
+    *,
+    pace: float | None = None,
+    client_s: float | None = None,
+    **kw: Any,
 ) -> tuple[WallTime, Any]:
     """The wall time of ``trace`` under ``config`` and ``profile`` (and the size-only run):
-    :func:`trace_steps` then :func:`wall_time`, with ``pace`` = :func:`pace_coupling` of the
-    trace unless given. ``kw`` go to :func:`trace_steps`."""
+    :func:`trace_steps` then :func:`wall_time`, with ``pace`` = :func:`pace_coupling` and
+    ``client_s`` = :func:`client_overhead` of the trace unless given; the client's cost moves
+    from the recorded think times onto every request sent (the profile's per-request overhead
+    plus ``client_s``). ``kw`` go to :func:`trace_steps`."""
+    from dataclasses import replace
+
     from emulator.replay.trace import load_trace
 
     trace = load_trace(trace)
-    steps, sim = trace_steps(trace, config, **kw)
+    if client_s is None:
+        client_s = client_overhead(trace)
+    steps, sim = trace_steps(trace, config, client_s=client_s, **kw)
     if pace is None:
         pace = pace_coupling(trace)
+    if client_s:
+        profile = replace(profile, per_request_overhead_s=profile.per_request_overhead_s + client_s)
     return wall_time(steps, profile, pace=pace), sim
