@@ -24,11 +24,12 @@ ops of one handle keep their logged order; unreadable lines are counted, never r
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FSSPEC_LOG_ENV", "FileEvents", "SHIM_DIR", "read_fsspec_log"]
+__all__ = ["FSSPEC_LOG_ENV", "FileEvents", "SHIM_DIR", "read_fsspec_log", "shim_env"]
 
 #: Environment variable that turns the shim on (a private directory for its logs).
 FSSPEC_LOG_ENV = "GCS_HOOK_FSSPEC_LOG"
@@ -46,6 +47,15 @@ class FileEvents:
     files: int = 0
     reads: int = 0
     bad_lines: int = 0
+    #: the last ``exit`` event of the tree's interpreters (None: none logged)
+    exit_t: float | None = None
+
+
+def shim_env(log_dir: str) -> dict[str, str]:
+    """What the recorded program's environment gets for the shim to log into ``log_dir``: the
+    shim first on ``PYTHONPATH`` (ours kept after it) and the log directory."""
+    path = os.environ.get("PYTHONPATH", "")
+    return {FSSPEC_LOG_ENV: log_dir, "PYTHONPATH": SHIM_DIR + (os.pathsep + path if path else "")}
 
 
 def _lines(log_dir: str) -> tuple[list[dict[str, Any]], int]:
@@ -75,6 +85,9 @@ def read_fsspec_log(log_dir: str | None) -> FileEvents:
         return res
     lines, res.bad_lines = _lines(log_dir)
     for d in lines:
+        t = d.get("t")
+        if d.get("ev") == "exit" and isinstance(t, int | float) and math.isfinite(t):
+            res.exit_t = max(res.exit_t or float(t), float(t))
         if d.get("ev") == "process":
             for k in ("fsspec", "gcsfs"):
                 if isinstance(d.get(k), str):

@@ -354,6 +354,7 @@ def ledger_to_trace(
     fsspec_pids: set[int] | None = None,
     appends: Mapping[str, list[bool]] | None = None,
     timing_mode: str | None = None,
+    end_t: float | None = None,
 ) -> LedgerTrace:
     """The trace of ``records`` (see the module docstring). ``objects``: sizes at the start
     (None: :func:`infer_start_sizes`). ``own``: the program's principal (None:
@@ -372,7 +373,9 @@ def ledger_to_trace(
     ``appends``: per object, for each completed upload in the order they took effect, whether
     it appended (None: the flags the records carry, :func:`appends_in`).
     ``timing_mode``: where the times come from (``"upstream"``, ``"fake"``, ``"ledger"``),
-    written as ``recorded.mode``."""
+    written as ``recorded.mode``; ``end_t``: monotonic time the program's work ended (the
+    shim's ``exit`` event), written as ``recorded.tail_s``: the program's own time after its
+    last request (a consumer draining what it prefetched)."""
     recs = sorted(records, key=lambda r: (_effect_time(r), r.seq))
     if appends is None:
         appends = appends_in(recs)
@@ -469,6 +472,9 @@ def ledger_to_trace(
     }
     if timing_mode is not None:
         out.trace["recorded"] = {"mode": timing_mode, "lanes": len(lanes.free_at)}
+        ends = [r.t_end or r.t for r in recs if owns(r)]  # any of its requests, op or not
+        if end_t is not None and ends and end_t > max(ends):
+            out.trace["recorded"]["tail_s"] = round(end_t - max(ends), 6)
     return out
 
 

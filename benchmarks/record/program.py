@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.record.fsspec_log import FSSPEC_LOG_ENV, SHIM_DIR, read_fsspec_log
+from benchmarks.record.fsspec_log import read_fsspec_log, shim_env
 from benchmarks.record.ledger import (
     LedgerTrace,
     completed_uploads,
@@ -153,17 +153,13 @@ class TreeRecording:
         record_id = secrets.token_hex(8)
         self.attribution = PeerAttribution(record_id)
         self.log_dir = log_dir
-        path = os.environ.get("PYTHONPATH", "")
-        self.env = {
-            MARKER_ENV: record_id,
-            FSSPEC_LOG_ENV: log_dir,
-            "PYTHONPATH": SHIM_DIR + (os.pathsep + path if path else ""),
-        }
+        self.env = {MARKER_ENV: record_id, **shim_env(log_dir)}
 
     def to_trace(self, records: list[Any], objects: dict[str, int], **kw: Any) -> LedgerTrace:
         """The trace: the tree's requests are the program's whatever token they carry, gcsfs
         file reads come from the shim's log (tagged ``client: gcsfs``)."""
         files = read_fsspec_log(self.log_dir)
+        kw.setdefault("end_t", files.exit_t)
         result = ledger_to_trace(
             records, objects, peers=self.attribution.peers(), file_events=files.events,
             fsspec_pids=files.pids, **kw,

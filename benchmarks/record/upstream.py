@@ -33,10 +33,12 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from benchmarks.record.fsspec_log import read_fsspec_log, shim_env
 from benchmarks.record.ledger import (
     LedgerTrace,
     infer_start_sizes,
@@ -145,16 +147,21 @@ def record_upstream(
     from emulator.fakegcs.upstream import PRINCIPAL
 
     remove_dead_leftovers()  # CA/bundle directories of runs that were killed (SIGKILL)
-    with PassThrough(upstream, connect_to=connect_to) as pt:
+    with (
+        PassThrough(upstream, connect_to=connect_to) as pt,
+        tempfile.TemporaryDirectory(prefix="gcs-hook-shim-") as log_dir,
+    ):
         if on_start is not None:
             on_start(pt)
         env = dict(os.environ)
         env.update(pt.env(curl_per_run_ca=curl_per_run_ca))
         env.update(PROGRAM_RECORDING_ENV)
+        env.update(shim_env(log_dir))  # the program's end (its exit event)
         env.update(extra_env or {})
         code, seconds, stopped_by, records = _run_and_collect(
             cmd, env, pt.ledger, max_seconds, max_requests
         )
+        end_t = read_fsspec_log(log_dir).exit_t
     comment = trace_comment(
         "recorded by gcs-hook record --upstream", cmd, keep_command=keep_command
     )
@@ -165,6 +172,7 @@ def record_upstream(
         min_sleep_s=min_sleep_s,
         comment=comment,
         timing_mode="upstream",
+        end_t=end_t,
     )
     _finish_files(result, records, ledger_path, redact_names)
     errors = sum(1 for r in records if (r.extra or {}).get("upstream_error") is not None)

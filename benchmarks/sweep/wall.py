@@ -344,7 +344,8 @@ def predict_wall(
     :func:`trace_steps` then :func:`wall_time`, with ``pace`` = :func:`pace_coupling` and
     ``client_s`` = :func:`client_overhead` of the trace unless given; the client's cost moves
     from the recorded think times onto every request sent (the profile's per-request overhead
-    plus ``client_s``). ``kw`` go to :func:`trace_steps`."""
+    plus ``client_s``); a recorded ``tail_s`` (the program's time after its last request) is
+    added at the end. ``kw`` go to :func:`trace_steps`."""
     from dataclasses import replace
 
     from emulator.replay.trace import load_trace
@@ -357,4 +358,8 @@ def predict_wall(
         pace = pace_coupling(trace)
     if client_s:
         profile = replace(profile, per_request_overhead_s=profile.per_request_overhead_s + client_s)
-    return wall_time(steps, profile, pace=pace), sim
+    wall = wall_time(steps, profile, pace=pace)
+    tail = float((trace.timing.recorded or {}).get("tail_s", 0.0)) if trace.timing else 0.0
+    if tail:  # the program's own time after its last request, whatever the cache
+        wall = replace(wall, wall_s=wall.wall_s + tail)
+    return wall, sim

@@ -82,6 +82,8 @@ def parse_timing(ops_raw: list[Any], recorded: Any) -> TraceTiming | None:
         not isinstance(recorded, dict) or recorded.get("mode") not in _MODES
     ):
         raise ValueError(f"trace: 'recorded' must be an object with 'mode' one of {_MODES}")
+    if recorded is not None and "tail_s" in recorded:
+        _seconds(recorded["tail_s"], "trace: recorded", "tail_s")
     if recorded is None and not any(OP_TIMING_KEYS & set(raw) for raw in ops_raw):
         return None
     lanes: list[int] = []

@@ -189,3 +189,27 @@ def test_wall_model_ends_when_a_body_rest_is_below_the_clocks_resolution() -> No
     )  # fmt: skip
     assert wall.requests == sim.total_requests
     assert wall.wall_s >= wall.body_bytes / p.aggregate_bandwidth_Bps * 0.99
+
+
+def test_recorded_tail_and_client_cost_enter_the_wall_time() -> None:
+    """``recorded.tail_s`` (the program's time after its last request) is added whatever the
+    cache; the client's own per-request cost leaves the think times of the requests a
+    configuration no longer sends (here: one 64 MiB read-ahead instead of 64 ranged GETs)."""
+    from benchmarks.sweep.wall import client_overhead, predict_wall
+    from emulator.model.cache_config import CacheConfig
+    from emulator.replay.reader import TraceError, parse_document
+
+    trace = lanes_trace(1, 16)
+    off = CacheConfig(0, 0, 0)
+    c = client_overhead(trace)
+    assert c == pytest.approx(0.001, abs=1e-9)  # the generator's think between two requests
+    base, _ = predict_wall(trace, off, BUCKET)
+    tailed = dict(trace, recorded={**trace["recorded"], "tail_s": 0.5})
+    with_tail, _ = predict_wall(tailed, off, BUCKET)
+    assert with_tail.wall_s == pytest.approx(base.wall_s + 0.5, abs=1e-9)
+    kept, _ = predict_wall(trace, off, BUCKET, client_s=0.0)
+    n_reads = sum(op["op"] == "read" for op in trace["ops"])
+    # cache off sends 1 request for the 64 reads: 63 of the 64 client costs are gone
+    assert kept.wall_s - base.wall_s == pytest.approx((n_reads - 1) * c, rel=1e-6)
+    with pytest.raises(TraceError, match="tail_s"):
+        parse_document(dict(trace, recorded={**trace["recorded"], "tail_s": -1}))

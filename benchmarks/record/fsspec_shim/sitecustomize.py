@@ -11,7 +11,9 @@ a directory, it patches ``fsspec.spec.AbstractBufferedFile`` *when fsspec is fir
   asked GCS, ``dircache`` = an earlier listing, ``given`` = the caller passed ``size``);
 - ``read``: every ``read(n)`` (``readinto``, ``readline`` and friends go through it) at the
   file's position, ``n`` as fsspec normalizes it (``-1`` = to the end), before any cache;
-- ``close``.
+- ``close``;
+- ``exit``: the main module of a process finished (``time.monotonic()``), written by every
+  interpreter of the tree, fsspec or not: the program's end, after its last request.
 
 Times are ``time.monotonic()`` (the system's monotonic clock, the one the front's ledger uses),
 so these events merge with the wire ledger of TensorFlow's requests in one trace.
@@ -104,6 +106,23 @@ def _install(log_dir):
             return spec
 
     sys.meta_path.insert(0, Finder())
+
+    import time
+
+    def program_done():
+        emit({"ev": "exit", "t": time.monotonic()})
+
+    # the main module is done: before non-daemon threads are joined and atexit runs (what a
+    # program's own timing sees as its end); atexit where that hook does not exist
+    import threading as _threading
+
+    register = getattr(_threading, "_register_atexit", None)
+    try:
+        register(program_done)
+    except Exception:  # noqa: BLE001 - no such hook here
+        import atexit
+
+        atexit.register(program_done)
 
 
 def _patch(module, emit, is_gcsfs, size_source, ids, local):
