@@ -42,6 +42,7 @@ __all__ = [
     "BucketTiming",
     "bucket_timing",
     "cost_usd",
+    "has_lanes",
     "profile_of",
     "sequential_timing",
     "wall_results",
@@ -88,6 +89,11 @@ def _trace_timing(trace: Any) -> Any:
     from emulator.replay.trace import load_trace
 
     return load_trace(trace).timing
+
+
+def has_lanes(trace: Any) -> bool:
+    """Whether the wall-time model prices ``trace`` (it records lanes and think times)."""
+    return _trace_timing(trace) is not None
 
 
 def bucket_timing(given: TimingProfile | None, flags: GcsTiming, trace: Any) -> BucketTiming:

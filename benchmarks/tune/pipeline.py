@@ -29,6 +29,7 @@ from benchmarks.tune.advice import recommend
 from benchmarks.tune.bucket_timing import (
     BucketTiming,
     bucket_timing,
+    has_lanes,
     sequential_timing,
     wall_results,
 )
@@ -159,8 +160,9 @@ def record_stage(opts: TuneOptions, console: Any, job: TuneJob, emulator: Any) -
 
 
 def sweep_stage(opts: TuneOptions, console: Any, job: TuneJob) -> None:
-    """Stage 2: the sweep over the grid, then the recommendation. Fills ``job.results``,
-    ``job.sampling``, ``job.engine``, ``job.best``, ``job.note``."""
+    """Stage 2: the bucket's timing, the sweep over the grid (wall time where the trace has
+    lanes), then the recommendation. Fills ``job.bucket``, ``job.results``, ``job.sampling``,
+    ``job.engine``, ``job.seconds_model``, ``job.best``, ``job.note``."""
     grid = config_grid(opts)
     job.bucket = bucket_timing(opts.profile, opts.timing, job.trace)
     _print_bucket(console, job.bucket)
@@ -169,13 +171,15 @@ def sweep_stage(opts: TuneOptions, console: Any, job: TuneJob) -> None:
         opts, console, grid, job.trace, job.workload, job.epochs, timing
     )
     job.engine = str(job.sampling.get("engine", "fast"))
-    with _progress_bar(console) as bar:
-        task = bar.add_task("wall time", total=len(job.results))
-        walled = wall_results(
-            job.results, job.trace, job.bucket.profile,
-            stat_cache_max_age=opts.stat_cache_max_age,
-            progress=lambda d, t: bar.update(task, completed=d),
-        )  # fmt: skip
+    walled = None
+    if has_lanes(job.trace):
+        with _progress_bar(console) as bar:
+            task = bar.add_task("wall time", total=len(job.results))
+            walled = wall_results(
+                job.results, job.trace, job.bucket.profile,
+                stat_cache_max_age=opts.stat_cache_max_age,
+                progress=lambda d, t: bar.update(task, completed=d),
+            )  # fmt: skip
     if walled is not None:
         job.results, job.seconds_model = walled, "wall"
         console.print("  seconds: the wall-time model (the trace's lanes run in parallel, "

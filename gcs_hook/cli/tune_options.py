@@ -305,8 +305,10 @@ def _load_json_file(flag: str, path: str, kind: str) -> Any:
     from emulator.fakegcs.profile import TimingProfile
 
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         fail(f"{flag} {path}: no such file")
+    if not p.is_file():
+        fail(f"{flag} {path}: not a regular file")
     if p.stat().st_size > _MAX_SMALL_JSON:
         fail(f"{flag} {path}: larger than {_MAX_SMALL_JSON >> 20} MiB (not a {kind} file)")
     cls = TimingProfile if kind == "TimingProfile" else PriceTable
