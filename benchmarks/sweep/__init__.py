@@ -23,19 +23,43 @@ whatever the number of workers or the scheduler.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.sweep.choice import best_under_budget
-from benchmarks.sweep.engine_compiled import fast_engine_covers, simulate_columnar, to_columnar
-from benchmarks.sweep.engine_model import simulate_model
-from benchmarks.sweep.engine_python import compile_ops, simulate_fast
 from benchmarks.sweep.grid import PointResult, default_grid
 from benchmarks.sweep.parallel import Task, execute
 from benchmarks.sweep.timing import DEFAULT_TIMING, GcsTiming
 from emulator.model.cache_config import CacheConfig
 from emulator.replay.columnar import ColumnarTrace, to_dict
 from gcs_hook.tf_defaults import TF_STAT_CACHE_MAX_AGE
+
+if TYPE_CHECKING:
+    from benchmarks.sweep.engine_compiled import fast_engine_covers, simulate_columnar
+    from benchmarks.sweep.engine_model import simulate_model
+    from benchmarks.sweep.engine_python import compile_ops, simulate_fast
+
+#: the engines' names, imported on first use (the compiled engine loads numba: a command that
+#: only parses its options, or fails on them, never pays for it)
+_LAZY = {
+    "fast_engine_covers": "engine_compiled",
+    "simulate_columnar": "engine_compiled",
+    "to_columnar": "engine_compiled",
+    "simulate_model": "engine_model",
+    "compile_ops": "engine_python",
+    "simulate_fast": "engine_python",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "best_under_budget",
@@ -75,10 +99,14 @@ def run_sweep(
     if engine not in ("fast", "python", "model"):
         raise ValueError(f"engine must be 'fast', 'python' or 'model', got {engine!r}")
     if engine == "fast":
+        from benchmarks.sweep.engine_compiled import to_columnar
+
         trace = to_columnar(trace)  # fails early, in this process, on unsupported ops
     elif isinstance(trace, ColumnarTrace):
         trace = to_dict(trace)
     elif engine == "python":
+        from benchmarks.sweep.engine_python import compile_ops
+
         compile_ops(trace)  # fail early
     age = stat_cache_max_age
     if age is None:
