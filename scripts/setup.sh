@@ -56,5 +56,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] \
     "$VPY" -m pip install --quiet --disable-pip-version-check -e '.[tf,tensorboard,dev,bench,docker,dask,parquet]'
     echo "$want" > "$stamp"
 fi
-# ahead of time: the native ops and numba's kernels, so the first `gcs-hook tune` is not cold
-"$VPY" scripts/prebuild.py
+# ahead of time: the native ops and numba's kernels, so the first `gcs-hook tune` is not cold.
+# Skipped when nothing they are built from changed since the last prebuild (a second stamp: the
+# install stamp, the native sources and build script, the compiled engine, the prebuild itself).
+built=.venv/.gcs-hook-prebuild-stamp
+built_want=$( { echo "$want"; cat scripts/prebuild.py gcs_hook/native_build.py gcs_hook/native/* \
+    benchmarks/sweep/engine_compiled.py; } | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$built" 2>/dev/null)" != "$built_want" ]; then
+    rm -f "$built"
+    "$VPY" scripts/prebuild.py
+    echo "$built_want" > "$built"
+fi
