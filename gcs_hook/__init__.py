@@ -10,9 +10,8 @@ Importing ``gcs_hook`` does not import TensorFlow; the TF-backed names are loade
 
 from __future__ import annotations
 
-from typing import Any
-
 from gcs_hook.credentials import Credentials, parse_credentials
+from gcs_hook.lazy import lazy_getattr
 from gcs_hook.native_build import NativeBuildError
 from gcs_hook.params import BlockCacheParams
 
@@ -39,15 +38,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'gcs_hook' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:

@@ -87,7 +87,7 @@ def read_fsspec_log(log_dir: str | None) -> FileEvents:
     for d in lines:
         t = d.get("t")
         if d.get("ev") == "exit" and isinstance(t, int | float) and math.isfinite(t):
-            res.exit_t = max(res.exit_t or float(t), float(t))
+            res.exit_t = float(t) if res.exit_t is None else max(res.exit_t, float(t))
         if d.get("ev") == "process":
             for k in ("fsspec", "gcsfs"):
                 if isinstance(d.get(k), str):

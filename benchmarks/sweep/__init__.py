@@ -23,7 +23,6 @@ whatever the number of workers or the scheduler.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,7 @@ from benchmarks.sweep.parallel import Task, execute
 from benchmarks.sweep.timing import DEFAULT_TIMING, GcsTiming
 from emulator.model.cache_config import CacheConfig
 from emulator.replay.columnar import ColumnarTrace, to_dict
+from gcs_hook.lazy import lazy_getattr
 from gcs_hook.tf_defaults import TF_STAT_CACHE_MAX_AGE
 
 if TYPE_CHECKING:
@@ -42,23 +42,17 @@ if TYPE_CHECKING:
 
 #: the engines' names, imported on first use (the compiled engine loads numba: a command that
 #: only parses its options, or fails on them, never pays for it)
-_LAZY = {
-    "fast_engine_covers": "engine_compiled",
-    "simulate_columnar": "engine_compiled",
-    "to_columnar": "engine_compiled",
-    "simulate_model": "engine_model",
-    "compile_ops": "engine_python",
-    "simulate_fast": "engine_python",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(
+    __name__,
+    {
+        "fast_engine_covers": "benchmarks.sweep.engine_compiled",
+        "simulate_columnar": "benchmarks.sweep.engine_compiled",
+        "to_columnar": "benchmarks.sweep.engine_compiled",
+        "simulate_model": "benchmarks.sweep.engine_model",
+        "compile_ops": "benchmarks.sweep.engine_python",
+        "simulate_fast": "benchmarks.sweep.engine_python",
+    },
+)
 
 
 __all__ = [

@@ -18,8 +18,8 @@ seconds are then replaced by the wall-time model (:func:`benchmarks.sweep.wall.p
 lanes in parallel, bodies sharing the cap). Requests and bytes never change here.
 
 Cost: :func:`cost_usd` prices a result's operations and bytes with a
-:class:`~benchmarks.sweep.cost.PriceTable` (``--prices``; by default GCS list prices, reads in
-the bucket's region: no network charge).
+:class:`~benchmarks.sweep.cost.PriceTable` (``--prices``; by default GCS list prices with
+internet egress, :data:`benchmarks.sweep.cost.DEFAULT_PRICES`).
 
 Invariants: a one-lane trace priced by the wall model gives the sequential sum (the wall model's
 own invariant), so both paths agree where both apply; nothing here does I/O but reading the
@@ -58,7 +58,7 @@ class BucketTiming:
     """The profile tune prices with, where it came from, and the fit's own lines (if fitted)."""
 
     profile: TimingProfile
-    source: str  # "--timing FILE" | "fitted" | "flags"
+    source: str  # "--timing" | "fitted" | "flags"
     fit_lines: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
@@ -82,29 +82,31 @@ def sequential_timing(profile: TimingProfile) -> GcsTiming:
     return GcsTiming(profile.latency_mean_s, bw, profile.per_request_overhead_s)
 
 
-def _trace_timing(trace: Any) -> Any:
-    """The loaded trace's ``timing`` (None for a synthesized workload or a trace without)."""
+def _timed_trace(trace: Any) -> Any:
+    """The loaded trace when it has ``timing`` (lanes, think times), else None (a synthesized
+    workload, a columnar trace, a trace without times)."""
     if not isinstance(trace, dict):
         return None
     from emulator.replay.trace import load_trace
 
-    return load_trace(trace).timing
+    loaded = load_trace(trace)
+    return loaded if loaded.timing is not None else None
 
 
 def has_lanes(trace: Any) -> bool:
     """Whether the wall-time model prices ``trace`` (it records lanes and think times)."""
-    return _trace_timing(trace) is not None
+    return _timed_trace(trace) is not None
 
 
 def bucket_timing(given: TimingProfile | None, flags: GcsTiming, trace: Any) -> BucketTiming:
     """The profile to price with (see the module docstring for the order)."""
     if given is not None:
         return BucketTiming(given, "--timing")
-    timing = _trace_timing(trace)
-    if timing is not None and (timing.recorded or {}).get("mode") == "upstream":
+    loaded = _timed_trace(trace)
+    if loaded is not None and (loaded.timing.recorded or {}).get("mode") == "upstream":
         from benchmarks.sweep.fit import fit_profile, trace_samples
 
-        samples = trace_samples(trace)
+        samples = trace_samples(loaded)
         if len(samples) >= MIN_FIT_REQUESTS:
             fit = fit_profile(samples, source=f"fitted from the trace's {len(samples)} requests")
             return BucketTiming(fit.profile, "fitted", tuple(fit.lines()))
@@ -123,18 +125,18 @@ def wall_results(
     when the trace has no lanes and think times to model, or is swept for several epochs (the
     sweep's sequential seconds stand). The model's virtual clock moves as the sweep's did
     (:func:`sequential_timing`), so its requests are the sweep's; a mismatch is an error."""
-    if _trace_timing(trace) is None or any(r.epochs != 1 for r in results):
+    loaded = _timed_trace(trace)
+    if loaded is None or any(r.epochs != 1 for r in results):
         return None
-    from benchmarks.sweep.wall import pace_coupling, predict_wall
-    from emulator.replay.trace import load_trace
+    from benchmarks.sweep.wall import client_overhead, pace_coupling, predict_wall
 
-    loaded = load_trace(trace)
-    pace = pace_coupling(loaded)
+    pace, client_s = pace_coupling(loaded), client_overhead(loaded)
     seq = sequential_timing(profile)
     out = []
     for i, r in enumerate(results):
         wall, sim = predict_wall(
-            loaded, r.config, profile, pace=pace, stat_cache_max_age=stat_cache_max_age,
+            loaded, r.config, profile, pace=pace, client_s=client_s,
+            stat_cache_max_age=stat_cache_max_age,
             clock_cost=lambda _kind, n: seq.request_seconds(n),
         )  # fmt: skip
         if sim.total_requests != r.requests:

@@ -116,10 +116,9 @@ def _install(log_dir):
     # program's own timing sees as its end); atexit where that hook does not exist
     import threading as _threading
 
-    register = getattr(_threading, "_register_atexit", None)
     try:
-        register(program_done)
-    except Exception:  # noqa: BLE001 - no such hook here
+        _threading._register_atexit(program_done)
+    except Exception:  # noqa: BLE001 - no such hook in this interpreter, or it refused
         import atexit
 
         atexit.register(program_done)
