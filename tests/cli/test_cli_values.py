@@ -9,6 +9,8 @@ import subprocess
 import sys
 
 import pytest
+from _support import cli_in_process
+from _support import one_error_line as _one_error_line
 
 from emulator.fakegcs.backend import BackendError, parse_backend_spec, start_backend
 from gcs_hook.cli.values import (
@@ -135,12 +137,9 @@ def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 
 
 def one_error_line(proc: subprocess.CompletedProcess) -> str:
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("gcs-hook: error: "), lines
+    line = _one_error_line(proc)
     assert proc.stdout == ""
-    return lines[0]
+    return line
 
 
 @pytest.mark.parametrize(
@@ -166,7 +165,8 @@ def one_error_line(proc: subprocess.CompletedProcess) -> str:
     ],
 )
 def test_bad_values_one_line_exit_2(args, needle):
-    line = one_error_line(run_cli(*args))
+    """In-process; the tests below run the console script (serve, tune) in a real process."""
+    line = one_error_line(cli_in_process(*args))
     assert needle in line, line
 
 

@@ -7,6 +7,7 @@ import json
 import uuid
 
 import pytest
+from _support import cli_in_process, one_error_line
 from test_cli_values import run_cli
 
 from benchmarks.record import PROGRAM_RECORDING_ENV
@@ -14,23 +15,17 @@ from benchmarks.record import PROGRAM_RECORDING_ENV
 MiB = 1024 * 1024
 
 
-def _one_line(proc) -> str:  # noqa: ANN001
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1, (proc.returncode, proc.stderr)
-    assert lines[0].startswith("gcs-hook: error: ") and "Traceback" not in proc.stderr
-    return lines[0]
-
-
 @pytest.mark.parametrize("bucket", ["tb", "My_Logs", "-logs", "a" * 64])
 def test_data_with_an_invalid_bucket_directory_is_refused_with_the_rule(tmp_path, bucket) -> None:
     (tmp_path / "seed" / bucket).mkdir(parents=True)
     (tmp_path / "seed" / bucket / "events").write_bytes(b"x" * 10)
     out = tmp_path / "job.json"
-    rec = _one_line(run_cli("record", "--data", str(tmp_path / "seed"), "--out", str(out),
-                            "--", "true"))  # fmt: skip
+    # in-process; the --from-ledger refusals below run the console script in a real process
+    seed = str(tmp_path / "seed")
+    rec = one_error_line(cli_in_process("record", "--data", seed, "--out", str(out), "--", "true"))
     assert "is not a valid GCS bucket name" in rec and "3-63 characters" in rec
     assert not out.exists()
-    serve = _one_line(run_cli("serve", "--data", str(tmp_path / "seed"), "--duration", "1"))
+    serve = one_error_line(cli_in_process("serve", "--data", seed, "--duration", "1"))
     assert "is not a valid GCS bucket name" in serve and "starting and ending" in serve
 
 
@@ -66,7 +61,7 @@ def test_from_ledger_refuses_a_ledger_without_the_recording_settings(
     for env, needle in (({}, "64 MiB read-ahead"), (block_cache, "whole 1 MiB block")):
         ledger = _ledger(tmp_path, gcs_emulator, tf_worker_factory, env)
         out = tmp_path / "job.json"
-        line = _one_line(run_cli("record", "--from-ledger", str(ledger), "--out", str(out)))
+        line = one_error_line(run_cli("record", "--from-ledger", str(ledger), "--out", str(out)))
         assert "not recorded with the recording settings" in line and needle in line, line
         assert "GCS_READ_CACHE_BLOCK_SIZE_MB=0" in line and "gcs-hook record -- CMD" in line
         assert not out.exists()

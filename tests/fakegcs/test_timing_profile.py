@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
-import sys
 
 import pytest
+from _support import cli_in_process, one_error_line
 
 from emulator.fakegcs.profile import DEFAULT_PROFILE, TimingProfile
 from emulator.fakegcs.shaping import AggregateLimiter, Shaping
@@ -82,8 +81,4 @@ def test_serve_timing_bad_profile_is_one_line_exit_2(tmp_path) -> None:
         (["--timing", str(tmp_path / "none.json")], "--timing: cannot read timing profile"),
         (["--timing", str(tmp_path / "bad.json"), "--latency-ms", "5"], "not both"),
     ):
-        res = subprocess.run([sys.executable, "-m", "gcs_hook.cli", "serve", *args],
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
-        assert res.returncode == 2, res.stderr
-        lines = res.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("gcs-hook: error:") and why in lines[0]
+        assert why in one_error_line(cli_in_process("serve", *args))  # in-process

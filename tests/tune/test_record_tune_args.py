@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _support import cli_in_process, one_error_line
 
 from benchmarks.record.ledger import infer_start_sizes, ledger_to_trace
 from benchmarks.sweep import CacheConfig, PointResult
@@ -49,12 +50,11 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     ],
 )
 def test_bad_arguments_one_line_exit_2(tmp_path, args, needle) -> None:
+    """In-process, with no reachable Docker engine as in ``_run``; the test below runs the
+    console script in a real process."""
     (tmp_path / "l.jsonl").write_text("")
-    res = _run(*args, cwd=tmp_path)
-    assert res.returncode == 2, res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("gcs-hook: error: "), res.stderr
-    assert needle in lines[0]
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
+    assert needle in one_error_line(cli_in_process(*args, cwd=tmp_path, env=env))
     assert not (tmp_path / "t.json").exists() and not (tmp_path / "o").exists()
 
 

@@ -14,6 +14,7 @@ import csv
 import json
 
 import pytest
+from _support import cli_in_process, one_error_line
 from test_tune_cli import run_cli
 
 from benchmarks.sweep import CacheConfig, run_sweep
@@ -47,13 +48,12 @@ def test_decimal_cache_sizes_are_refused_with_a_hint(tmp_path, text) -> None:
         parse_cache_size(text)
     path = tmp_path / "t.json"
     path.write_text(json.dumps(_trace()))
-    res = run_cli("--workload", str(path), "--configs", f"{text}/64MiB", "--no-measure",
-                  "--out", str(tmp_path / "out"), cwd=tmp_path, timeout=60)  # fmt: skip
-    lines = res.stderr.strip().splitlines()
-    assert res.returncode == 2 and len(lines) == 1, res.stderr
-    assert lines[0].startswith("gcs-hook: error: ") and "did you mean" in lines[0]
+    res = cli_in_process("tune", "--workload", str(path), "--configs", f"{text}/64MiB",
+                         "--no-measure", "--out", str(tmp_path / "out"), cwd=tmp_path)  # fmt: skip
+    line = one_error_line(res)
+    assert "did you mean" in line
     number = text.rstrip("kKmMgGbB")
-    assert f"did you mean {number}" in lines[0] and "iB?" in lines[0]
+    assert f"did you mean {number}" in line and "iB?" in line
     assert not (tmp_path / "out").exists()
 
 
