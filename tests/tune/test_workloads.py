@@ -72,8 +72,14 @@ def test_synthesized_sequential_reads_are_buffer_sized_in_order() -> None:
     assert [(o["offset"], o["n"]) for o in ops] == [(0, 256 * KiB), (256 * KiB, 256 * KiB)]
 
 
+@pytest.fixture(scope="module")
+def recording_worker(gcs_emulator, tf_worker_factory):
+    return tf_worker_factory(dict(RECORDING_ENV))
+
+
 @pytest.mark.tf
-def test_tfrecord_files_are_read_by_tf(tf_worker) -> None:
+def test_tfrecord_files_are_read_by_tf(recording_worker) -> None:
+    """Local files: the module's recording worker reads them (its GCS settings play no part)."""
     import os
     import tempfile
 
@@ -83,7 +89,7 @@ def test_tfrecord_files_are_read_by_tf(tf_worker) -> None:
             path = os.path.join(d, name.replace("/", "_"))
             with open(path, "wb") as f:
                 f.write(data)
-            records = tf_worker.run(
+            records = recording_worker.run(
                 "result = [len(r.numpy()) for r in tf.data.TFRecordDataset(p)]", p=path
             )
             per_file = getattr(w, "records_per_shard", getattr(w, "records", None))
@@ -93,17 +99,12 @@ def test_tfrecord_files_are_read_by_tf(tf_worker) -> None:
         path = os.path.join(d, "bad.tfrecord")
         with open(path, "wb") as f:
             f.write(bytes(bad))
-        err = tf_worker.run(
+        err = recording_worker.run(
             "try:\n    list(tf.data.TFRecordDataset(p))\n    result = None\n"
             "except tf.errors.DataLossError as e:\n    result = 'DataLoss'\n",
             p=path,
         )
         assert err == "DataLoss"
-
-
-@pytest.fixture(scope="module")
-def recording_worker(gcs_emulator, tf_worker_factory):
-    return tf_worker_factory(dict(RECORDING_ENV))
 
 
 @pytest.mark.tf
