@@ -1,39 +1,49 @@
-"""Throughput of 64 MiB Range GETs: direct to fake-gcs-server vs through the front.
+"""Throughput and CPU per GiB of the front: direct to fake-gcs-server vs plain, TLS, pass-through.
 
-Run: ``python -m benchmarks.perf.front_throughput [--size-mib 64] [--rounds 6]``
+Run: ``python -m benchmarks.perf.front_throughput [--size-mib 64] [--rounds 5] [--clients 1,8]``
 
-Three paths, measured in the same run, interleaved round by round (so background load hits
-them alike), all on one keep-alive connection each, client reading with ``readinto`` into one
-preallocated buffer:
+Four paths, each client on one keep-alive connection doing Range GETs of the whole object and
+reading them with ``readinto`` into one preallocated buffer:
 
 - ``direct``: plain HTTP to the backend (``GET /<bucket>/<object>``, ``Host:
-  storage.googleapis.com``, ``Range: bytes=0-…``);
-- ``front-plain``: the same request to the front's plain-HTTP endpoint;
-- ``front-tls``: through ``CONNECT storage.googleapis.com:443`` + TLS terminated by the front
-  (what TensorFlow does). TLS vs plain is not apples to apples; its ratio is printed separately.
+  storage.googleapis.com``);
+- ``plain``: the same request to the front's plain-HTTP endpoint (gcsfs, google-cloud-storage);
+- ``tls``: ``CONNECT storage.googleapis.com:443`` + TLS terminated by the front (what
+  TensorFlow does);
+- ``pass-through``: the same through the front of ``gcs-hook record --upstream`` (its own
+  process) to an upstream ``gcs-hook serve --tls``: TLS in and out of the measured process.
 
-Prints MB/s (10^6 bytes/s; median and best over rounds) and the ratios front/direct. Traffic
-goes only to 127.0.0.1; total bytes are bounded by ``rounds × 3 × size``.
+Every (path, clients) pair runs once per round, in an order reversed every other round, so
+background load hits them alike. With N clients, N threads read at once, each on its own
+connection. Printed per pair: MB/s (10^6 bytes/s; median and best over rounds), the measured
+process's CPU per GiB (user + system, from ``/proc``, summed over rounds) and its CPU time over
+wall time (above 1: it used more than one core). The front's numbers are the ``gcs-hook serve``
+process for plain/TLS and the pass-through process for pass-through (``direct`` has no front:
+its column is the backend's CPU, for scale). Traffic goes only to 127.0.0.1; total bytes are
+bounded by ``rounds × 4 × (sum of clients) × size``.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
-import signal
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from emulator.fakegcs.session import GcsEmulator
+from benchmarks.perf.servers import PassThroughProcess, ServeProcess, cpu_times
 
 BUCKET = "bench-front"
 OBJECT = "big.bin"
+PATHS = ("direct", "plain", "tls", "pass-through")
+#: the issue's goals, printed beside the numbers (1 client; CPU of the front process)
+TARGETS = {"plain": (0.9, 0.15), "tls": (0.5, 0.6)}
 
 
 def _fetch(conn: http.client.HTTPConnection, path: str, size: int, buf: bytearray) -> float:
@@ -54,109 +64,125 @@ def _fetch(conn: http.client.HTTPConnection, path: str, size: int, buf: bytearra
     return dt
 
 
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all threads), from /proc."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+@dataclass
+class Stats:
+    """One (path, clients) pair over the rounds."""
+
+    seconds: list[float] = field(default_factory=list)
+    user: float = 0.0
+    sys: float = 0.0
+    wall: float = 0.0
+    bytes: int = 0
 
 
-def _start_server(seed_dir: str, state: str) -> subprocess.Popen:
-    """``gcs-hook serve`` in its own process (as TensorFlow would use it), seeded from a dir."""
-    cmd = [sys.executable, "-c", "from gcs_hook.cli import main; main()", "serve",
-           "--data", seed_dir, "--state-file", state, "--duration", "600"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not os.path.exists(state):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("gcs-hook serve did not start: " + proc.stderr.read()[-2000:])
-        time.sleep(0.1)
-    return proc
+def _round(
+    connect: Callable[[], http.client.HTTPConnection], clients: int, size: int, pid: int
+) -> tuple[float, float, float]:
+    """All ``clients`` read the object once at the same time: (wall s, user s, sys s)."""
+    conns = [connect() for _ in range(clients)]
+    bufs = [bytearray(1 << 20) for _ in conns]
+    path = f"/{BUCKET}/{OBJECT}"
+    for c, b in zip(conns, bufs, strict=True):  # warm: connection, TLS handshake, page cache
+        _fetch(c, path, 1 << 20, b)
+    errors: list[BaseException] = []
 
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--size-mib", type=int, default=64)
-    ap.add_argument("--rounds", type=int, default=6)
-    ap.add_argument(
-        "--in-process",
-        action="store_true",
-        help="run the front in this process (shares the GIL with the client) instead of "
-        "in a separate 'gcs-hook serve' process",
-    )
-    ap.add_argument(
-        "--tf",
-        action="store_true",
-        help="also time real TensorFlow (subprocess, default GCS settings) reading the object "
-        "through the front's CONNECT/TLS path",
-    )
-    args = ap.parse_args(argv)
-    if not 1 <= args.size_mib <= 1024 or not 1 <= args.rounds <= 50:
-        ap.error("--size-mib must be 1..1024 and --rounds 1..50")
-    size = args.size_mib << 20
-    with tempfile.TemporaryDirectory() as tmp:
-        seed = os.path.join(tmp, "seed", BUCKET)
-        os.makedirs(seed)
-        with open(os.path.join(seed, OBJECT), "wb") as f:
-            for _ in range(args.size_mib):
-                f.write(os.urandom(1 << 20))
-        proc = emu = None
+    def read(i: int) -> None:
         try:
-            if args.in_process:
-                emu = GcsEmulator()
-                emu.backend.seed_from_dir(os.path.join(tmp, "seed"))
-                backend_url, front_port = emu.backend.endpoint, emu.front.port
-                ctx = emu.front.client_ssl_context()
-                tf_env = emu.tf_env()
-            else:
-                state = os.path.join(tmp, "state.json")
-                proc = _start_server(os.path.join(tmp, "seed"), state)
-                with open(state) as f:
-                    st = json.load(f)
-                backend_url = st["backend_endpoint"]
-                front_port = int(st["front_url"].rsplit(":", 1)[1])
-                ctx = ssl.create_default_context(cafile=st["env"]["CURL_CA_BUNDLE"])
-                tf_env = dict(st["env"])
-            front_pid = os.getpid() if emu is not None else proc.pid
-            times, cpu = _measure(backend_url, front_port, ctx, size, args.rounds, front_pid)
-            tf_times = _measure_tf(tf_env, size, args.rounds) if args.tf else []
-        finally:
-            if emu is not None:
-                emu.close()
-            if proc is not None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-    mbps = {k: [size / t / 1e6 for t in v] for k, v in times.items()}
-    med = {k: statistics.median(v) for k, v in mbps.items()}
-    where = "in this process" if args.in_process else "in a separate 'gcs-hook serve' process"
-    print(f"Range GETs of {size} bytes, {args.rounds} rounds, {os.cpu_count()} CPUs, front {where}")
-    gib = size * args.rounds / (1 << 30)
-    for name in times:
+            _fetch(conns[i], path, size, bufs[i])
+        except BaseException as exc:  # reported below, in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(clients)]
+    u0, s0 = cpu_times(pid)
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    u1, s1 = cpu_times(pid)
+    for c in conns:
+        c.close()
+    if errors:
+        raise errors[0]
+    return wall, u1 - u0, s1 - s0
+
+
+def _connectors(
+    serve: ServeProcess, pt: PassThroughProcess
+) -> dict[str, tuple[Callable[[], http.client.HTTPConnection], int]]:
+    """Per path: how a client connects, and the pid whose CPU is measured."""
+    bhost, _, bport = serve.backend_url.removeprefix("http://").partition(":")
+    front_ctx = ssl.create_default_context(cafile=serve.env["CURL_CA_BUNDLE"])
+    pt_ctx = ssl.create_default_context(cafile=pt.ca)
+
+    def tunnel(port: int, ctx: ssl.SSLContext) -> Callable[[], http.client.HTTPConnection]:
+        def make() -> http.client.HTTPConnection:
+            c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=120)
+            c.set_tunnel("storage.googleapis.com", 443)
+            return c
+
+        return make
+
+    return {
+        "direct": (
+            lambda: http.client.HTTPConnection(bhost, int(bport), timeout=120),
+            serve.backend_pid or serve.pid,
+        ),  # fmt: skip
+        "plain": (
+            lambda: http.client.HTTPConnection("127.0.0.1", serve.front_port, timeout=120),
+            serve.pid,
+        ),  # fmt: skip
+        "tls": (tunnel(serve.front_port, front_ctx), serve.pid),
+        "pass-through": (tunnel(pt.port, pt_ctx), pt.pid),
+    }
+
+
+def measure(
+    serve: ServeProcess, pt: PassThroughProcess, size: int, rounds: int, clients: list[int]
+) -> dict[tuple[str, int], Stats]:
+    """Every (path, clients) pair once per round, interleaved (see the module docstring)."""
+    conns = _connectors(serve, pt)
+    pairs = [(p, k) for k in clients for p in PATHS]
+    stats = {pair: Stats() for pair in pairs}
+    for r in range(rounds):
+        for path, k in pairs if r % 2 == 0 else reversed(pairs):
+            connect, pid = conns[path]
+            wall, user, sys_s = _round(connect, k, size, pid)
+            st = stats[(path, k)]
+            st.seconds.append(wall)
+            st.user, st.sys, st.wall = st.user + user, st.sys + sys_s, st.wall + wall
+            st.bytes += k * size
+    return stats
+
+
+def report(stats: dict[tuple[str, int], Stats], size: int, rounds: int) -> None:
+    print(f"Range GETs of {size} bytes per client, {rounds} rounds, {os.cpu_count()} CPUs; "
+          "CPU of the front process (direct: of the backend)")  # fmt: skip
+    print(f"  {'path':13s} {'clients':>7s} {'median MB/s':>12s} {'best MB/s':>10s} "
+          f"{'CPU s/GiB':>10s} {'(user+sys)':>12s} {'CPU/wall':>9s} {'vs direct':>10s}")  # fmt: skip
+    for (path, k), st in stats.items():
+        mbps = [k * size / t / 1e6 for t in st.seconds]
+        direct = stats[("direct", k)]
+        d_mbps = statistics.median(k * size / t / 1e6 for t in direct.seconds)
+        gib = st.bytes / (1 << 30)
         print(
-            f"  {name:12s} median {med[name]:8.1f} MB/s   best {max(mbps[name]):8.1f} MB/s   "
-            f"front-process CPU {cpu[name] / gib:6.3f} s/GiB"
+            f"  {path:13s} {k:7d} {statistics.median(mbps):12.1f} {max(mbps):10.1f} "
+            f"{(st.user + st.sys) / gib:10.3f} {f'{st.user / gib:.2f}+{st.sys / gib:.2f}':>12s} "
+            f"{(st.user + st.sys) / st.wall:9.2f} {statistics.median(mbps) / d_mbps:10.3f}"
         )
-    if tf_times:
-        tf_mbps = [size / t / 1e6 for t in tf_times]
-        print(
-            f"  {'tensorflow':12s} median {statistics.median(tf_mbps):8.1f} MB/s   "
-            f"best {max(tf_mbps):8.1f} MB/s   (GFile.read() of the whole object, TLS path)"
-        )
-    print(
-        f"  ratio front-plain / direct : {med['front-plain'] / med['direct']:.3f}  (target >= 0.9)"
-    )
-    print(
-        f"  ratio front-tls   / direct : {med['front-tls'] / med['direct']:.3f}  (TLS, not like for like)"
-    )
-    return 0
+    one = min(k for _, k in stats)
+    for path, (ratio, cpu) in TARGETS.items():
+        print(f"  target, {path}, {one} client: >= {ratio} x direct, <= {cpu} CPU s/GiB")
+    many = max(k for _, k in stats)
+    if many != one:
+        for path in ("plain", "tls", "pass-through"):
+            a, b = stats[(path, one)], stats[(path, many)]
+            ratio_s = "n/a (too little CPU time to tell: use a larger --size-mib)"
+            if a.user + a.sys > 0:
+                per = ((b.user + b.sys) / b.bytes) / ((a.user + a.sys) / a.bytes)
+                ratio_s = f"{per:.2f} (target <= 1.2, and CPU/wall > 1)"
+            print(f"  {path}: CPU per GiB with {many} clients / with {one}: {ratio_s}")
 
 
 def _measure_tf(env: dict[str, str], size: int, rounds: int) -> list[float]:
@@ -177,34 +203,50 @@ result = times
         return worker.run(code, path=f"gs://{BUCKET}/{OBJECT}", rounds=rounds, size=size)
 
 
-def _measure(
-    backend_url: str, front_port: int, ctx: ssl.SSLContext, size: int, rounds: int, front_pid: int
-) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """Per-path fetch times, and CPU seconds the front's process used while serving each path.
-
-    With ``--in-process`` the "front process" is this one, so its CPU includes the client.
-    """
-    bhost, _, bport = backend_url.removeprefix("http://").partition(":")
-    direct = http.client.HTTPConnection(bhost, int(bport), timeout=120)
-    plain = http.client.HTTPConnection("127.0.0.1", front_port, timeout=120)
-    tls = http.client.HTTPSConnection("127.0.0.1", front_port, context=ctx, timeout=120)
-    tls.set_tunnel("storage.googleapis.com", 443)
-    paths = {"direct": direct, "front-plain": plain, "front-tls": tls}
-    buf = bytearray(1 << 20)
-    path = f"/{BUCKET}/{OBJECT}"
-    for conn in paths.values():  # warm up: connections, TLS handshake, page cache
-        _fetch(conn, path, size, buf)
-    times: dict[str, list[float]] = {k: [] for k in paths}
-    cpu = dict.fromkeys(paths, 0.0)
-    for r in range(rounds):
-        order = list(paths) if r % 2 == 0 else list(reversed(paths))
-        for name in order:
-            c0 = _cpu_seconds(front_pid)
-            times[name].append(_fetch(paths[name], path, size, buf))
-            cpu[name] += _cpu_seconds(front_pid) - c0
-    for conn in paths.values():
-        conn.close()
-    return times, cpu
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size-mib", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--clients", default="1,8", help="client counts, comma-separated (1..32)")
+    ap.add_argument(
+        "--tf",
+        action="store_true",
+        help="also time real TensorFlow (subprocess, default GCS settings) reading the object "
+        "through the front's CONNECT/TLS path",
+    )
+    args = ap.parse_args(argv)
+    try:
+        clients = sorted({int(x) for x in args.clients.split(",")})
+    except ValueError:
+        ap.error("--clients takes numbers, e.g. 1,8")
+    if not 1 <= args.size_mib <= 1024 or not 1 <= args.rounds <= 50:
+        ap.error("--size-mib must be 1..1024 and --rounds 1..50")
+    if not all(1 <= k <= 32 for k in clients):
+        ap.error("--clients must be 1..32 each")
+    size = args.size_mib << 20
+    with tempfile.TemporaryDirectory() as tmp:
+        seed = os.path.join(tmp, "seed", BUCKET)
+        os.makedirs(seed)
+        with open(os.path.join(seed, OBJECT), "wb") as f:
+            for _ in range(args.size_mib):
+                f.write(os.urandom(1 << 20))
+        serve = ServeProcess(os.path.join(tmp, "seed"), "--tls")
+        pt = None
+        try:
+            assert serve.tls_port is not None and serve.ca is not None
+            pt = PassThroughProcess(serve.tls_port, serve.ca)
+            stats = measure(serve, pt, size, args.rounds, clients)
+            tf_times = _measure_tf(dict(serve.env), size, args.rounds) if args.tf else []
+        finally:
+            if pt is not None:
+                pt.close()
+            serve.close()
+    report(stats, size, args.rounds)
+    if tf_times:
+        tf_mbps = [size / t / 1e6 for t in tf_times]
+        print(f"  tensorflow: median {statistics.median(tf_mbps):.1f} MB/s, best "
+              f"{max(tf_mbps):.1f} MB/s (GFile.read() of the whole object, TLS path)")  # fmt: skip
+    return 0
 
 
 if __name__ == "__main__":

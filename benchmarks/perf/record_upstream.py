@@ -23,15 +23,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import secrets
-import shlex
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
+
+from benchmarks.perf.servers import ServeProcess
 
 BUCKET = "bench-record-up"
 OBJECT = "big.bin"
@@ -62,40 +59,6 @@ def _run(env: dict[str, str], ledger_file: str, read_bytes: int) -> dict[str, fl
     return {"gets": len(media), "fetched": sum(r.bytes_out for r in media), "conns": conns, **got}
 
 
-class _UpstreamProcess:
-    """``gcs-hook serve --tls --require-auth`` in its own process: the impersonated GCS."""
-
-    def __init__(self, data_dir: str, ledger: str, token: str) -> None:
-        cli = [sys.executable, "-c", "from gcs_hook.cli import main; main()"]
-        self.proc = subprocess.Popen(
-            [*cli, "serve", "--tls", "--require-auth", "--token", token, "--data", data_dir,
-             "--ledger", ledger, "--duration", "30m", "--state-file", ledger + ".state"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "COLUMNS": "400"},
-        )  # fmt: skip
-        self.env: dict[str, str] = {}
-        for line in self.proc.stdout:  # the export lines come first
-            k, _, v = line.removeprefix("export ").strip().partition("=")
-            self.env[k] = shlex.split(v)[0]
-            if k == "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT":
-                break
-        for line in self.proc.stderr:
-            m = re.match(r"# tls https://127\.0\.0\.1:(\d+) .*CA (\S+)\)", line)
-            if m:
-                self.port, self.ca = int(m.group(1)), m.group(2)
-                break
-        else:
-            raise RuntimeError("gcs-hook serve --tls did not start")
-
-    def close(self) -> None:
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mib", type=int, default=64)
@@ -112,9 +75,11 @@ def main() -> None:
         with open(os.path.join(tmp, "data", BUCKET, OBJECT), "wb") as f:
             f.write(os.urandom(size))
         ledger = os.path.join(tmp, "upstream.jsonl")
-        up = _UpstreamProcess(os.path.join(tmp, "data"), ledger, token)
+        up = ServeProcess(os.path.join(tmp, "data"), "--tls", "--require-auth", "--token", token,
+                          "--ledger", ledger, "--state-file", ledger + ".state")  # fmt: skip
         try:
-            cfg = UpstreamConfig(("127.0.0.1", up.port), up.ca)
+            assert up.tls_port is not None and up.ca is not None
+            cfg = UpstreamConfig(("127.0.0.1", up.tls_port), up.ca)
             with PassThrough(cfg) as pt:
                 base = {"GOOGLE_AUTH_TOKEN_FOR_TESTING": token, "NO_GCE_CHECK": "true"}
                 rec = {"GCS_READ_CACHE_BLOCK_SIZE_MB": "0", "GCS_READ_CACHE_MAX_SIZE_MB": "0"}
