@@ -40,41 +40,6 @@ def test_glob_matches_and_requests_equal_tf(gcs_emulator, gcs_bucket, tf_worker)
         assert model_requests == tf_requests, pattern
 
 
-MiB = 1024 * 1024
-
-# An errored block (404 after a delete) is subtracted as block_size when its file is dropped
-# (new generation), so TF's counter undercounts by 1 MiB: five 1 MiB blocks fit a 4 MiB cache
-# and block 0 is not evicted. A cache without the quirk would re-fetch block 0 at the end.
-ACCOUNTING_QUIRK_TRACE = {
-    "config": {"block_size": MiB, "max_bytes": 4 * MiB, "max_staleness": 0},
-    "stat_cache_max_age": 5,
-    "objects": {"bq/a.bin": 8 * MiB},
-    "ops": [
-        {"op": "open", "handle": "h", "object": "bq/a.bin"},
-        {"op": "read", "handle": "h", "offset": 0, "n": 10},
-        {"op": "delete", "object": "bq/a.bin"},
-        {"op": "read", "handle": "h", "offset": MiB, "n": 10},
-        {"op": "overwrite", "object": "bq/a.bin", "size": 8 * MiB},
-        {"op": "sleep", "seconds": 6.5},
-    ]
-    + [{"op": "read", "handle": "h", "offset": i * MiB, "n": 10} for i in (0, 1, 2, 3, 4, 0)],
-}
-
-
-@pytest.mark.timeout(300)
-def test_errored_block_accounting_quirk_matches_tf(gcs_emulator):
-    from emulator.replay import replay
-    from emulator.replay.simulation import simulate
-
-    sim = simulate(ACCOUNTING_QUIRK_TRACE, record_requests=True)
-    assert sim.requests[-1]["range"] == [4 * MiB, 5 * MiB - 1]  # final read(0, 10): no request
-    with replay.TfReplayer(gcs_emulator) as tf:
-        tf_result = replay.public_result(tf.run(replay.load_trace(ACCOUNTING_QUIRK_TRACE)))
-    model_result = replay.public_result(replay.run_model(ACCOUNTING_QUIRK_TRACE))
-    assert replay.compare(tf_result, model_result) is None
-    assert tf_result["requests"] == sim.requests
-
-
 # Issue 11, finding 8: FlushCaches empties the matching-paths (glob) cache too, as TF 2.21's does
 # (tensorflow's gcs_file_system_test.cc: GetMatchingPaths_Cache_Flush).
 FLUSH_ENV = {"GCS_MATCHING_PATHS_CACHE_MAX_AGE": "3600"}
