@@ -86,10 +86,11 @@ def main() -> None:
                 runs = {
                     "plain": {**up.env, **base},
                     "recording-settings": {**up.env, **base, **rec},
+                    # what record --upstream runs: TF trusting only the per-run CA
                     "recorded": {**pt.env(), **base, **rec},
-                    # record --curl-per-run-ca: TF trusting only the per-run CA, i.e. what the
-                    # system CAs in the bundle cost (libcurl loads it for every connection)
-                    "recorded-1-ca": {**pt.env(curl_per_run_ca=True), **base, **rec},
+                    # record --curl-ca bundle: the system CAs too, i.e. what they cost
+                    # (libcurl loads its bundle for every connection)
+                    "recorded-bundle": {**pt.env(curl_per_run_ca=False), **base, **rec},
                 }
                 results: dict[str, list[dict[str, float]]] = {k: [] for k in runs}
                 for _ in range(args.rounds):

@@ -179,7 +179,7 @@ def _record(program: str, script: str, bucket: _Bucket) -> dict[str, Any]:
     cfg = UpstreamConfig(("127.0.0.1", bucket.port), bucket.ca)
     env = {"GOOGLE_AUTH_TOKEN_FOR_TESTING": "bench", "NO_GCE_CHECK": "true"}
     rec = record_upstream([sys.executable, script, program, *_files(0)], upstream=cfg,
-                          extra_env=env, curl_per_run_ca=True)  # fmt: skip
+                          extra_env=env)  # fmt: skip
     if rec.returncode != 0:
         raise RuntimeError(f"recording {program} failed (exit {rec.returncode})")
     return rec.result.trace

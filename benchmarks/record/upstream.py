@@ -70,6 +70,41 @@ class UpstreamRecording:
     stopped_by: str | None  # "max-seconds", "max-requests" or None (the program exited)
     upstream_errors: int  # forwarded requests answered with an error (or unreachable)
     tunnels: int  # blind CONNECT tunnels
+    front: FrontTime | None = None  # the front's own time in the forwarded requests
+
+
+@dataclass(frozen=True)
+class FrontTime:
+    """What the pass-through front itself added to the forwarded requests (seconds)."""
+
+    requests: int
+    median_s: float
+    p90_s: float
+    total_s: float
+    share: float  # of the requests' whole time (arrival to end)
+
+    @classmethod
+    def of(cls, records: Iterable[Any]) -> FrontTime | None:
+        """From ledger records (:func:`emulator.fakegcs.ledger.front_time`); None if none."""
+        import numpy as np
+
+        from emulator.fakegcs.ledger import front_time
+
+        pairs = [(f, r.t_end - r.t) for r in records if (f := front_time(r)) is not None]
+        if not pairs:
+            return None
+        own = np.array([p[0] for p in pairs])
+        whole = float(sum(p[1] for p in pairs))
+        return cls(len(own), float(np.median(own)), float(np.quantile(own, 0.9)),
+                   float(own.sum()), float(own.sum()) / whole if whole > 0 else 0.0)  # fmt: skip
+
+    def describe(self) -> str:
+        return (
+            f"the front's own time: {self.median_s * 1e3:.2f} ms median, "
+            f"{self.p90_s * 1e3:.2f} ms p90 per request ({self.requests} requests, "
+            f"{self.total_s:.2f} s, {self.share:.1%} of their time; TLS handshakes with the "
+            "program not included)"
+        )
 
 
 def _obj(rec: Any) -> str | None:
@@ -135,7 +170,7 @@ def record_upstream(
     redact_names: bool = False,
     extra_env: dict[str, str] | None = None,
     on_start: Callable[[Any], None] | None = None,
-    curl_per_run_ca: bool = False,
+    curl_per_run_ca: bool = True,
     keep_command: bool = False,
 ) -> UpstreamRecording:
     """Run ``cmd`` through a pass-through front to ``upstream`` (an
@@ -177,7 +212,9 @@ def record_upstream(
     _finish_files(result, records, ledger_path, redact_names)
     errors = sum(1 for r in records if (r.extra or {}).get("upstream_error") is not None)
     tunnels = sum(1 for r in records if (r.extra or {}).get("tunnel"))
-    return UpstreamRecording(result, code, seconds, len(records), stopped_by, errors, tunnels)
+    return UpstreamRecording(
+        result, code, seconds, len(records), stopped_by, errors, tunnels, FrontTime.of(records)
+    )
 
 
 def _run_and_collect(

@@ -9,7 +9,8 @@ Invariants:
   wide, so it can be compared with times logged by another process (e.g. a TF subprocess).
   ``t_first`` is when the answer's first byte went out and ``t_end`` when the answer was
   complete (``t <= t_first <= t_end``); ``conn_id`` is the client connection. Pass-through
-  records also carry ``t_up_first``/``t_up_end``: the upstream's first byte and end. Records
+  records also carry ``t_up_sent`` (the request went upstream), ``t_up_first``/``t_up_end`` (the
+  upstream's first byte and end), so ``t <= t_up_sent <= t_up_first <= t_first``. Records
   written before these fields existed load with ``t_first = 0.0`` (unknown).
 - Records never hold credentials: no headers, no bodies, no query values of secret-like keys
   (tokens, ``client_secret``, ``X-Goog-Signature``/``-Credential``, OAuth ``code`` ...).
@@ -159,7 +160,9 @@ class RequestRecord:
     extra: dict[str, Any] = field(default_factory=dict)
     #: first response byte sent to the client (0.0: not recorded, an old ledger)
     t_first: float = 0.0
-    #: pass-through mode: the upstream's answer head arrived / its last byte was read
+    #: pass-through mode: the request was sent upstream / the upstream's answer head arrived /
+    #: its last byte was read
+    t_up_sent: float | None = None
     t_up_first: float | None = None
     t_up_end: float | None = None
 
@@ -181,6 +184,15 @@ class RequestRecord:
         d = dict(d)
         d["range"] = tuple(d["range"]) if d.get("range") else None
         return cls(**d)
+
+
+def front_time(rec: RequestRecord) -> float | None:
+    """The pass-through front's own seconds in one forwarded request: from its arrival until it
+    had gone upstream, plus from the upstream's answer head until the program's first byte.
+    None for a record without those times (not forwarded, or an older ledger)."""
+    if rec.t_up_sent is None or rec.t_up_first is None or not rec.t_first:
+        return None
+    return max(0.0, rec.t_up_sent - rec.t) + max(0.0, rec.t_first - rec.t_up_first)
 
 
 class Ledger:

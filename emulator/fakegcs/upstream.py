@@ -273,6 +273,7 @@ class UpstreamForwarder:
                 arrived = getattr(conn, "arrived", None)
                 if arrived is not None:
                     arrived()  # the whole request is in: lift the front's arrival deadline
+                rec.mark_upstream_sent()
                 resp = up.getresponse()
                 break
             except _RETRY_ERRORS as exc:

@@ -93,12 +93,17 @@ def record(
     redact_names: Annotated[
         bool, typer.Option("--redact-names", help="hash bucket and object names in the trace")
     ] = False,
-    curl_per_run_ca: Annotated[
-        bool,
+    curl_ca: Annotated[
+        str | None,
         typer.Option(
-            "--curl-per-run-ca",
-            help="with --upstream: CURL_CA_BUNDLE holds only the per-run CA (faster recording)",
+            "--curl-ca",
+            help="with --upstream: what CURL_CA_BUNDLE holds: 'run' (the per-run CA alone: "
+            "libcurl then verifies only the storage hosts, fast) or 'bundle' (the system CAs "
+            "too, for a program running curl against other hosts) [default: run]",
         ),
+    ] = None,
+    curl_per_run_ca: Annotated[
+        bool, typer.Option("--curl-per-run-ca", hidden=True, help="--curl-ca run (the default)")
     ] = False,
     keep_command: Annotated[
         bool,
@@ -144,9 +149,13 @@ def record(
         {"--data": data, "--backend": None if backend == "embedded" else backend},
     )  # fmt: skip
     limits = rup.check_limits(max_seconds, max_requests, redact_names)
-    if curl_per_run_ca and parsed_upstream is None:
-        fail("--curl-per-run-ca goes with --upstream")
-    limits.curl_per_run_ca = curl_per_run_ca
+    if (curl_ca is not None or curl_per_run_ca) and parsed_upstream is None:
+        fail("--curl-ca goes with --upstream")
+    if curl_ca not in (None, "run", "bundle"):
+        fail(f"--curl-ca must be 'run' or 'bundle', got {curl_ca!r}")
+    if curl_per_run_ca and curl_ca == "bundle":
+        fail("--curl-per-run-ca contradicts --curl-ca bundle")
+    limits.curl_per_run_ca = curl_ca != "bundle"
     limits.keep_command = keep_command
     console = Console(stderr=True)
     if parsed_upstream is not None or max_seconds or max_requests or redact_names:

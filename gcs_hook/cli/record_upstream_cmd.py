@@ -7,9 +7,11 @@
 ``--upstream`` records a real job against real GCS (:mod:`benchmarks.record.upstream`);
 ``--upstream-ca`` and ``--connect-to`` point the front elsewhere for tests. ``--max-seconds`` /
 ``--max-requests`` stop the program and write the trace of what it did so far (exit 0);
-``--redact-names`` hashes bucket and object names in the trace. ``--curl-per-run-ca`` gives
-``CURL_CA_BUNDLE`` only the per-run CA (a faster recording; curl commands in the job then
-cannot verify other hosts). Every option is checked
+``--redact-names`` hashes bucket and object names in the trace. ``--curl-ca run`` (the default)
+gives ``CURL_CA_BUNDLE`` only the per-run CA: libcurl (TensorFlow) loads its bundle for every
+connection, so the system CAs cost about 7 ms per request; curl commands in the job then cannot
+verify other hosts, so blind tunnels are warned about, and ``--curl-ca bundle`` keeps the system
+CAs. At the end the front's own time is printed. Every option is checked
 before anything starts: a bad one is one line and exit 2. A stop signal while recording stops
 the program's process group and removes the front's key material (exit 128 + the signal
 number); :func:`stopped_cleanly` is used by every mode of ``record``.
@@ -38,7 +40,7 @@ class Limits:
     max_seconds: float | None
     max_requests: int | None
     redact_names: bool
-    curl_per_run_ca: bool = False
+    curl_per_run_ca: bool = True
     keep_command: bool = False
 
 
@@ -137,6 +139,13 @@ def run_upstream(
             "(passed to the program as they came; marked upstream_error in the ledger)[/]"
         )
     console.print(f"{rec.tunnels} blind tunnels (other hosts: host and byte counts only)")
+    if rec.tunnels and limits.curl_per_run_ca:
+        console.print(
+            "[yellow]libcurl (curl, TensorFlow) trusted only the per-run CA, so it could not "
+            "verify those hosts; if the program needed them, record with --curl-ca bundle[/]"
+        )
+    if rec.front is not None:
+        console.print(rec.front.describe())
     return rec.result, rec
 
 

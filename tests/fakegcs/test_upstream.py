@@ -6,6 +6,7 @@ TF for the retried 503; everything on 127.0.0.1.
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import http.server
 import json
@@ -23,7 +24,7 @@ from _impersonator import Impersonator
 
 from emulator.fakegcs.ca_bundle import CaBundle
 from emulator.fakegcs.faults import Fault
-from emulator.fakegcs.ledger import RequestRecord
+from emulator.fakegcs.ledger import RequestRecord, front_time
 from emulator.fakegcs.passthrough import PassThrough
 from emulator.fakegcs.upstream import UpstreamConfig
 from emulator.replay.trace import digest_chain
@@ -221,7 +222,9 @@ def test_pass_through_removes_its_key_material(imp) -> None:
     keys = [f for f in ca_dir.iterdir() if "key" in f.name]
     assert keys and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in keys)
     env = p.env()
-    assert env["CURL_CA_BUNDLE"] == p.bundle.path and "GOOGLE_AUTH_TOKEN_FOR_TESTING" not in env
+    assert env["CURL_CA_BUNDLE"] == p.front.ca_pem and env["SSL_CERT_FILE"] == p.bundle.path
+    assert "GOOGLE_AUTH_TOKEN_FOR_TESTING" not in env
+    assert p.env(curl_per_run_ca=False)["CURL_CA_BUNDLE"] == p.bundle.path
     p.close()
     assert not ca_dir.exists() and not bundle_dir.exists()
 
@@ -336,8 +339,9 @@ def test_unforwardable_request_is_refused_without_echo(pt) -> None:
 
 
 def test_pass_through_records_upstream_first_byte_and_end(imp, pt, token) -> None:
-    """The record separates the upstream's time from the front's: t <= t_up_first <= t_first
-    <= t_end, the upstream's own first-byte delay shows in t_up_first, and t_up_end is set."""
+    """The record separates the upstream's time from the front's: t <= t_up_sent <= t_up_first
+    <= t_first <= t_end, the upstream's own first-byte delay shows in t_up_first (and not in
+    the front's own time), and t_up_end is set."""
     from emulator.fakegcs.shaping import Shaping
 
     imp.emu.front.shaping = Shaping(first_byte_latency_s=0.05)
@@ -349,7 +353,13 @@ def test_pass_through_records_upstream_first_byte_and_end(imp, pt, token) -> Non
     assert status == 206 and body == DATA[:100]
     [rec] = pt.ledger.records()
     assert rec.t_up_first is not None and rec.t_up_end is not None
-    assert rec.t <= rec.t_up_first <= rec.t_first <= rec.t_end
+    assert rec.t_up_sent is not None
+    assert rec.t <= rec.t_up_sent <= rec.t_up_first <= rec.t_first <= rec.t_end
     assert rec.t_up_first <= rec.t_up_end <= rec.t_end
-    assert rec.t_up_first - rec.t >= 0.05  # the upstream's shaping delay is the upstream's
+    assert rec.t_up_first - rec.t_up_sent >= 0.05  # the upstream's shaping delay is upstream's
+    own = front_time(rec)
+    assert own is not None and own == pytest.approx(
+        (rec.t_up_sent - rec.t) + (rec.t_first - rec.t_up_first)
+    )
+    assert front_time(dataclasses.replace(rec, t_up_sent=None)) is None  # not forwarded
     assert RequestRecord.from_json(json.loads(json.dumps(rec.to_json()))) == rec

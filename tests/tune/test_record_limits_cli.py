@@ -203,10 +203,11 @@ def test_stop_signal_stops_the_program_and_removes_key_material(tmp_path) -> Non
         os.kill(int(pidfile.read_text()), 0)
 
 
-@pytest.mark.parametrize("flag", [[], ["--curl-per-run-ca"]])
+@pytest.mark.parametrize("flag", [[], ["--curl-ca", "bundle"]])
 def test_program_env_holds_proxy_and_ca_settings_only(tmp_path, flag) -> None:
-    """The recorded program's environment: the front as https_proxy, the bundle (or with
-    --curl-per-run-ca, for libcurl, the per-run CA alone), and no token of the front's."""
+    """The recorded program's environment: the front as https_proxy, the bundle for Python
+    clients, for libcurl the per-run CA alone (the default) or with --curl-ca bundle the
+    bundle, and no token of the front's."""
     show = ("import json, os; print(json.dumps({k: os.environ.get(k) for k in ('https_proxy', "
             "'CURL_CA_BUNDLE', 'SSL_CERT_FILE', 'REQUESTS_CA_BUNDLE', "
             "'GOOGLE_AUTH_TOKEN_FOR_TESTING', 'STORAGE_EMULATOR_HOST')}))")  # fmt: skip
@@ -222,7 +223,7 @@ def test_program_env_holds_proxy_and_ca_settings_only(tmp_path, flag) -> None:
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", got["https_proxy"])
     bundle = got["SSL_CERT_FILE"]
     assert bundle.endswith("ca-bundle.pem") and got["REQUESTS_CA_BUNDLE"] == bundle
-    if flag:
+    if not flag:
         assert got["CURL_CA_BUNDLE"].endswith("ca.pem") and got["CURL_CA_BUNDLE"] != bundle
     else:
         assert got["CURL_CA_BUNDLE"] == bundle
@@ -230,7 +231,17 @@ def test_program_env_holds_proxy_and_ca_settings_only(tmp_path, flag) -> None:
     assert not os.path.exists(bundle) and not os.path.exists(got["CURL_CA_BUNDLE"])
 
 
-def test_curl_per_run_ca_needs_upstream(tmp_path) -> None:
-    result = runner.invoke(app, ["record", "--curl-per-run-ca", "--out", str(tmp_path / "t"),
-                                 "--", "true"])  # fmt: skip
-    assert result.exit_code == 2 and "--upstream" in _error_line(result)
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (["--curl-ca", "bundle"], "--upstream"),
+        (["--curl-per-run-ca"], "--upstream"),
+        (["--upstream", "https://127.0.0.1:9", "--curl-ca", "all"], "'run' or 'bundle'"),
+        (["--upstream", "https://127.0.0.1:9", "--curl-ca", "bundle", "--curl-per-run-ca"],
+         "contradicts"),
+    ],
+)  # fmt: skip
+def test_curl_ca_refusals(tmp_path, args, why) -> None:
+    result = runner.invoke(app, ["record", *args, "--out", str(tmp_path / "t"), "--", "true"])
+    assert result.exit_code == 2 and why in _error_line(result)
+    assert not (tmp_path / "t").exists()

@@ -261,3 +261,19 @@ def test_pass_through_ledger_converts_offline_to_the_same_ops(recorded, tmp_path
         return [op for op in trace["ops"] if op["op"] != "sleep"]
 
     assert ops(json.loads(out.read_text())) == ops(recorded["trace"])
+
+
+def test_record_prints_the_fronts_own_time(recorded) -> None:
+    """record --upstream ends with the front's own time, from the forwarded requests' records
+    (arrival -> sent upstream, upstream head -> program's first byte)."""
+    import re
+
+    from emulator.fakegcs.ledger import RequestRecord, front_time
+
+    m = re.search(r"the front's own time: ([\d.]+) ms median, ([\d.]+) ms p90 per request "
+                  r"\((\d+) requests", " ".join(recorded["res"].stderr.split()))  # fmt: skip
+    assert m, recorded["res"].stderr[-2000:]
+    forwarded = [RequestRecord.from_json(d) for d in recorded["ledger"]]
+    own = sorted(t * 1e3 for r in forwarded if (t := front_time(r)) is not None)
+    assert int(m.group(3)) == len(own) > 0
+    assert float(m.group(1)) <= float(m.group(2)) <= own[-1] + 0.01

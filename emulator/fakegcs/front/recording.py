@@ -11,9 +11,11 @@ Invariants:
   record is made if no answer head was sent first; ``t_end`` when the record is made, or when a
   paced last piece (made right after the record) will have gone out. So
   ``t <= t_first <= t_end`` (all ``time.monotonic()``).
-- In pass-through mode ``t_up_first`` is when the upstream's answer head arrived and
-  ``t_up_end`` when its last body byte was read (the record is made right after), so the
-  front's own cost is ``(t_first - t) - (t_up_first - t)`` on top of the upstream's time.
+- In pass-through mode ``t_up_sent`` is when the whole request had gone upstream,
+  ``t_up_first`` when the upstream's answer head arrived and ``t_up_end`` when its last body
+  byte was read (the record is made right after), so the front's own time in a request is
+  ``(t_up_sent - t) + (t_first - t_up_first)`` on top of the upstream's
+  ``t_up_first - t_up_sent`` (:func:`emulator.fakegcs.ledger.front_time`).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class Recorder:
         }  # fmt: skip
         self.done = False
         self.t_first: float | None = None
+        self.t_up_sent: float | None = None
         self.t_up_first: float | None = None
         # progress so far, for a request that ends before its record is made
         self.status = 0
@@ -65,6 +68,10 @@ class Recorder:
         """The answer's head is about to be sent (the first time only counts)."""
         if self.t_first is None:
             self.t_first = time.monotonic()
+
+    def mark_upstream_sent(self) -> None:
+        """The whole request went upstream (pass-through mode; the last call counts)."""
+        self.t_up_sent = time.monotonic()
 
     def mark_upstream_first(self) -> None:
         """The upstream's answer head arrived (pass-through mode)."""
@@ -90,6 +97,7 @@ class Recorder:
             fields["principal"] = who
         now = time.monotonic()
         if self.t_up_first is not None:
+            fields["t_up_sent"] = self.t_up_sent
             fields["t_up_first"] = self.t_up_first
             fields["t_up_end"] = now
         rec = RequestRecord(
