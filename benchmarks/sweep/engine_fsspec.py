@@ -61,6 +61,7 @@ class GcsfsRow:
     memory_bytes: int
     exact: bool
     errors: int = 0
+    cost_usd: float = 0.0  # priced by the caller (PriceTable.cost_usd); 0 when not priced
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +76,7 @@ class GcsfsRow:
             "stale_stats": 0,
             "memory_bytes": self.memory_bytes,
             "exact": self.exact,
+            "cost_usd": round(self.cost_usd, 8),
         }
 
 

@@ -7,10 +7,12 @@ The pipeline, one stage function each (:func:`run_gcsfs_tune` runs them in order
    warned about), or a built-in gcsfs workload (:data:`benchmarks.workloads.gcsfs_job.WORKLOADS`)
    recorded now: the real gcsfs program run under ``record`` against a fresh fake GCS.
 2. :func:`sweep` — every configuration through fsspec's own caches
-   (:mod:`benchmarks.sweep.engine_fsspec`).
+   (:mod:`benchmarks.sweep.engine_fsspec`), each :func:`priced` from the price table (media and
+   metadata GETs class B, the bytes egress; ``tune --prices``). Seconds come from
+   ``opts.timing``: the timing flags, or ``tune --timing PROFILE``'s one-request timing.
 3. :func:`choose` — the recommendation: among exact configurations within the memory budget,
-   the fastest predicted; every one within 5 % of it is a near tie, and near ties go to less
-   memory, then fewer requests.
+   the fastest predicted; every one within 5 % of it is a near tie, and near ties go to lower
+   cost, then less memory, then fewer requests.
 4. :func:`measure` — for built-in workloads: the real program again with the recommended and a
    few other configurations through the front; its media requests and bytes next to the
    prediction.
@@ -24,6 +26,7 @@ Invariants: the recommendation is one of the rows (or None); nothing is written 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -33,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmarks.sweep.cost import DEFAULT_PRICES, PriceTable
 from benchmarks.sweep.engine_fsspec import GcsfsRow, default_grid, gcsfs_ops, label, sweep_gcsfs
 from benchmarks.sweep.timing import GcsTiming
 from emulator.model.fsspec_cache import FsspecCacheConfig, fsspec_versions, version_mismatch
@@ -44,6 +48,7 @@ __all__ = [
     "gcsfs_trace",
     "measure",
     "paste_line",
+    "priced",
     "recorded_configs",
     "report",
     "run_gcsfs_tune",
@@ -65,6 +70,7 @@ class GcsfsTuneOptions:
     with_grid: bool = False
     quick: bool = False
     timing: GcsTiming = field(default_factory=GcsTiming)
+    prices: PriceTable = DEFAULT_PRICES
     measure: bool = True
     backend: str = "embedded"
 
@@ -128,6 +134,14 @@ def recorded_configs(ops: list[dict[str, Any]]) -> list[FsspecCacheConfig]:
     return out
 
 
+def priced(row: GcsfsRow, prices: PriceTable) -> GcsfsRow:
+    """``row`` with its cost: media and metadata GETs are class B, the bytes are egress."""
+    usd = prices.cost_usd(
+        media=row.requests, metadata=row.metadata_requests, egress_bytes=row.bytes_fetched
+    )
+    return dataclasses.replace(row, cost_usd=usd)
+
+
 def choose(rows: list[GcsfsRow], budget: int) -> tuple[GcsfsRow | None, str]:
     """Stage 3: the recommendation and a note on what was left out."""
     fitting = [r for r in rows if r.memory_bytes <= budget]
@@ -142,7 +156,7 @@ def choose(rows: list[GcsfsRow], budget: int) -> tuple[GcsfsRow | None, str]:
         return None, note or "no configuration fits the memory budget"
     fastest = min(r.predicted_seconds for r in pool)
     ties = [r for r in pool if r.predicted_seconds <= fastest * (1 + TIE_FRACTION)]
-    best = min(ties, key=lambda r: (r.memory_bytes, r.requests, r.predicted_seconds))
+    best = min(ties, key=lambda r: (r.cost_usd, r.memory_bytes, r.requests, r.predicted_seconds))
     return best, note
 
 
@@ -212,11 +226,12 @@ def _csv(rows: list[GcsfsRow], best: GcsfsRow | None) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["cache_type", "block_size", "cache_options", "requests", "metadata_requests",
-                "bytes_fetched", "predicted_seconds", "memory_bytes", "exact", "recommended"])  # fmt: skip
+                "bytes_fetched", "predicted_seconds", "cost_usd", "memory_bytes", "exact",
+                "recommended"])  # fmt: skip
     for r in rows:
         w.writerow([r.config.cache_type, r.config.block_size, json.dumps(dict(r.config.cache_options)),
                     r.requests, r.metadata_requests, r.bytes_fetched, f"{r.predicted_seconds:.6f}",
-                    r.memory_bytes, r.exact, r is best])  # fmt: skip
+                    f"{r.cost_usd:.9f}", r.memory_bytes, r.exact, r is best])  # fmt: skip
     return buf.getvalue().encode()
 
 
@@ -252,15 +267,15 @@ def report(opts: GcsfsTuneOptions, outcome: GcsfsOutcome, console: Any) -> None:
     from rich.table import Table
 
     table = Table(title="gcsfs sweep (model: fsspec's own caches, gcsfs's request shaping)")
-    for col in ("config", "requests", "MiB fetched", "predicted s", "memory MiB", "errors",
-                "exact"):  # fmt: skip
+    for col in ("config", "requests", "MiB fetched", "predicted s", "$/run", "memory MiB",
+                "errors", "exact"):  # fmt: skip
         table.add_column(col, justify="right")
     for r in outcome.rows:
         mark = "[bold red]" if r is outcome.best else ""
         table.add_row(
             f"{mark}{label(r.config)}", str(r.requests), f"{r.bytes_fetched / 2**20:.1f}",
-            f"{r.predicted_seconds:.3f}", f"{r.memory_bytes / 2**20:.1f}", str(r.errors),
-            "yes" if r.exact else "no",
+            f"{r.predicted_seconds:.3f}", f"{r.cost_usd:.6f}", f"{r.memory_bytes / 2**20:.1f}",
+            str(r.errors), "yes" if r.exact else "no",
         )  # fmt: skip
     console.print(table)
     os.makedirs(opts.out_dir, exist_ok=True)
@@ -268,6 +283,7 @@ def report(opts: GcsfsTuneOptions, outcome: GcsfsOutcome, console: Any) -> None:
     outcome.paths["csv"] = _atomic_write(out, "sweep.csv", _csv(outcome.rows, outcome.best))
     summary = {
         "client": "gcsfs", "versions": fsspec_versions(), "note": outcome.note,
+        "prices": opts.prices.as_dict(), "timing": dataclasses.asdict(opts.timing),
         "recommended": outcome.best.as_json() if outcome.best else None, "line": outcome.line,
         "measurements": outcome.measurements,
     }  # fmt: skip
@@ -295,7 +311,7 @@ def run_gcsfs_tune(opts: GcsfsTuneOptions, console: Any) -> GcsfsOutcome:
             "the trace has no gcsfs reads (record a gcsfs program with gcs-hook record, "
             "or tune TF's reads without --client gcsfs)"
         )
-    rows = sweep(opts, trace)
+    rows = [priced(r, opts.prices) for r in sweep(opts, trace)]
     best, note = choose(rows, opts.memory_budget)
     outcome = GcsfsOutcome(rows, best, note, paste_line(best), warnings=warnings)
     outcome.measurements = measure(opts, rows, best, console)

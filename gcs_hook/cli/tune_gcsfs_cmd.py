@@ -85,7 +85,7 @@ def check_tf_trace(path: str, tf_trace: dict[str, Any]) -> None:
 
 def run(
     *, workload: str | None, budget: int, out: str, quick: bool, configs: str | None,
-    with_grid: bool, json_out: bool, measure: bool, timing: Any, backend: str,
+    with_grid: bool, json_out: bool, measure: bool, timing: Any, prices: Any, backend: str,
     tf_only: dict[str, bool],
 ) -> None:  # fmt: skip
     """Check the gcsfs-specific options, run the pipeline, print table/JSON/the line."""
@@ -98,7 +98,8 @@ def run(
         if given:
             fail(f"{flag} is an option of TF's cache; not with --client gcsfs")
     opts = GcsfsTuneOptions(memory_budget=budget, out_dir=out, quick=quick, timing=timing,
-                            measure=measure, backend=backend, with_grid=with_grid)  # fmt: skip
+                            prices=prices, measure=measure, backend=backend,
+                            with_grid=with_grid)  # fmt: skip
     if configs is not None:
         try:
             opts.configs = parse_gcsfs_configs(configs)

@@ -252,23 +252,11 @@ class TuneArgs:
         return {"workload": name, "params": params}
 
     def _profile(self) -> Any:
-        """``--timing``: the loaded profile (None: not given); it replaces the timing flags."""
-        if self.timing_file is None:
-            return None
-        given = [name for name, v in (("--latency-ms", self.latency_ms),
-                 ("--bandwidth", self.bandwidth), ("--bandwidth-mibps", self.bandwidth_mibps),
-                 ("--overhead-ms", self.overhead_ms)) if v is not None]  # fmt: skip
-        if given:
-            fail(f"--timing gives the bucket's latency and bandwidth: drop {', '.join(given)}")
-        return _load_json_file("--timing", self.timing_file, "TimingProfile")
+        return profile_file(self.timing_file, self.latency_ms, self.bandwidth,
+                            self.bandwidth_mibps, self.overhead_ms)  # fmt: skip
 
     def _prices(self) -> Any:
-        """``--prices``: the loaded price table (default: GCS list prices)."""
-        if self.prices_file is None:
-            from benchmarks.sweep.cost import DEFAULT_PRICES
-
-            return DEFAULT_PRICES
-        return _load_json_file("--prices", self.prices_file, "PriceTable")
+        return prices_file(self.prices_file)
 
     def _workers(self) -> int | None:
         workers = self.workers
@@ -337,6 +325,45 @@ def _load_trace(path: Path, shown: str) -> Any:
     return loaded
 
 
+def profile_file(
+    timing_file: str | None, latency_ms: Any, bandwidth: Any, bandwidth_mibps: Any,
+    overhead_ms: Any,
+) -> Any:  # fmt: skip
+    """``--timing``: the loaded profile (None: not given); it replaces the timing flags, so
+    giving both is the one-line error."""
+    if timing_file is None:
+        return None
+    given = [name for name, v in (("--latency-ms", latency_ms), ("--bandwidth", bandwidth),
+             ("--bandwidth-mibps", bandwidth_mibps), ("--overhead-ms", overhead_ms))
+             if v is not None]  # fmt: skip
+    if given:
+        fail(f"--timing gives the bucket's latency and bandwidth: drop {', '.join(given)}")
+    return _load_json_file("--timing", timing_file, "TimingProfile")
+
+
+def prices_file(path: str | None) -> Any:
+    """``--prices``: the loaded price table (default: GCS list prices)."""
+    if path is None:
+        from benchmarks.sweep.cost import DEFAULT_PRICES
+
+        return DEFAULT_PRICES
+    return _load_json_file("--prices", path, "PriceTable")
+
+
+def _gcsfs_timing(a: dict[str, Any]) -> Any:
+    """gcsfs's seconds: ``--timing PROFILE`` (one request alone under it: gcsfs's reads are
+    priced one after another), else the timing flags."""
+    flags = (a["latency_ms"], a["bandwidth"], a["bandwidth_mibps"], a["overhead_ms"])
+    profile = profile_file(a["timing_file"], *flags)
+    if profile is None:
+        return _timing_from_flags(
+            a["latency_ms"], a["overhead_ms"], a["bandwidth"], a["bandwidth_mibps"]
+        )
+    from benchmarks.tune.bucket_timing import sequential_timing
+
+    return sequential_timing(profile)
+
+
 def tune_other_client(client: str, given: dict[str, Any]) -> None:
     """``tune --client gcsfs`` (or a ``gcsfs-*`` workload): ``given`` are the :class:`TuneArgs`
     fields as typer gave them; the pipeline and its checks are :mod:`gcs_hook.cli.tune_gcsfs_cmd`'s."""
@@ -353,13 +380,9 @@ def tune_other_client(client: str, given: dict[str, Any]) -> None:
         workload=a["workload"], budget=budget, out=a["out"], quick=a["quick"],
         configs=a["configs"], with_grid=a["with_grid"], json_out=a["json_out"],
         measure=not a["no_measure"], backend=a["backend"],
-        timing=_timing_from_flags(
-            a["latency_ms"], a["overhead_ms"], a["bandwidth"], a["bandwidth_mibps"]
-        ),
+        timing=_gcsfs_timing(a), prices=prices_file(a["prices_file"]),
         tf_only={"--param": bool(a["param"]), "--allow-stale": a["allow_stale"],
                  "--stat-cache-max-age": a["stat_cache_max_age"] is not None,
                  "--exact": a["exact"], "--sample-rate": a["sample_rate"] is not None,
-                 "--workers": a["workers"] is not None, "--scheduler": bool(a["scheduler"]),
-                 "--timing": a["timing_file"] is not None,
-                 "--prices": a["prices_file"] is not None},
+                 "--workers": a["workers"] is not None, "--scheduler": bool(a["scheduler"])},
     )  # fmt: skip

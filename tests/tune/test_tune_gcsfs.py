@@ -30,6 +30,7 @@ BLOCKS = (1 * MiB, 8 * MiB)
 TF_FIELDS = {
     "config", "requests", "metadata_requests", "bytes_fetched", "predicted_seconds",
     "stale_reads", "torn_reads", "errors", "stale_stats", "memory_bytes", "recommended", "exact",
+    "cost_usd",
 }  # fmt: skip
 
 
@@ -222,3 +223,32 @@ def test_builtin_gcsfs_workload_is_recorded_swept_and_measured(tmp_path):
             m["real_requests"],
             m["real_bytes"],
         ), m
+
+
+def test_gcsfs_seconds_from_a_timing_profile_and_cost_from_a_price_table(mixed_trace, tmp_path):
+    """--timing prices every request as alone under the profile (a slower bucket: more seconds,
+    the same requests and bytes); --prices gives each row its cost (class B per GET, egress per
+    byte); the recommendation's ties go to lower cost."""
+    slow = tmp_path / "slow.json"
+    slow.write_text(json.dumps({"format": "gcs-hook-timing-profile", "version": 1,
+                                "latency_median_s": 0.2, "stream_bandwidth_Bps": 4 * MiB}))  # fmt: skip
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"class_a_usd_per_1000": 0.0, "class_b_usd_per_1000": 1.0,
+                                  "egress_usd_per_gib": 2.0}))  # fmt: skip
+    configs = ["--configs", "readahead/1MiB,blockcache/8MiB", "--no-measure", "--json"]
+
+    def rows(*extra: str) -> list[dict]:
+        res = cli_in_process("tune", "--client", "gcsfs", "--workload", mixed_trace, *configs,
+                             *extra, "--out", str(tmp_path / f"o{len(extra)}"))  # fmt: skip
+        assert res.returncode == 0, res.stderr[-2000:]
+        return json.loads(res.stdout)
+
+    plain, timed = rows(), rows("--timing", str(slow), "--prices", str(prices))
+    for a, b in zip(plain, timed, strict=True):
+        assert (a["requests"], a["bytes_fetched"]) == (b["requests"], b["bytes_fetched"])
+        assert b["predicted_seconds"] > a["predicted_seconds"]
+        gets = b["requests"] + b["metadata_requests"]
+        assert b["cost_usd"] == pytest.approx(gets / 1000 + 2.0 * b["bytes_fetched"] / 2**30)
+    both = cli_in_process("tune", "--client", "gcsfs", "--workload", mixed_trace, "--timing",
+                          str(slow), "--latency-ms", "5", "--out", str(tmp_path / "x"))  # fmt: skip
+    assert "--timing gives the bucket's latency" in one_error_line(both)
