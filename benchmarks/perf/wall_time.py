@@ -30,15 +30,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from typing import Any
 
+from benchmarks.perf.servers import ServeProcess
 from benchmarks.workloads.files import tfrecord_bytes
 
 MiB = 1 << 20
@@ -135,48 +133,12 @@ def _write_data(root: str, copies: int) -> None:
                 fh.write(blob)
 
 
-class _Bucket:
-    """``gcs-hook serve --tls --timing PROFILE`` in its own process."""
-
-    def __init__(self, data_dir: str, profile: str, state: str) -> None:
-        cli = [sys.executable, "-m", "gcs_hook.cli"]
-        self.proc = subprocess.Popen(
-            [*cli, "serve", "--tls", "--data", data_dir, "--timing", profile, "--duration",
-             "30m", "--state-file", state],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "COLUMNS": "400"},
-        )  # fmt: skip
-        self.env: dict[str, str] = {}
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        for line in self.proc.stdout:
-            k, _, v = line.removeprefix("export ").strip().partition("=")
-            self.env[k] = shlex.split(v)[0]
-            if k == "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT":
-                break
-        import re
-
-        for line in self.proc.stderr:
-            m = re.match(r"# tls https://127\.0\.0\.1:(\d+) .*CA (\S+)\)", line)
-            if m:
-                self.port, self.ca = int(m.group(1)), m.group(2)
-                break
-        else:
-            raise RuntimeError("gcs-hook serve --tls did not start")
-
-    def close(self) -> None:
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def _record(program: str, script: str, bucket: _Bucket) -> dict[str, Any]:
+def _record(program: str, script: str, bucket: ServeProcess) -> dict[str, Any]:
     from benchmarks.record.upstream import record_upstream
     from emulator.fakegcs.upstream import UpstreamConfig
 
-    cfg = UpstreamConfig(("127.0.0.1", bucket.port), bucket.ca)
+    assert bucket.tls_port is not None and bucket.ca is not None
+    cfg = UpstreamConfig(("127.0.0.1", bucket.tls_port), bucket.ca)
     env = {"GOOGLE_AUTH_TOKEN_FOR_TESTING": "bench", "NO_GCE_CHECK": "true"}
     rec = record_upstream([sys.executable, script, program, *_files(0)], upstream=cfg,
                           extra_env=env)  # fmt: skip
@@ -192,7 +154,7 @@ def _record_fake(program: str, script: str, data_dir: str) -> dict[str, Any]:
     return rec.result.trace
 
 
-def _measure(program: str, bucket: _Bucket, runs: int) -> dict[str, list[float]]:
+def _measure(program: str, bucket: ServeProcess, runs: int) -> dict[str, list[float]]:
     from emulator.replay.tf_worker import TfWorker
 
     env = {**bucket.env, "GOOGLE_AUTH_TOKEN_FOR_TESTING": "bench", "NO_GCE_CHECK": "true"}
@@ -244,7 +206,9 @@ def main() -> None:
         prof = os.path.join(tmp, "hidden.json")
         with open(prof, "w") as fh:
             json.dump(HIDDEN, fh)
-        bucket = _Bucket(data, prof, os.path.join(tmp, "state.json"))
+        bucket = ServeProcess(
+            data, "--tls", "--timing", prof, "--state-file", os.path.join(tmp, "state.json")
+        )  # the shaped bucket
         try:
             for program in programs:
                 trace = _record(program, script, bucket)
