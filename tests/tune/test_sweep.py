@@ -226,8 +226,9 @@ def test_sweep_on_a_local_dask_cluster_equals_local() -> None:
     local = run_sweep(trace, grid, workers=1)
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",  # its HTTP server: loopback, a free port
     ) as cluster:  # fmt: skip
+        assert cluster.scheduler.http_server.address == "127.0.0.1"  # loopback only
         seen = []
         remote = run_sweep(
             trace, grid, scheduler=cluster.scheduler_address,

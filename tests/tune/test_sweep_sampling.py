@@ -109,7 +109,7 @@ def test_sampled_sweep_on_a_local_dask_cluster_equals_local() -> None:
     local = run_sampled_sweep(configs=grid, rate=0.25, workers=1, **inputs)
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",  # its HTTP server: loopback, a free port
     ) as cluster:  # fmt: skip
         remote = run_sampled_sweep(configs=grid, rate=0.25, scheduler=cluster.scheduler_address,
                                    **inputs)  # fmt: skip
