@@ -9,7 +9,10 @@ children never outlive ``record``. Stopping is SIGTERM to the group (or the sign
 
 Invariants: when :func:`run_limited` returns or raises (a stop signal in the main thread
 included), no process of the program's group is left running; a child that moved itself to
-another session (``setsid``, a daemon) is out of reach by design.
+another session (``setsid``, a daemon) is out of reach by design. The program is reaped with
+``os.waitpid`` (:func:`_reap`), never through ``Popen.poll``/``wait``: a stop signal's handler
+raises wherever the main thread is, and raised inside ``Popen.poll`` between its lock's
+acquire and ``try`` it would leave that lock held, so a later ``wait()`` would hang forever.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ def run_limited(
     proc = subprocess.Popen(list(cmd), env=env, start_new_session=True, stdout=stdout)
     stopped_by: str | None = None
     try:
-        while proc.poll() is None:
+        while not _reap(proc):
             if max_seconds is not None and time.monotonic() - t0 >= max_seconds:
                 stopped_by = "max-seconds"
             elif max_requests is not None and count() >= max_requests:
@@ -59,7 +62,25 @@ def run_limited(
         end_group(proc, first=getattr(exc, "signum", signal.SIGTERM))
         raise
     end_group(proc)  # a limit, or the program's leftover children
-    return proc.wait(), time.monotonic() - t0, stopped_by
+    _reap(proc, block=True)
+    assert proc.returncode is not None
+    return proc.returncode, time.monotonic() - t0, stopped_by
+
+
+def _reap(proc: subprocess.Popen, *, block: bool = False) -> bool:
+    """Whether ``proc`` has exited, reaping it (``block``: wait for it) with ``os.waitpid``
+    and setting ``proc.returncode``, without Popen's internal lock (see the module docstring)."""
+    if proc.returncode is not None:
+        return True
+    try:
+        pid, status = os.waitpid(proc.pid, 0 if block else os.WNOHANG)
+    except ChildProcessError:  # reaped already, by a poll a signal cut short: as Popen does
+        proc.returncode = 0
+        return True
+    if pid == 0:
+        return False
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return True
 
 
 def _group_alive(pgid: int) -> bool:
@@ -79,18 +100,17 @@ def end_group(
     group of ``proc`` (its pid), SIGKILL it after ``grace_s``; reaps ``proc``. Returns once the
     group is empty, or ``proc`` is reaped and the group was killed."""
     pgid = proc.pid
-    if proc.poll() is None or _group_alive(pgid):
+    if not _reap(proc) or _group_alive(pgid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, first)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        proc.poll()
-        if proc.returncode is not None and not _group_alive(pgid):
+        if _reap(proc) and not _group_alive(pgid):
             return
         time.sleep(0.02)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    proc.wait()
+    _reap(proc, block=True)
     deadline = time.monotonic() + 1.0
     while _group_alive(pgid) and time.monotonic() < deadline:
         time.sleep(0.02)  # orphans killed: their new parent reaps them

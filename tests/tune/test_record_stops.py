@@ -152,3 +152,26 @@ def test_the_program_gets_the_signal_record_got(tmp_path) -> None:
         if proc.poll() is None:
             proc.kill()
     assert seen.read_text() == "SIGINT"
+
+
+def test_ending_the_group_does_not_need_popens_lock() -> None:
+    """A stop signal raised inside ``Popen.poll`` can leave Popen's waitpid lock held; ending
+    the group must still stop and reap the program (``Popen.wait`` would block forever)."""
+    import threading
+
+    from benchmarks.record.process import end_group
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                            start_new_session=True)  # fmt: skip
+    assert proc._waitpid_lock.acquire(False)  # as a poll cut short by the signal leaves it
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (end_group(proc, grace_s=2.0), done.set()), daemon=True)
+    t.start()
+    try:
+        assert done.wait(30), "end_group hung on the held lock"
+        assert proc.returncode == -signal.SIGTERM
+    finally:
+        proc._waitpid_lock.release()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
