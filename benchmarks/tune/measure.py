@@ -196,7 +196,12 @@ def measure_configs(
     try:
         # warm-up outside the timing: TF's GCS filesystem, auth, the op library
         worker.run("result = tf.io.gfile.exists('gs://' + b + '/nothing')", b=workload.bucket)
-        for n, config in enumerate(configs):
+        # cache off first: once configure_gcs ran in this TF process, TF's own "off" cannot come
+        # back (r1.12's BlockCacheParams refuses max_bytes 0); results keep the given order
+        order = sorted(range(len(configs)), key=lambda i: configs[i].cache_on)
+        done: dict[int, Measurement] = {}
+        for n in order:
+            config = configs[n]
             copies[:] = [
                 workload.with_params(bucket=f"{workload.bucket}-c{n}-{i}")
                 for i in range(2 * repeats)
@@ -218,20 +223,19 @@ def measure_configs(
                 epochs=workload.epochs,
                 stat_cache_max_age=stat_cache_max_age,
             )
-            out.append(
-                Measurement(
-                    config=config,
-                    label=_label(config),
-                    predicted_s=predicted.predicted_s,
-                    measured_s=min(shaped_s),
-                    baseline_s=min(base),
-                    predicted_requests=predicted.requests,
-                    measured_requests=n_req,
-                    epochs=workload.epochs,
-                )
+            done[n] = Measurement(
+                config=config,
+                label=_label(config),
+                predicted_s=predicted.predicted_s,
+                measured_s=min(shaped_s),
+                baseline_s=min(base),
+                predicted_requests=predicted.requests,
+                measured_requests=n_req,
+                epochs=workload.epochs,
             )
             if progress:
-                progress(n + 1, len(configs))
+                progress(len(done), len(configs))
+        out = [done[n] for n in range(len(configs))]
     finally:
         worker.close()
         emulator.front.shaping = before

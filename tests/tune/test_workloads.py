@@ -201,7 +201,9 @@ def test_block_size_zero_makes_every_read_exactly_one_get(
 @pytest.mark.tf
 def test_measured_runs_send_the_predicted_requests(gcs_emulator) -> None:
     """Measured runs (real TF, configure op, shaped front): TF's requests per configuration are
-    the ones the model predicts; shaping is restored and the copy buckets are removed."""
+    the ones the model predicts, in the order given also when cache off comes after a cache
+    (tune measures its recommendation first); shaping is restored and the copy buckets are
+    removed."""
     from benchmarks.sweep.timing import GcsTiming
     from benchmarks.tune.measure import measure_configs
 
@@ -209,7 +211,7 @@ def test_measured_runs_send_the_predicted_requests(gcs_emulator) -> None:
         shards=2, records_per_shard=3, record_size=200_000, epochs=2,
         bucket=new_bucket_name("ms"),
     )  # fmt: skip
-    configs = [CacheConfig(0, 0, 0), CacheConfig(256 * KiB, 1024 * KiB, 0)]
+    configs = [CacheConfig(256 * KiB, 1024 * KiB, 0), CacheConfig(0, 0, 0)]
     before = gcs_emulator.front.shaping
     try:
         ms = measure_configs(w, configs, gcs_emulator, GcsTiming(0.001, 1e9, 0.0))
@@ -217,8 +219,9 @@ def test_measured_runs_send_the_predicted_requests(gcs_emulator) -> None:
         buckets = set(gcs_emulator.backend.list_buckets())
         gcs_emulator.backend.delete_bucket(w.bucket)
     assert [m.measured_requests for m in ms] == [m.predicted_requests for m in ms]
-    assert ms[0].predicted_requests == 4  # cache off: one 64 MiB-buffer GET per shard per epoch
-    assert ms[1].predicted_requests > ms[0].predicted_requests
+    assert [m.config for m in ms] == configs
+    assert ms[1].predicted_requests == 4  # cache off: one 64 MiB-buffer GET per shard per epoch
+    assert ms[0].predicted_requests > ms[1].predicted_requests
     assert all(m.measured_s > 0 and m.baseline_s > 0 for m in ms)
     assert gcs_emulator.front.shaping is before
     assert not [b for b in buckets if b.startswith(w.bucket + "-c")]
