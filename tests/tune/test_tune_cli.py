@@ -117,3 +117,20 @@ def test_named_workload_records_with_tf_and_checks_the_model(tmp_path) -> None:
     doc = json.loads((out / "summary.json").read_text())
     assert doc["workload"] == "interleave" and doc["workload_params"]["shards"] == 8
     assert doc["recommendation"]["max_bytes"] <= 512 * 2**20
+
+
+@pytest.mark.tf
+def test_the_readme_main_job_records_sweeps_and_measures(tmp_path) -> None:
+    """``gcs-hook tune --quick`` as the README's first command runs it: the recording in real TF,
+    the sweep, and the measured runs (the recommendation first, then cache off, in one TF
+    process) with TF's requests equal to the predicted ones."""
+    out = tmp_path / "o"
+    res = run_cli("--quick", "--out", str(out), cwd=tmp_path, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "done in" in res.stdout and "ConfigureGcsHook(" in res.stdout
+    doc = json.loads((out / "summary.json").read_text())
+    measured = doc["measured"]
+    labels = [m["label"] for m in measured]
+    assert "cache off" in labels and len(measured) == 3, labels
+    for m in measured:
+        assert m["measured_requests"] == m["predicted_requests"], m
