@@ -18,6 +18,7 @@ SLOWEST_MODULES = (
     "tests/tune/test_live_workloads.py",
     "tests/replay/test_replay_compare.py",
     "tests/tune/test_record_cli.py",
+    "tests/tune/test_tune_cli.py",  # the README's main job, end to end (~20 s)
     "tests/hook/test_native_build.py",
     "tests/tune/test_tune_gcsfs.py",
     "tests/fakegcs/test_container_backend.py",
