@@ -188,7 +188,6 @@ def measure_configs(
         )
         return seconds, n_requests
 
-    out = []
     env = dict(emulator.tf_env())
     if stat_cache_max_age != 5:
         env["GCS_STAT_CACHE_MAX_AGE"] = str(stat_cache_max_age)

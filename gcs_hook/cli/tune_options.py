@@ -23,7 +23,7 @@ from typing import Any
 import typer
 
 from benchmarks.sweep.parallel import max_workers
-from benchmarks.sweep.timing import GcsTiming
+from benchmarks.sweep.timing import DEFAULT_TIMING, GcsTiming
 from benchmarks.tune import TuneOptions
 from benchmarks.workloads import SWEEP_SCALE, WORKLOADS, check_scale, get_workload
 from emulator.model.cache_config import CacheConfig
@@ -140,16 +140,18 @@ def _timing_from_flags(
     bandwidth: str | None,
     bandwidth_mibps: float | None,
 ) -> GcsTiming:
-    """The :class:`GcsTiming` the flags ask for (None: the default of each); a bad value is the
-    one-line error."""
-    latency_ms = "20" if latency_ms is None else latency_ms
-    overhead_ms = "1" if overhead_ms is None else overhead_ms
-    bandwidth = "64MiB/s" if bandwidth is None else bandwidth
-    latency_s = option("--latency-ms", parse_duration, latency_ms, unit="ms", context="bad timing")
-    overhead_s = option(
+    """The :class:`GcsTiming` the flags ask for (None: :data:`DEFAULT_TIMING`'s value); a bad
+    value is the one-line error."""
+    d = DEFAULT_TIMING
+    latency_s = d.first_byte_latency_s if latency_ms is None else option(
+        "--latency-ms", parse_duration, latency_ms, unit="ms", context="bad timing"
+    )  # fmt: skip
+    overhead_s = d.per_request_overhead_s if overhead_ms is None else option(
         "--overhead-ms", parse_duration, overhead_ms, unit="ms", context="bad timing"
-    )
-    rate = option("--bandwidth", parse_rate, bandwidth, context="bad timing")
+    )  # fmt: skip
+    rate = d.bandwidth_bytes_per_s if bandwidth is None else option(
+        "--bandwidth", parse_rate, bandwidth, context="bad timing"
+    )  # fmt: skip
     if bandwidth_mibps is not None:
         rate = deprecated_rate_mbps(bandwidth_mibps * 1.048576, context="bad timing")
     if rate is None:  # 0 = no limit, as in serve and the README: bytes cost no time
